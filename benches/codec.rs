@@ -1,1 +1,82 @@
-fn main(){}
+//! Codec benchmarks: the HTTP/1.1 request decoder against calling `httparse` directly on the
+//! same bytes. Run with `cargo bench --bench codec`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use httpkit_codec::h1::{Limits, RequestDecoder, RequestEvent};
+
+/// What `wrk` sends by default.
+const WRK: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+
+/// A browser-like request with 20 header fields.
+const BROWSER: &[u8] = b"GET /wp-content/uploads/2010/03/hello-kitty-darth-vader-pink.jpg HTTP/1.1\r\n\
+Host: www.kittyhell.com\r\n\
+User-Agent: Mozilla/5.0 (Macintosh; U; Intel Mac OS X 10_6_3; ja-JP-mac; rv:1.9.2.3) Gecko/20100401 Firefox/3.6.3 Pathtraq/0.9\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
+Accept-Language: ja,en-us;q=0.7,en;q=0.3\r\n\
+Accept-Encoding: gzip,deflate\r\n\
+Accept-Charset: Shift_JIS,utf-8;q=0.7,*;q=0.7\r\n\
+Keep-Alive: 115\r\n\
+Connection: keep-alive\r\n\
+Cookie: wp_ozh_wsa_visits=2; wp_ozh_wsa_visit_lasttime=xxxxxxxxxx; __utma=xxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.x; __utmz=xxxxxxxxx.xxxxxxxxxx.x.x.utmccn=(referral)|utmcsr=reader.livedoor.com|utmcct=/reader/|utmcmd=referral\r\n\
+Referer: http://www.kittyhell.com/\r\n\
+Cache-Control: max-age=0\r\n\
+Sec-Fetch-Dest: image\r\n\
+Sec-Fetch-Mode: no-cors\r\n\
+Sec-Fetch-Site: same-origin\r\n\
+DNT: 1\r\n\
+Pragma: no-cache\r\n\
+Upgrade-Insecure-Requests: 1\r\n\
+If-None-Match: \"abc123\"\r\n\
+If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+
+fn decode_all(dec: &mut RequestDecoder, input: &[u8]) -> usize {
+    let mut off = 0;
+    let mut heads = 0;
+    loop {
+        match dec.decode(&input[off..]) {
+            Ok((0, None)) => return heads,
+            Ok((n, ev)) => {
+                off += n;
+                match ev {
+                    Some(RequestEvent::Head(h)) => {
+                        black_box(&h);
+                        heads += 1;
+                    }
+                    Some(RequestEvent::End) if off == input.len() => return heads,
+                    _ => {}
+                }
+            }
+            Err(_) => return heads,
+        }
+    }
+}
+
+fn httparse_only(input: &[u8]) -> usize {
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(input) {
+        Ok(httparse::Status::Complete(n)) => {
+            black_box(&req);
+            n
+        }
+        _ => 0,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    for (name, input) in [("wrk", WRK), ("browser20", BROWSER)] {
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Bytes(input.len() as u64));
+        g.bench_function("httpkit_decoder", |b| {
+            let mut dec = RequestDecoder::new(Limits::default());
+            b.iter(|| decode_all(&mut dec, black_box(input)))
+        });
+        g.bench_function("httparse_direct", |b| {
+            b.iter(|| httparse_only(black_box(input)))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

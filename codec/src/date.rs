@@ -60,8 +60,17 @@ mod tests {
     #[test]
     fn epoch_and_known_dates() {
         assert_eq!(&fmt_http_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(&fmt_http_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(&fmt_http_date(1_795_651_199), b"Wed, 25 Nov 2026 23:59:59 GMT");
-        assert_eq!(&fmt_http_date(4_102_444_800), b"Fri, 01 Jan 2100 00:00:00 GMT");
+        assert_eq!(
+            &fmt_http_date(951_782_400),
+            b"Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        assert_eq!(
+            &fmt_http_date(1_795_651_199),
+            b"Wed, 25 Nov 2026 23:59:59 GMT"
+        );
+        assert_eq!(
+            &fmt_http_date(4_102_444_800),
+            b"Fri, 01 Jan 2100 00:00:00 GMT"
+        );
     }
 }

@@ -17,6 +17,5 @@ pub mod date;
 pub mod h1;
 // ws: see below
 
-
 #[cfg(test)]
 pub(crate) mod test_util;

@@ -1,1 +1,395 @@
-pub fn x(){}
+//! The single-threaded mio event loop behind httpkit.
+//!
+//! One thread (named `httpkit-reactor` unless configured otherwise) owns the listener and every
+//! connection. It reads into per-connection buffers, drives the sans-IO codec of
+//! [`httpkit_codec`], and hands each complete request to a [`Dispatch`] supplied by the caller.
+//! Everything else talks to the loop through one channel of commands plus a `mio::Waker`
+//! ([`Remote`], [`ConnHandle`]); wake-ups are coalesced: a sender wakes the loop only when the
+//! loop is about to sleep or sleeping.
+//!
+//! The reactor never runs user code beyond the [`Dispatch`] callbacks (which must not block),
+//! and knows no HTTP policy beyond framing: what to answer is the dispatcher's business; it only
+//! answers on its own when the codec says the request is invalid (400/413/414/431/501/505), when a
+//! request times out (408), and `100 Continue`.
+//!
+//! # Guarantees
+//! * Edge-triggered readiness is drained until `WouldBlock`, with a per-wake read budget; a
+//!   connection whose budget ran out is revisited before the loop sleeps.
+//! * A [`ConnId`] carries a generation: commands for a closed connection are dropped, never
+//!   delivered to a later connection in the same slot.
+//! * Responses on a pipelined connection are written in request order, whatever order the
+//!   workers finish in.
+//! * Per-connection memory is bounded: the read buffer by the codec limits, the write queue by
+//!   [`ReactorConfig::write_high_water`] (reading pauses above it, and senders can wait with
+//!   [`ConnHandle::wait_writable`]); idle connections hold no read buffer.
+//! * On a graceful stop the listener is closed, idle connections are closed at once, in-flight
+//!   requests are answered until the deadline, then everything is closed.
+#![deny(missing_docs)]
+
+mod command;
+mod conn;
+mod event_loop;
+mod slab;
+mod stream;
+mod write_queue;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+pub use httpkit_codec::h1::{Limits, RequestHead};
+
+use command::Command;
+pub use command::Remote;
+pub use slab::ConnId;
+
+/// Settings of the event loop. Plain data; see each field for its default.
+#[derive(Debug, Clone)]
+pub struct ReactorConfig {
+    /// Request size limits (request line, header block, body). Default: [`Limits::default`].
+    pub limits: Limits,
+    /// Most open connections; beyond it the listener stops accepting until one closes.
+    /// Default 10 000.
+    pub max_connections: usize,
+    /// Time allowed to receive a whole request head, from its first byte. Default 30 s. Exceeded
+    /// → `408` and close (slowloris protection: trickling bytes does not extend it).
+    pub header_read_timeout: Duration,
+    /// Time a body may go without progress. Default 30 s. Exceeded → `408` and close.
+    pub body_read_timeout: Duration,
+    /// Time an idle keep-alive connection is kept. Default 60 s. Exceeded → closed quietly.
+    pub idle_timeout: Duration,
+    /// Time queued output may go without progress (a peer that does not read). Default 60 s.
+    /// Exceeded → closed.
+    pub write_timeout: Duration,
+    /// Bytes queued for one connection above which the reactor stops reading from it and
+    /// [`ConnHandle::wait_writable`] blocks. Default 1 MiB.
+    pub write_high_water: usize,
+    /// Most requests of one connection that may be waiting for their response at once
+    /// (pipelining depth). Default 16.
+    pub max_pipelined: usize,
+    /// `Server` header of the responses the reactor writes itself (errors, 408). Default none.
+    pub server_header: Option<Bytes>,
+    /// Name of the reactor thread. Default `httpkit-reactor`.
+    pub thread_name: String,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            write_high_water: 1 << 20,
+            max_pipelined: 16,
+            server_header: None,
+            thread_name: "httpkit-reactor".to_owned(),
+        }
+    }
+}
+
+/// A bound, listening socket for the reactor to accept on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Listener {
+    /// A TCP listener (see [`bind_tcp`]).
+    Tcp(std::net::TcpListener),
+    /// A Unix domain socket listener.
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// Binds a TCP listener the way a server should: `SO_REUSEADDR`, the given backlog, non-blocking.
+///
+/// # Errors
+/// Any error from socket creation, bind or listen.
+pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// A complete request, handed to [`Dispatch::on_request`].
+#[derive(Debug)]
+pub struct InboundRequest {
+    /// Position of this request on its connection; pass it back with every part of the response.
+    pub seq: u64,
+    /// The decoded head.
+    pub head: RequestHead,
+    /// The whole body (empty when there is none).
+    pub body: Vec<u8>,
+    /// Trailer fields of a chunked body.
+    pub trailers: Option<http::HeaderMap>,
+    /// When the request finished arriving.
+    pub received: Instant,
+}
+
+/// Why a connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed its side (end of stream).
+    PeerClosed,
+    /// An I/O error (reset by peer, broken pipe).
+    Error,
+    /// A timeout expired (header read, body read, idle, write).
+    Timeout,
+    /// Closed after a response that ends the connection, or by [`ConnHandle::close`].
+    Local,
+    /// The request was invalid and answered with an error status.
+    BadRequest,
+    /// The server is stopping.
+    ServerStop,
+}
+
+/// The seam between the reactor and the API crate. Runs on the reactor thread: never block here.
+pub trait Dispatch: Send + 'static {
+    /// A complete request arrived. Answer it (now or later, from any thread) with
+    /// [`ConnHandle::write`] using `req.seq`.
+    fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest);
+
+    /// The peer closed its sending side while requests were still being answered.
+    fn on_peer_eof(&mut self, _conn: &ConnHandle) {}
+
+    /// The connection is closed; nothing more can be written to it.
+    fn on_close(&mut self, _conn: &ConnHandle, _reason: CloseReason) {}
+
+    /// Called once per loop iteration after all events were handled (for batching).
+    fn on_flush(&mut self) {}
+}
+
+/// State of one connection shared between the reactor and the threads that answer it.
+#[derive(Debug)]
+struct ConnShared {
+    queued: AtomicUsize,
+    closed: AtomicBool,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    cond: Condvar,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+}
+
+impl ConnShared {
+    fn notify(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock();
+            self.cond.notify_all();
+        }
+    }
+}
+
+/// A handle to one connection, usable from any thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    id: ConnId,
+    shared: Arc<ConnShared>,
+    remote: Remote,
+}
+
+impl ConnHandle {
+    /// The connection's id (unique for the life of the reactor).
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer's address (`None` for Unix domain sockets).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.shared.peer
+    }
+
+    /// The local address the connection was accepted on (`None` for Unix domain sockets).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.local
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Bytes queued for this connection and not yet written to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
+    }
+
+    /// Queues `head` then `body` as part of the response to request `seq`. `end` marks the last
+    /// part; `close` (with `end`) closes the connection once it is written. Returns `false` if
+    /// the connection is already closed (nothing is queued).
+    pub fn write(&self, seq: u64, head: Bytes, body: Bytes, end: bool, close: bool) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.shared
+            .queued
+            .fetch_add(head.len() + body.len(), Ordering::AcqRel);
+        self.remote.send(Command::Write {
+            id: self.id,
+            seq,
+            head,
+            body,
+            end,
+            close,
+        });
+        true
+    }
+
+    /// Waits until at most `limit` bytes are queued for this connection. Returns `false` if the
+    /// connection closed or `timeout` passed first.
+    pub fn wait_writable(&self, limit: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.is_closed() {
+                return false;
+            }
+            if self.queued_bytes() <= limit {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let guard = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.waiters.fetch_add(1, Ordering::SeqCst);
+            if !self.is_closed() && self.queued_bytes() > limit {
+                let wait = (deadline - now).min(Duration::from_millis(100));
+                let _ = self.shared.cond.wait_timeout(guard, wait);
+            }
+            self.shared.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Closes the connection after what is already queued has been written.
+    pub fn close(&self) {
+        if !self.is_closed() {
+            self.remote.send(Command::Close {
+                id: self.id,
+                abort: false,
+            });
+        }
+    }
+
+    /// Closes the connection now, dropping queued output.
+    pub fn abort(&self) {
+        if !self.is_closed() {
+            self.remote.send(Command::Close {
+                id: self.id,
+                abort: true,
+            });
+        }
+    }
+}
+
+impl PartialEq for ConnHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+impl Eq for ConnHandle {}
+impl std::hash::Hash for ConnHandle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+/// Counters of the reactor, readable at any time.
+#[derive(Debug, Default)]
+pub struct Stats {
+    accepted: AtomicU64,
+    open: AtomicUsize,
+}
+
+impl Stats {
+    /// Connections accepted since start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// The running reactor: stop it, wait for it, read its address and counters.
+#[derive(Debug)]
+pub struct Handle {
+    remote: Remote,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    local_addr: Option<SocketAddr>,
+    stats: Arc<Stats>,
+}
+
+impl Handle {
+    /// The bound address of a TCP listener.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The reactor's counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// A sender of commands to the loop.
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// Asks the loop to stop: immediately (`None`: every connection closed now) or gracefully
+    /// (stop accepting, close idle connections, answer in-flight requests until `deadline`).
+    pub fn stop(&self, deadline: Option<Instant>) {
+        self.remote.send(Command::Stop { deadline });
+    }
+
+    /// Waits until the loop has exited.
+    pub fn join(&self) {
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+
+    /// Whether the loop has exited.
+    pub fn is_finished(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|t| t.is_finished())
+    }
+}
+
+/// Starts the event loop on its own thread.
+///
+/// # Errors
+/// Creating the poller, registering the listener or spawning the thread failed.
+pub fn spawn<D: Dispatch>(
+    config: ReactorConfig,
+    listener: Listener,
+    dispatch: D,
+) -> io::Result<Handle> {
+    let (lp, remote, local_addr) = event_loop::EventLoop::new(config.clone(), listener, dispatch)?;
+    let stats = lp.stats();
+    let thread = std::thread::Builder::new()
+        .name(config.thread_name.clone())
+        .spawn(move || lp.run())?;
+    Ok(Handle {
+        remote,
+        thread: Mutex::new(Some(thread)),
+        local_addr,
+        stats,
+    })
+}

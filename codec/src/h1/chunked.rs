@@ -202,10 +202,14 @@ impl ChunkedDecoder {
         };
         let mut map = HeaderMap::with_capacity(parsed.len());
         for h in parsed {
-            if FORBIDDEN_TRAILERS.iter().any(|f| h.name.eq_ignore_ascii_case(f)) {
+            if FORBIDDEN_TRAILERS
+                .iter()
+                .any(|f| h.name.eq_ignore_ascii_case(f))
+            {
                 return Err(ParseError::Trailer);
             }
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::Trailer)?;
+            let name =
+                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::Trailer)?;
             let value = HeaderValue::from_bytes(h.value).map_err(|_| ParseError::Trailer)?;
             map.append(name, value);
         }

@@ -285,7 +285,11 @@ impl RequestDecoder {
     }
 
     /// Parses the head in `buf[start..]`; `Ok(None)` when it is incomplete.
-    fn parse(&mut self, buf: &[u8], start: usize) -> Result<Option<(usize, RequestHead)>, ParseError> {
+    fn parse(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+    ) -> Result<Option<(usize, RequestHead)>, ParseError> {
         let lim = self.limits;
         let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); Limits::HEADERS_CAP];
         let n_slots = lim.max_headers.min(Limits::HEADERS_CAP);
@@ -306,7 +310,11 @@ impl RequestDecoder {
         if method.len() + path.len() + 11 > lim.max_line {
             return Err(ParseError::UriTooLong);
         }
-        let version = if minor == 1 { Version::HTTP_11 } else { Version::HTTP_10 };
+        let version = if minor == 1 {
+            Version::HTTP_11
+        } else {
+            Version::HTTP_10
+        };
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| ParseError::Malformed)?;
 
         let mut content_length: Option<u64> = None;
@@ -388,7 +396,8 @@ impl RequestDecoder {
         let raw = Bytes::copy_from_slice(&src[..len]);
         let mut headers = HeaderMap::with_capacity(req.headers.len());
         for h in req.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::HeaderName)?;
+            let name =
+                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::HeaderName)?;
             let value = HeaderValue::from_maybe_shared(sub(&raw, src, h.value))
                 .map_err(|_| ParseError::HeaderValue)?;
             headers.append(name, value);
@@ -404,7 +413,9 @@ impl RequestDecoder {
             version,
             headers,
             keep_alive,
-            expect_continue: expect_continue && version == Version::HTTP_11 && body != BodyKind::Empty,
+            expect_continue: expect_continue
+                && version == Version::HTTP_11
+                && body != BodyKind::Empty,
             upgrade: conn_upgrade && has_upgrade,
             body,
             target,
@@ -440,7 +451,10 @@ fn split_target(t: &str) -> Result<(usize, usize), ParseError> {
     if let Some(i) = t.find("://") {
         let after = i + 3;
         let rest_end = path_end;
-        let path_start = t[after..rest_end].find('/').map(|p| after + p).unwrap_or(rest_end);
+        let path_start = t[after..rest_end]
+            .find('/')
+            .map(|p| after + p)
+            .unwrap_or(rest_end);
         // With no path (`http://host?q`) the range is empty and `path()` answers `/`.
         return Ok((path_start, path_end));
     }
@@ -459,7 +473,10 @@ fn map_httparse_error(e: httparse::Error, src: &[u8]) -> ParseError {
         httparse::Error::Version => {
             // `HTTP/2.0`, `HTTP/0.9`, `HTTP/3`: a version we do not speak (505); anything else
             // is garbage (400).
-            let line_end = src.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(src.len());
+            let line_end = src
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .unwrap_or(src.len());
             let line = &src[..line_end];
             let last = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
             let looks_like_version = last.len() >= 6
@@ -487,8 +504,14 @@ fn parse_content_length(v: &[u8]) -> Result<u64, ParseError> {
 }
 
 pub(crate) fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
     &v[start..end.max(start)]
 }
 

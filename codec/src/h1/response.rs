@@ -136,7 +136,11 @@ pub fn encode_head(
     };
 
     dst.extend_from_slice(b"HTTP/1.1 ");
-    let digits = [b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8];
+    let digits = [
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+    ];
     dst.extend_from_slice(&digits);
     dst.push(b' ');
     dst.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());

@@ -1,0 +1,53 @@
+//! An echo server for tests and benchmarks.
+//!
+//! * `GET /` → `hello HTTP!`
+//! * `POST` / `PUT /echo` → 200 with the request body and its `Content-Type`
+//! * `GET /stream` → the chunks `a`, `b`, `c`, about 20 ms apart (chunked on HTTP/1.1,
+//!   close-delimited on HTTP/1.0, no body for HEAD)
+//!
+//! `cargo run --release --example echo [PORT]` (default 8080).
+
+use std::time::Duration;
+
+use httpkit::{run_server, Body, Method, Options, Request, Response};
+
+fn app(mut req: Request) -> Response {
+    match (req.method().clone(), req.path()) {
+        (Method::POST | Method::PUT, "/echo") => {
+            let ct = req.content_type().map(str::to_owned);
+            let body = req.take_body().unwrap_or_default();
+            let resp = Response::ok(body);
+            match ct {
+                Some(ct) => resp.header("content-type", ct),
+                None => resp,
+            }
+        }
+        (Method::GET | Method::HEAD, "/stream") => Response::ok(Body::stream(
+            ["a", "b", "c"].into_iter().enumerate().map(|(i, s)| {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                s
+            }),
+        ))
+        .header("content-type", "text/plain"),
+        (Method::GET | Method::HEAD, "/") => {
+            Response::ok("hello HTTP!").header("content-type", "text/html")
+        }
+        _ => Response::not_found(),
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let port = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
+    let server = run_server(app, Options::default().port(port).max_ws(16 * 1024 * 1024))?;
+    println!(
+        "echo: listening on http://127.0.0.1:{}/",
+        server.port().unwrap_or(port)
+    );
+    server.join();
+    Ok(())
+}

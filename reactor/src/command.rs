@@ -1,0 +1,52 @@
+//! Commands from other threads to the loop, and the coalescing waker.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+
+use crate::ConnId;
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Write {
+        id: ConnId,
+        seq: u64,
+        head: Bytes,
+        body: Bytes,
+        end: bool,
+        close: bool,
+    },
+    Close {
+        id: ConnId,
+        abort: bool,
+    },
+    Stop {
+        deadline: Option<Instant>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct RemoteInner {
+    pub(crate) tx: Sender<Command>,
+    pub(crate) waker: mio::Waker,
+    /// Set by the loop just before it may block in `poll`; a sender that flips it wakes the
+    /// loop, every other sender saves the syscall.
+    pub(crate) sleeping: AtomicBool,
+}
+
+/// Sends commands to the event loop from any thread, waking it only when needed.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub(crate) inner: Arc<RemoteInner>,
+}
+
+impl Remote {
+    pub(crate) fn send(&self, cmd: Command) {
+        if self.inner.tx.send(cmd).is_ok() && self.inner.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = self.inner.waker.wake();
+        }
+    }
+}

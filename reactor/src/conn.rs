@@ -1,0 +1,600 @@
+//! One connection's state machine.
+//!
+//! A `Conn` is driven by four inputs — [`Conn::on_ready`] (socket readiness),
+//! [`Conn::on_write`] / [`Conn::on_close_cmd`] (commands from other threads) and
+//! [`Conn::on_timeout`] — and after each the loop checks [`Conn::is_closing`] and calls
+//! [`Conn::update_timer`].
+//!
+//! ```text
+//! Idle ──bytes──▶ ReadingHead ──head──▶ ReadingBody ──end──▶ Waiting ──response written──▶ Idle
+//!   any state ──error / close response / timeout──▶ Lingering (write shut, discard input) ──▶ closed
+//! ```
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use httpkit_codec::h1::{
+    encode_head, BodyKind, BodyLength, RequestDecoder, RequestEvent, RequestHead, ResponseContext,
+};
+
+use crate::stream::Stream;
+use crate::write_queue::WriteQueue;
+use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ReactorConfig};
+
+/// Reads per readiness event before yielding to other connections.
+const READ_BUDGET: usize = 16;
+/// How long a connection we are closing may keep sending before we give up on it.
+const LINGER: Duration = Duration::from_secs(2);
+
+pub(crate) struct Ctx<'a, D> {
+    pub(crate) cfg: &'a ReactorConfig,
+    pub(crate) dispatch: &'a mut D,
+    pub(crate) now: Instant,
+    pub(crate) date: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    None,
+    HeaderRead,
+    BodyRead,
+    Idle,
+    Write,
+    Linger,
+}
+
+#[derive(Debug)]
+struct Pending {
+    head: RequestHead,
+    body: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    seq: u64,
+    parts: Vec<Bytes>,
+    done: bool,
+    close: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) stream: Stream,
+    pub(crate) handle: ConnHandle,
+    decoder: RequestDecoder,
+    rbuf: Vec<u8>,
+    cur: Option<Pending>,
+    next_seq: u64,
+    slots: VecDeque<Slot>,
+    wq: WriteQueue,
+    readable: bool,
+    writable: bool,
+    read_eof: bool,
+    /// No more requests are read (after an error, a `close` response, an upgrade request).
+    stop_reading: bool,
+    /// Close once the write queue is empty.
+    close_after_flush: bool,
+    /// Close once every in-flight request is answered (graceful stop).
+    draining: bool,
+    lingering: bool,
+    closing: Option<CloseReason>,
+    timer: Timer,
+    deadline: Option<Instant>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        stream: Stream,
+        handle: ConnHandle,
+        cfg: &ReactorConfig,
+        now: Instant,
+    ) -> Self {
+        Self {
+            stream,
+            handle,
+            decoder: RequestDecoder::new(cfg.limits),
+            rbuf: Vec::new(),
+            cur: None,
+            next_seq: 0,
+            slots: VecDeque::new(),
+            wq: WriteQueue::default(),
+            readable: false,
+            writable: true,
+            read_eof: false,
+            stop_reading: false,
+            close_after_flush: false,
+            draining: false,
+            lingering: false,
+            closing: None,
+            timer: Timer::HeaderRead,
+            deadline: Some(now + cfg.header_read_timeout),
+        }
+    }
+
+    pub(crate) fn is_closing(&self) -> Option<CloseReason> {
+        self.closing
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the loop should call [`Conn::on_ready`] again without a new event.
+    pub(crate) fn wants_revisit(&self) -> bool {
+        self.closing.is_none() && self.readable && self.can_read_more()
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+        }
+    }
+
+    fn can_decode(&self, cfg: &ReactorConfig) -> bool {
+        !self.stop_reading && self.closing.is_none() && self.slots.len() < cfg.max_pipelined
+    }
+
+    fn can_read_more(&self) -> bool {
+        !self.read_eof && !self.stop_reading
+    }
+
+    pub(crate) fn on_ready<D: Dispatch>(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        ctx: &mut Ctx<'_, D>,
+        scratch: &mut [u8],
+    ) {
+        if writable {
+            self.writable = true;
+            self.flush(ctx);
+        }
+        if readable {
+            self.readable = true;
+        }
+        self.drive(ctx, scratch);
+    }
+
+    /// Decodes what is buffered, reads while allowed, and writes what is queued.
+    pub(crate) fn drive<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>, scratch: &mut [u8]) {
+        if self.lingering {
+            self.linger_read(scratch);
+            return;
+        }
+        self.decode_buffered(ctx);
+        let mut budget = READ_BUDGET;
+        while self.closing.is_none() && self.readable && budget > 0 {
+            let paused = !self.can_decode(ctx.cfg) || self.wq.len() >= ctx.cfg.write_high_water;
+            if paused || !self.can_read_more() {
+                break;
+            }
+            budget -= 1;
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.on_eof(ctx);
+                    break;
+                }
+                Ok(n) => self.input(&scratch[..n], ctx),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.close(CloseReason::Error),
+            }
+        }
+        self.flush(ctx);
+    }
+
+    fn on_eof<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        self.read_eof = true;
+        self.readable = false;
+        if self.slots.is_empty() && self.wq.is_empty() {
+            self.close(CloseReason::PeerClosed);
+        } else {
+            // Answer what was asked, then close; tell the dispatcher (long-polls end here).
+            self.cur = None;
+            self.rbuf = Vec::new();
+            self.close_after_flush_when_done();
+            ctx.dispatch.on_peer_eof(&self.handle);
+        }
+    }
+
+    fn close_after_flush_when_done(&mut self) {
+        self.stop_reading = true;
+        if self.slots.is_empty() {
+            self.close_after_flush = true;
+        } else {
+            self.draining = true;
+        }
+    }
+
+    /// New bytes from the socket.
+    fn input<D: Dispatch>(&mut self, data: &[u8], ctx: &mut Ctx<'_, D>) {
+        if self.rbuf.is_empty() {
+            let used = self.decode_from(data, ctx);
+            if used < data.len() && self.closing.is_none() && !self.stop_reading {
+                self.rbuf.extend_from_slice(&data[used..]);
+            }
+        } else {
+            self.rbuf.extend_from_slice(data);
+            self.decode_buffered(ctx);
+        }
+    }
+
+    fn decode_buffered<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        let buf = std::mem::take(&mut self.rbuf);
+        let used = self.decode_from(&buf, ctx);
+        if used < buf.len() && self.closing.is_none() && !self.stop_reading {
+            let mut buf = buf;
+            buf.drain(..used);
+            self.rbuf = buf;
+        }
+    }
+
+    fn decode_from<D: Dispatch>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
+        let mut off = 0;
+        while self.can_decode(ctx.cfg) {
+            match self.decoder.decode(&input[off..]) {
+                Ok((0, None)) => break,
+                Ok((n, ev)) => {
+                    off += n;
+                    match ev {
+                        Some(RequestEvent::Head(head)) => self.on_head(head, ctx),
+                        Some(RequestEvent::Body(b)) => {
+                            if let Some(p) = &mut self.cur {
+                                p.body.extend_from_slice(b);
+                            }
+                            self.deadline = Some(ctx.now + ctx.cfg.body_read_timeout);
+                        }
+                        Some(RequestEvent::End) => self.on_end(ctx),
+                        None => {}
+                    }
+                }
+                Err(e) => {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    let status =
+                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    let msg = e.description();
+                    let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
+                    self.cur = None;
+                    self.push_local(bytes, true);
+                    self.stop_reading = true;
+                    self.read_eof_or_bad_request();
+                    break;
+                }
+            }
+        }
+        off
+    }
+
+    fn read_eof_or_bad_request(&mut self) {
+        self.rbuf = Vec::new();
+    }
+
+    fn on_head<D: Dispatch>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
+        if head.expect_continue && self.slots.is_empty() {
+            self.queue_local(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        }
+        let body = match head.body {
+            BodyKind::Length(n) => Vec::with_capacity(n.min(1 << 20) as usize),
+            _ => Vec::new(),
+        };
+        if head.body != BodyKind::Empty {
+            self.timer = Timer::BodyRead;
+            self.deadline = Some(ctx.now + ctx.cfg.body_read_timeout);
+        }
+        self.cur = Some(Pending { head, body });
+    }
+
+    fn on_end<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        let Some(Pending { head, body }) = self.cur.take() else {
+            return;
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.slots.push_back(Slot {
+            seq,
+            parts: Vec::new(),
+            done: false,
+            close: false,
+        });
+        if head.upgrade || !head.keep_alive {
+            // After an upgrade request or a request that closes, nothing more is read as HTTP.
+            self.stop_reading = true;
+        }
+        let trailers = self.decoder.take_trailers();
+        let req = InboundRequest {
+            seq,
+            head,
+            body,
+            trailers,
+            received: ctx.now,
+        };
+        ctx.dispatch.on_request(&self.handle, req);
+    }
+
+    /// Bytes the reactor writes on its own, outside any response slot (100 Continue).
+    fn queue_local(&mut self, b: Bytes) {
+        self.handle
+            .shared
+            .queued
+            .fetch_add(b.len(), Ordering::AcqRel);
+        self.wq.push(b);
+    }
+
+    /// A whole response of the reactor's own, ordered after the responses in flight.
+    fn push_local(&mut self, b: Bytes, close: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.handle
+            .shared
+            .queued
+            .fetch_add(b.len(), Ordering::AcqRel);
+        self.slots.push_back(Slot {
+            seq,
+            parts: vec![b],
+            done: true,
+            close,
+        });
+        self.advance_slots();
+    }
+
+    /// A part of the response to request `seq`, from another thread.
+    pub(crate) fn on_write<D: Dispatch>(
+        &mut self,
+        seq: u64,
+        head: Bytes,
+        body: Bytes,
+        end: bool,
+        close: bool,
+        ctx: &mut Ctx<'_, D>,
+    ) {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
+            self.handle
+                .shared
+                .queued
+                .fetch_sub(head.len() + body.len(), Ordering::AcqRel);
+            return;
+        };
+        if !head.is_empty() {
+            slot.parts.push(head);
+        }
+        if !body.is_empty() {
+            slot.parts.push(body);
+        }
+        if end {
+            slot.done = true;
+            slot.close = close;
+        }
+        self.advance_slots();
+        if self.wq.len() >= ctx.cfg.write_high_water {
+            self.flush(ctx);
+        }
+    }
+
+    /// Moves the parts of the front slot(s) to the write queue, in request order.
+    fn advance_slots(&mut self) {
+        while let Some(front) = self.slots.front_mut() {
+            for p in front.parts.drain(..) {
+                self.wq.push(p);
+            }
+            if !front.done {
+                break;
+            }
+            let close = front.close;
+            self.slots.pop_front();
+            if close {
+                let dropped: usize = self
+                    .slots
+                    .iter()
+                    .flat_map(|s| s.parts.iter())
+                    .map(Bytes::len)
+                    .sum();
+                self.handle
+                    .shared
+                    .queued
+                    .fetch_sub(dropped, Ordering::AcqRel);
+                self.slots.clear();
+                self.stop_reading = true;
+                self.close_after_flush = true;
+                break;
+            }
+        }
+        if self.slots.is_empty() && self.draining {
+            self.close_after_flush = true;
+        }
+    }
+
+    pub(crate) fn on_close_cmd(&mut self, abort: bool) {
+        if abort {
+            self.close(CloseReason::Local);
+        } else {
+            self.stop_reading = true;
+            self.close_after_flush = true;
+            self.slots.clear();
+        }
+    }
+
+    /// Writes what is queued; starts the close when due.
+    pub(crate) fn flush<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        if self.closing.is_some() {
+            return;
+        }
+        if self.writable && !self.wq.is_empty() {
+            match self.wq.write_to(&mut self.stream) {
+                Ok(n) => {
+                    if n > 0 {
+                        let left = self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel) - n;
+                        if left <= ctx.cfg.write_high_water {
+                            self.handle.shared.notify();
+                        }
+                        if self.timer == Timer::Write {
+                            self.deadline = Some(ctx.now + ctx.cfg.write_timeout);
+                        }
+                    }
+                    if !self.wq.is_empty() {
+                        self.writable = false;
+                    }
+                }
+                Err(_) => {
+                    self.close(CloseReason::Error);
+                    return;
+                }
+            }
+        }
+        if self.wq.is_empty() && self.close_after_flush && !self.lingering {
+            if self.read_eof {
+                self.close(CloseReason::Local);
+            } else {
+                // Lingering close: shut our side, read and discard until the peer closes, so
+                // unread input does not turn our last response into a reset.
+                self.stream.shutdown_write();
+                self.lingering = true;
+                self.rbuf = Vec::new();
+                self.timer = Timer::Linger;
+                self.deadline = Some(ctx.now + LINGER);
+            }
+        }
+    }
+
+    fn linger_read(&mut self, scratch: &mut [u8]) {
+        for _ in 0..READ_BUDGET {
+            match self.stream.read(scratch) {
+                Ok(0) => return self.close(CloseReason::Local),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close(CloseReason::Local),
+            }
+        }
+    }
+
+    /// Picks the timer for the connection's current state; a timer keeps its deadline while
+    /// its state lasts (a trickling client cannot extend the header deadline).
+    pub(crate) fn update_timer(&mut self, cfg: &ReactorConfig, now: Instant) {
+        if self.closing.is_some() || self.lingering {
+            return;
+        }
+        let want = if !self.wq.is_empty() {
+            Timer::Write
+        } else if !self.slots.is_empty() {
+            Timer::None
+        } else if self
+            .cur
+            .as_ref()
+            .is_some_and(|p| p.head.body != BodyKind::Empty)
+        {
+            Timer::BodyRead
+        } else if !self.rbuf.is_empty() || !self.decoder.is_idle() {
+            Timer::HeaderRead
+        } else {
+            Timer::Idle
+        };
+        if want != self.timer {
+            self.timer = want;
+            self.deadline = match want {
+                Timer::None => None,
+                Timer::HeaderRead => Some(now + cfg.header_read_timeout),
+                Timer::BodyRead => Some(now + cfg.body_read_timeout),
+                Timer::Idle => Some(now + cfg.idle_timeout),
+                Timer::Write => Some(now + cfg.write_timeout),
+                Timer::Linger => Some(now + LINGER),
+            };
+        }
+    }
+
+    pub(crate) fn on_timeout<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        match self.timer {
+            Timer::HeaderRead | Timer::BodyRead if self.slots.is_empty() => {
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                let bytes = simple_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &headers,
+                    b"request timeout",
+                    ctx,
+                );
+                self.cur = None;
+                self.push_local(bytes, true);
+                self.stop_reading = true;
+                self.rbuf = Vec::new();
+                self.flush(ctx);
+                if self.closing.is_none() && !self.lingering {
+                    // The peer does not read either: give up.
+                    self.close(CloseReason::Timeout);
+                }
+            }
+            Timer::None => {}
+            _ => self.close(CloseReason::Timeout),
+        }
+    }
+
+    /// Graceful stop: close now if idle, else once in-flight requests are answered.
+    pub(crate) fn begin_drain<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        if self.slots.is_empty() && self.wq.is_empty() {
+            self.close(CloseReason::ServerStop);
+        } else {
+            self.cur = None;
+            self.rbuf = Vec::new();
+            self.close_after_flush_when_done();
+            self.flush(ctx);
+        }
+    }
+
+    /// Drops everything queued (the connection is being removed).
+    pub(crate) fn discard_output(&mut self) {
+        let dropped = self.wq.clear()
+            + self
+                .slots
+                .iter()
+                .flat_map(|s| s.parts.iter())
+                .map(Bytes::len)
+                .sum::<usize>();
+        self.slots.clear();
+        self.handle
+            .shared
+            .queued
+            .fetch_sub(dropped, Ordering::AcqRel);
+    }
+}
+
+/// A complete response of the reactor's own (errors, timeouts): always `Connection: close`.
+fn simple_response<D>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    ctx: &Ctx<'_, D>,
+) -> Bytes {
+    let rctx = ResponseContext {
+        method: &Method::GET,
+        version: Version::HTTP_11,
+        keep_alive: false,
+        date: ctx.date,
+        server: ctx.cfg.server_header.as_deref(),
+    };
+    let mut out = Vec::with_capacity(160 + body.len());
+    if encode_head(
+        status,
+        headers,
+        BodyLength::Known(body.len() as u64),
+        &rctx,
+        &mut out,
+    )
+    .is_ok()
+    {
+        out.extend_from_slice(body);
+    }
+    Bytes::from(out)
+}

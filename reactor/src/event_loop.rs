@@ -1,0 +1,384 @@
+//! The loop: poll → socket events → commands → flush → timers, one iteration per wake-up.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+use httpkit_codec::date::{fmt_http_date, DATE_LEN};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::command::{Command, Remote, RemoteInner};
+use crate::conn::{Conn, Ctx};
+use crate::slab::{ConnId, Slab};
+use crate::stream::MioListener;
+use crate::{CloseReason, ConnHandle, ConnShared, Dispatch, Listener, ReactorConfig, Stats};
+
+const WAKER: Token = Token(usize::MAX);
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Read buffer shared by all connections (idle connections own none).
+const SCRATCH: usize = 64 * 1024;
+
+pub(crate) struct EventLoop<D> {
+    poll: Poll,
+    listener: Option<MioListener>,
+    accept_paused: bool,
+    accept_retry: Option<Instant>,
+    conns: Slab<Conn>,
+    rx: Receiver<Command>,
+    remote: Remote,
+    cfg: ReactorConfig,
+    dispatch: D,
+    scratch: Vec<u8>,
+    stats: Arc<Stats>,
+    stop_deadline: Option<Instant>,
+    stopping: bool,
+    date_secs: u64,
+    date: [u8; DATE_LEN],
+    next_sweep: Instant,
+    sweep_every: Duration,
+    ready: Vec<ConnId>,
+}
+
+impl<D: Dispatch> EventLoop<D> {
+    pub(crate) fn new(
+        cfg: ReactorConfig,
+        listener: Listener,
+        dispatch: D,
+    ) -> io::Result<(Self, Remote, Option<SocketAddr>)> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let remote = Remote {
+            inner: Arc::new(RemoteInner {
+                tx,
+                waker,
+                sleeping: AtomicBool::new(false),
+            }),
+        };
+        let (mut listener, local) = match listener {
+            Listener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                let local = l.local_addr().ok();
+                (MioListener::Tcp(mio::net::TcpListener::from_std(l)), local)
+            }
+            Listener::Unix(l) => {
+                l.set_nonblocking(true)?;
+                (MioListener::Unix(mio::net::UnixListener::from_std(l)), None)
+            }
+        };
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let shortest = [
+            cfg.header_read_timeout,
+            cfg.body_read_timeout,
+            cfg.idle_timeout,
+            cfg.write_timeout,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+        let sweep_every =
+            (shortest / 8).clamp(Duration::from_millis(10), Duration::from_millis(500));
+        let lp = Self {
+            poll,
+            listener: Some(listener),
+            accept_paused: false,
+            accept_retry: None,
+            conns: Slab::new(),
+            rx,
+            remote: remote.clone(),
+            cfg,
+            dispatch,
+            scratch: vec![0; SCRATCH],
+            stats: Arc::new(Stats::default()),
+            stop_deadline: None,
+            stopping: false,
+            date_secs: 0,
+            date: [0; DATE_LEN],
+            next_sweep: Instant::now(),
+            sweep_every,
+            ready: Vec::new(),
+        };
+        Ok((lp, remote, local))
+    }
+
+    pub(crate) fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    fn update_date(&mut self) {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            self.date = fmt_http_date(secs);
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |i: Option<Instant>| {
+            if let Some(i) = i {
+                t = Some(t.map_or(i, |t| t.min(i)));
+            }
+        };
+        if self.conns.len() > 0 {
+            consider(Some(self.next_sweep));
+        }
+        consider(self.accept_retry);
+        consider(self.stop_deadline);
+        t.map(|t| t.saturating_duration_since(now))
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let mut timeout = self.poll_timeout(now);
+            self.remote.inner.sleeping.store(true, Ordering::SeqCst);
+            if !self.rx.is_empty() || !self.ready.is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+            let res = self.poll.poll(&mut events, timeout);
+            self.remote.inner.sleeping.store(false, Ordering::SeqCst);
+            if let Err(e) = res {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("httpkit reactor: poll failed: {e}");
+                    break;
+                }
+            }
+            let now = Instant::now();
+            self.update_date();
+
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    LISTENER => self.accept(now),
+                    t => {
+                        let id = ConnId::from_token(t.0);
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        self.with_conn(id, now, |c, ctx, scratch| {
+                            c.on_ready(readable, ev.is_writable(), ctx, scratch)
+                        });
+                    }
+                }
+            }
+            let ready = std::mem::take(&mut self.ready);
+            for id in ready {
+                self.with_conn(id, now, |c, ctx, scratch| c.drive(ctx, scratch));
+            }
+            if self.drain_commands(now) {
+                break;
+            }
+            self.dispatch.on_flush();
+            if now >= self.next_sweep {
+                self.sweep(now);
+                self.next_sweep = now + self.sweep_every;
+            }
+            if self.accept_paused
+                && self.conns.len() < self.cfg.max_connections
+                && self.accept_retry.is_none_or(|t| now >= t)
+            {
+                self.accept_paused = false;
+                self.accept_retry = None;
+                self.accept(now);
+            }
+            if self.stopping {
+                let expired = self.stop_deadline.is_some_and(|d| now >= d);
+                if expired || self.conns.len() == 0 {
+                    break;
+                }
+            }
+        }
+        for id in self.conns.ids() {
+            self.reap(id, CloseReason::ServerStop);
+        }
+        self.dispatch.on_flush();
+    }
+
+    /// Runs `f` on connection `id` (if it still exists), then reaps or re-arms it.
+    fn with_conn(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        f: impl FnOnce(&mut Conn, &mut Ctx<'_, D>, &mut [u8]),
+    ) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            dispatch: &mut self.dispatch,
+            now,
+            date: &self.date,
+        };
+        f(conn, &mut ctx, &mut self.scratch);
+        if let Some(reason) = conn.is_closing() {
+            self.reap(id, reason);
+            return;
+        }
+        conn.update_timer(&self.cfg, now);
+        if conn.wants_revisit() && !self.ready.contains(&id) {
+            self.ready.push(id);
+        }
+    }
+
+    fn drain_commands(&mut self, now: Instant) -> bool {
+        let mut touched: Vec<ConnId> = Vec::new();
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Write {
+                    id,
+                    seq,
+                    head,
+                    body,
+                    end,
+                    close,
+                } => {
+                    let Some(conn) = self.conns.get_mut(id) else {
+                        continue;
+                    };
+                    let mut ctx = Ctx {
+                        cfg: &self.cfg,
+                        dispatch: &mut self.dispatch,
+                        now,
+                        date: &self.date,
+                    };
+                    conn.on_write(seq, head, body, end, close, &mut ctx);
+                    if touched.last() != Some(&id) {
+                        touched.push(id);
+                    }
+                }
+                Command::Close { id, abort } => {
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.on_close_cmd(abort);
+                        touched.push(id);
+                    }
+                }
+                Command::Stop { deadline } => {
+                    if deadline.is_none() {
+                        return true;
+                    }
+                    self.begin_stop(deadline, now);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            // Flush, then decode whatever pipelined input was waiting for a free slot.
+            self.with_conn(id, now, |c, ctx, scratch| c.drive(ctx, scratch));
+        }
+        false
+    }
+
+    fn begin_stop(&mut self, deadline: Option<Instant>, now: Instant) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.stop_deadline = deadline;
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        for id in self.conns.ids() {
+            self.with_conn(id, now, |c, ctx, _| c.begin_drain(ctx));
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        for id in self.conns.ids() {
+            let due = self
+                .conns
+                .get_mut(id)
+                .and_then(|c| c.deadline())
+                .is_some_and(|d| d <= now);
+            if due {
+                self.with_conn(id, now, |c, ctx, _| c.on_timeout(ctx));
+            }
+        }
+    }
+
+    fn reap(&mut self, id: ConnId, reason: CloseReason) {
+        let Some(mut conn) = self.conns.remove(id) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.discard_output();
+        conn.handle.shared.closed.store(true, Ordering::Release);
+        conn.handle.shared.notify();
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        self.dispatch.on_close(&conn.handle, reason);
+        self.ready.retain(|r| *r != id);
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            if self.conns.len() >= self.cfg.max_connections {
+                self.accept_paused = true;
+                return;
+            }
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer, local)) => {
+                    let shared = Arc::new(ConnShared {
+                        queued: AtomicUsize::new(0),
+                        closed: AtomicBool::new(false),
+                        waiters: AtomicUsize::new(0),
+                        lock: Mutex::new(()),
+                        cond: Condvar::new(),
+                        peer,
+                        local,
+                    });
+                    let remote = self.remote.clone();
+                    let cfg = &self.cfg;
+                    let id = self.conns.insert_with(|id| {
+                        let handle = ConnHandle { id, shared, remote };
+                        Conn::new(stream, handle, cfg, now)
+                    });
+                    let Some(conn) = self.conns.get_mut(id) else {
+                        continue;
+                    };
+                    if let Err(e) = self.poll.registry().register(
+                        &mut conn.stream,
+                        Token(id.to_token()),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("httpkit reactor: register failed: {e}");
+                        self.conns.remove(id);
+                        continue;
+                    }
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    self.stats.open.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_transient_accept_error(&e) => continue,
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: back off, retry later (or when a
+                    // connection closes); never spin, never exit.
+                    log::error!("httpkit reactor: accept failed: {e}; retrying in 100 ms");
+                    self.accept_paused = true;
+                    self.accept_retry = Some(now + Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::PermissionDenied
+    ) || e.raw_os_error() == Some(71) // EPROTO
+}

@@ -1,0 +1,278 @@
+//! Server options, with http-kit's names and defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::logging::{LogFn, Loggers};
+use crate::pool::WorkerPool;
+
+/// Options of [`run_server`](crate::run_server). A by-value builder; every default below.
+///
+/// | option | http-kit | default | what the client sees when exceeded |
+/// |---|---|---|---|
+/// | [`ip`](Options::ip) | `:ip` | `0.0.0.0` | |
+/// | [`port`](Options::port) | `:port` | 8090 (0 = ephemeral) | |
+/// | [`thread`](Options::thread) | `:thread` | 4 worker threads | |
+/// | [`worker_name_prefix`](Options::worker_name_prefix) | `:worker-name-prefix` | `worker-` | |
+/// | [`queue_size`](Options::queue_size) | `:queue-size` | 20480 | `503` |
+/// | [`max_body`](Options::max_body) | `:max-body` | 8 MiB | `413`, connection closed |
+/// | [`max_line`](Options::max_line) | `:max-line` | 8192 | `414` (request line) / `431` (header line) |
+/// | [`max_header_bytes`](Options::max_header_bytes) | | 64 KiB | `431` |
+/// | [`max_ws`](Options::max_ws) | `:max-ws` | 4 MiB | close 1009 |
+/// | [`server_header`](Options::server_header) | `:server-header` | `httpkit` | |
+/// | [`worker_pool`](Options::worker_pool) | `:worker-pool` | a [`ThreadPool`](crate::ThreadPool) | |
+/// | [`error_logger`](Options::error_logger) etc. | `:error-logger` … | the `log` facade | |
+/// | [`header_read_timeout`](Options::header_read_timeout) | | 30 s | `408`, closed |
+/// | [`idle_timeout`](Options::idle_timeout) | | 60 s | closed |
+/// | [`max_connections`](Options::max_connections) | | 10 000 | not accepted until one closes |
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) ip: String,
+    pub(crate) port: u16,
+    pub(crate) thread: usize,
+    pub(crate) worker_name_prefix: String,
+    pub(crate) queue_size: usize,
+    pub(crate) max_body: usize,
+    pub(crate) max_line: usize,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) max_ws: usize,
+    pub(crate) server_header: Option<String>,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) write_buffer: usize,
+    pub(crate) backlog: i32,
+    pub(crate) worker_pool: Option<Arc<dyn WorkerPool>>,
+    pub(crate) loggers: Loggers,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("ip", &self.ip)
+            .field("port", &self.port)
+            .field("thread", &self.thread)
+            .field("queue_size", &self.queue_size)
+            .field("max_body", &self.max_body)
+            .field("max_line", &self.max_line)
+            .field("max_ws", &self.max_ws)
+            .field("server_header", &self.server_header)
+            .field("custom_pool", &self.worker_pool.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ip: "0.0.0.0".to_owned(),
+            port: 8090,
+            thread: 4,
+            worker_name_prefix: "worker-".to_owned(),
+            queue_size: 20480,
+            max_body: 8 * 1024 * 1024,
+            max_line: 8192,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_ws: 4 * 1024 * 1024,
+            server_header: Some("httpkit".to_owned()),
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            write_buffer: 1 << 20,
+            backlog: 1024,
+            worker_pool: None,
+            loggers: Loggers::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Address to bind (an IP literal). Default `0.0.0.0`.
+    pub fn ip(mut self, ip: impl Into<String>) -> Self {
+        self.ip = ip.into();
+        self
+    }
+
+    /// Port to bind; 0 picks a free one (read it back with [`Server::port`](crate::Server::port)).
+    /// Default 8090.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Worker threads of the default pool. Default 4. Must be ≥ 1.
+    pub fn thread(mut self, n: usize) -> Self {
+        self.thread = n;
+        self
+    }
+
+    /// Name prefix of the default pool's threads (`worker-1`, …). Default `worker-`.
+    pub fn worker_name_prefix(mut self, p: impl Into<String>) -> Self {
+        self.worker_name_prefix = p.into();
+        self
+    }
+
+    /// Capacity of the default pool's queue. Default 20480. A request arriving when it is full
+    /// is answered `503` with body `Server unavailable, please try again`. Must be ≥ 1.
+    pub fn queue_size(mut self, n: usize) -> Self {
+        self.queue_size = n;
+        self
+    }
+
+    /// Largest request body in bytes. Default 8 MiB. Larger → `413` (checked against
+    /// `Content-Length` before the body is read), then the connection is closed.
+    pub fn max_body(mut self, n: usize) -> Self {
+        self.max_body = n;
+        self
+    }
+
+    /// Longest request line (and header line), CRLF included. Default 8192. A longer request
+    /// line → `414`; a longer header line → `431`. Must be ≥ 64.
+    pub fn max_line(mut self, n: usize) -> Self {
+        self.max_line = n;
+        self
+    }
+
+    /// Largest header block. Default 64 KiB (at least `max_line`). Larger → `431`.
+    pub fn max_header_bytes(mut self, n: usize) -> Self {
+        self.max_header_bytes = n;
+        self
+    }
+
+    /// Most header fields. Default 100, at most 256. More → `431`.
+    pub fn max_headers(mut self, n: usize) -> Self {
+        self.max_headers = n;
+        self
+    }
+
+    /// Largest WebSocket message (all fragments). Default 4 MiB. Larger → close 1009.
+    pub fn max_ws(mut self, n: usize) -> Self {
+        self.max_ws = n;
+        self
+    }
+
+    /// The `Server` header added to responses that have none; `None` adds none.
+    /// Default `Some("httpkit")`.
+    pub fn server_header(mut self, v: Option<&str>) -> Self {
+        self.server_header = v.map(str::to_owned);
+        self
+    }
+
+    /// Time to receive a request head from its first byte. Default 30 s. Exceeded → `408`.
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = d;
+        self
+    }
+
+    /// Time a request body may go without progress. Default 30 s. Exceeded → `408`.
+    pub fn body_read_timeout(mut self, d: Duration) -> Self {
+        self.body_read_timeout = d;
+        self
+    }
+
+    /// Time an idle keep-alive connection is kept open. Default 60 s.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Time pending output may go without progress before the connection is dropped.
+    /// Default 60 s.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.write_timeout = d;
+        self
+    }
+
+    /// Most open connections. Default 10 000.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Bytes that may be queued for one connection before reading from it pauses and
+    /// streaming writers wait. Default 1 MiB.
+    pub fn write_buffer(mut self, n: usize) -> Self {
+        self.write_buffer = n;
+        self
+    }
+
+    /// Runs handlers on `pool` instead of the default [`ThreadPool`](crate::ThreadPool); then
+    /// `thread`, `worker_name_prefix` and `queue_size` are unused. The server does not shut a
+    /// pool it was given down: it stays the caller's.
+    pub fn worker_pool(mut self, pool: impl WorkerPool) -> Self {
+        self.worker_pool = Some(Arc::new(pool));
+        self
+    }
+
+    /// Receives error lines (handler panics, pool rejections, accept errors). Default: the
+    /// `log` facade at error level.
+    pub fn error_logger(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.loggers.error = Some(Arc::new(f) as LogFn);
+        self
+    }
+
+    /// Receives warnings (WebSocket protocol errors, rejections). Default: `log` at warn level.
+    pub fn warn_logger(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.loggers.warn = Some(Arc::new(f) as LogFn);
+        self
+    }
+
+    /// Receives event names such as `httpkit.server.status.processed.200` (see
+    /// [`events`](crate::events)). Default: none.
+    pub fn event_logger(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.loggers.event = Some(Arc::new(f) as LogFn);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.worker_pool.is_none() {
+            if self.thread == 0 {
+                return Err("thread must be at least 1".into());
+            }
+            if self.queue_size == 0 {
+                return Err("queue_size must be at least 1".into());
+            }
+        }
+        if self.max_line < 64 {
+            return Err("max_line must be at least 64".into());
+        }
+        if self.max_headers == 0 || self.max_headers > httpkit_codec::h1::Limits::HEADERS_CAP {
+            return Err(format!(
+                "max_headers must be within 1..={}",
+                httpkit_codec::h1::Limits::HEADERS_CAP
+            ));
+        }
+        if self.max_ws == 0 {
+            return Err("max_ws must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.write_buffer < 1024 {
+            return Err("write_buffer must be at least 1024".into());
+        }
+        for d in [
+            self.header_read_timeout,
+            self.body_read_timeout,
+            self.idle_timeout,
+            self.write_timeout,
+        ] {
+            if d.is_zero() {
+                return Err("timeouts must be greater than zero".into());
+            }
+        }
+        if let Some(h) = &self.server_header {
+            if http::HeaderValue::from_str(h).is_err() {
+                return Err("server_header is not a valid header value".into());
+            }
+        }
+        Ok(())
+    }
+}

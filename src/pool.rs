@@ -1,0 +1,388 @@
+//! Worker pools: where handlers run.
+//!
+//! The server hands every request (and, with the channel API, every WebSocket callback) to a
+//! [`WorkerPool`] as a [`Job`]. The default is [`ThreadPool`]: a bounded queue on
+//! crossbeam-channel in front of a fixed or growing set of named threads. Any type implementing
+//! the trait can be injected with [`Options::worker_pool`](crate::Options::worker_pool).
+
+use std::fmt;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+
+/// A unit of work from the server. Run it with [`Job::run`] on any thread, exactly once.
+pub struct Job {
+    task: Box<dyn Task>,
+}
+
+pub(crate) trait Task: Send {
+    fn run(self: Box<Self>);
+    /// The pool refused the job: answer 503 (HTTP) or close 1013 (WebSocket).
+    fn reject(self: Box<Self>);
+}
+
+impl Job {
+    pub(crate) fn new(task: Box<dyn Task>) -> Self {
+        Self { task }
+    }
+
+    /// Runs the job. Panics inside are caught by the server's own code (the client gets a 500).
+    pub fn run(self) {
+        self.task.run();
+    }
+
+    pub(crate) fn reject(self) {
+        self.task.reject();
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+/// Where the server runs handlers: the extension point for custom request queues.
+///
+/// What the server expects:
+/// * `execute` must not block for long: it is called on the reactor thread. It either accepts
+///   the job (and runs it later, exactly once, on some thread) or gives it back as `Err(job)`;
+///   the server then answers `503 Service Unavailable` with body
+///   `Server unavailable, please try again` (for a WebSocket message: close code 1013).
+/// * Jobs of one connection are submitted one at a time when order matters (the server chains
+///   them itself), so a pool may run jobs in any order and in parallel.
+/// * [`WorkerPool::shutdown`] is called on server stop only for the pool the server built
+///   itself; a pool you pass in stays yours to stop.
+///
+/// ```
+/// use httpkit::{Job, WorkerPool};
+/// /// Runs every job on a new thread.
+/// struct Spawner;
+/// impl WorkerPool for Spawner {
+///     fn execute(&self, job: Job) -> Result<(), Job> {
+///         std::thread::spawn(move || job.run());
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait WorkerPool: Send + Sync + 'static {
+    /// Accepts `job` to run later, or gives it back when full or shut down.
+    ///
+    /// # Errors
+    /// `Err(job)` when the job is rejected.
+    fn execute(&self, job: Job) -> Result<(), Job>;
+
+    /// Jobs waiting in the queue, if the pool has one.
+    fn queue_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// Stops taking jobs and waits up to `timeout` for running ones to finish.
+    fn shutdown(&self, _timeout: Duration) {}
+}
+
+impl<P: WorkerPool + ?Sized> WorkerPool for Arc<P> {
+    fn execute(&self, job: Job) -> Result<(), Job> {
+        (**self).execute(job)
+    }
+    fn queue_len(&self) -> Option<usize> {
+        (**self).queue_len()
+    }
+    fn shutdown(&self, timeout: Duration) {
+        (**self).shutdown(timeout);
+    }
+}
+
+/// How long an idle worker spins on the queue before parking. Spinning briefly avoids a
+/// park/unpark (two context switches) per request under load; an idle pool does not spin.
+const SPIN: Duration = Duration::from_micros(50);
+
+struct PoolShared {
+    rx: Receiver<Job>,
+    tx: Mutex<Option<Sender<Job>>>,
+    prefix: String,
+    max: usize,
+    keep_alive: Duration,
+    live: AtomicUsize,
+    busy: AtomicUsize,
+    next_id: AtomicUsize,
+    completed: AtomicU64,
+    rejected: AtomicU64,
+    exit_lock: Mutex<()>,
+    exited: Condvar,
+}
+
+/// The default worker pool: a bounded queue in front of named threads.
+///
+/// Threads: `min_threads` start at once and live until shutdown. When a job is submitted and
+/// every live thread is busy, one more thread is started, up to `max_threads`; such an extra
+/// thread exits after `keep_alive` without work. (Unlike Java's `ThreadPoolExecutor`, growth
+/// does not wait for the queue to fill: a blocked handler should not delay others while threads
+/// are allowed.) When the queue holds `queue_capacity` jobs, new jobs are rejected (503).
+///
+/// ```
+/// let pool = httpkit::ThreadPool::builder().min_threads(4).max_threads(8)
+///     .queue_capacity(20480).name_prefix("worker-").build().unwrap();
+/// assert_eq!(pool.queue_len(), 0);
+/// ```
+#[derive(Clone)]
+pub struct ThreadPool {
+    shared: Arc<PoolShared>,
+    capacity: usize,
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads())
+            .field("active", &self.active())
+            .field("queue_len", &self.queue_len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+/// Builds a [`ThreadPool`].
+#[derive(Debug, Clone)]
+pub struct ThreadPoolBuilder {
+    min: usize,
+    max: usize,
+    capacity: usize,
+    prefix: String,
+    keep_alive: Duration,
+}
+
+impl ThreadPoolBuilder {
+    /// Threads started at once and kept. Default 4.
+    pub fn min_threads(mut self, n: usize) -> Self {
+        self.min = n;
+        if self.max < n {
+            self.max = n;
+        }
+        self
+    }
+
+    /// Most threads. Default: equal to `min_threads` (a fixed pool).
+    pub fn max_threads(mut self, n: usize) -> Self {
+        self.max = n;
+        self
+    }
+
+    /// A fixed pool of `n` threads.
+    pub fn threads(self, n: usize) -> Self {
+        self.min_threads(n).max_threads(n)
+    }
+
+    /// Most jobs waiting in the queue. Default 20480 (http-kit's `:queue-size`).
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.capacity = n;
+        self
+    }
+
+    /// Thread names are this prefix followed by 1, 2, … Default `worker-`.
+    pub fn name_prefix(mut self, p: impl Into<String>) -> Self {
+        self.prefix = p.into();
+        self
+    }
+
+    /// How long a thread above `min_threads` waits for work before exiting. Default 60 s.
+    pub fn keep_alive(mut self, d: Duration) -> Self {
+        self.keep_alive = d;
+        self
+    }
+
+    /// Starts the pool.
+    ///
+    /// # Errors
+    /// `InvalidInput` when `max_threads` is 0, below `min_threads`, or the queue capacity is 0;
+    /// or a thread could not be spawned.
+    pub fn build(self) -> io::Result<ThreadPool> {
+        if self.max == 0 || self.max < self.min || self.capacity == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "worker pool needs max_threads >= max(1, min_threads) and queue_capacity >= 1",
+            ));
+        }
+        let (tx, rx) = crossbeam_channel::bounded(self.capacity);
+        let shared = Arc::new(PoolShared {
+            rx,
+            tx: Mutex::new(Some(tx)),
+            prefix: self.prefix,
+            max: self.max,
+            keep_alive: self.keep_alive,
+            live: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            next_id: AtomicUsize::new(1),
+            completed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            exit_lock: Mutex::new(()),
+            exited: Condvar::new(),
+        });
+        let pool = ThreadPool {
+            shared,
+            capacity: self.capacity,
+        };
+        for _ in 0..self.min.max(1) {
+            pool.spawn_worker(true)?;
+        }
+        Ok(pool)
+    }
+}
+
+impl ThreadPool {
+    /// A builder with the defaults (4 threads, queue 20480, prefix `worker-`).
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder {
+            min: 4,
+            max: 4,
+            capacity: 20480,
+            prefix: "worker-".to_owned(),
+            keep_alive: Duration::from_secs(60),
+        }
+    }
+
+    /// Jobs waiting in the queue now (the analogue of `(.size queue)`).
+    pub fn queue_len(&self) -> usize {
+        self.shared.rx.len()
+    }
+
+    /// The queue's capacity.
+    pub fn queue_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Live worker threads.
+    pub fn threads(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    /// Threads running a job now.
+    pub fn active(&self) -> usize {
+        self.shared.busy.load(Ordering::Relaxed)
+    }
+
+    /// Jobs run to the end.
+    pub fn completed(&self) -> u64 {
+        self.shared.completed.load(Ordering::Relaxed)
+    }
+
+    /// Jobs refused because the queue was full or the pool shut down.
+    pub fn rejected(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    fn spawn_worker(&self, core: bool) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        shared.live.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{}{id}", shared.prefix);
+        let res = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || worker_loop(&shared, core));
+        if res.is_err() {
+            self.shared.live.fetch_sub(1, Ordering::SeqCst);
+        }
+        res.map(|_| ())
+    }
+}
+
+fn worker_loop(shared: &PoolShared, core: bool) {
+    loop {
+        let job = match next_job(
+            &shared.rx,
+            if core { None } else { Some(shared.keep_alive) },
+        ) {
+            Some(j) => j,
+            None => break,
+        };
+        shared.busy.fetch_add(1, Ordering::SeqCst);
+        let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
+        shared.busy.fetch_sub(1, Ordering::SeqCst);
+        shared.completed.fetch_add(1, Ordering::Relaxed);
+    }
+    shared.live.fetch_sub(1, Ordering::SeqCst);
+    let _g = shared.exit_lock.lock();
+    shared.exited.notify_all();
+}
+
+/// Spins briefly, then parks; `None` when the pool is shut down (or idle past `idle`).
+fn next_job(rx: &Receiver<Job>, idle: Option<Duration>) -> Option<Job> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(j) => return Some(j),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        if start.elapsed() >= SPIN {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    match idle {
+        None => rx.recv().ok(),
+        Some(d) => rx.recv_timeout(d).ok(),
+    }
+}
+
+impl WorkerPool for ThreadPool {
+    fn execute(&self, job: Job) -> Result<(), Job> {
+        let guard = self.shared.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(job);
+        };
+        let res = match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(j)
+            }
+        };
+        drop(guard);
+        if res.is_ok() {
+            let live = self.shared.live.load(Ordering::SeqCst);
+            let busy = self.shared.busy.load(Ordering::SeqCst);
+            if live < self.shared.max && busy + self.shared.rx.len() > live {
+                let _ = self.spawn_worker(false);
+            }
+        }
+        res
+    }
+
+    fn queue_len(&self) -> Option<usize> {
+        Some(self.shared.rx.len())
+    }
+
+    fn shutdown(&self, timeout: Duration) {
+        self.shared
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let deadline = Instant::now() + timeout;
+        let mut g = self
+            .shared
+            .exit_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while self.shared.live.load(Ordering::SeqCst) > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            g = match self
+                .shared
+                .exited
+                .wait_timeout(g, (deadline - now).min(Duration::from_millis(50)))
+            {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+}

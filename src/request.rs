@@ -1,0 +1,199 @@
+//! The request a handler receives (Ring's request map, typed).
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{HeaderMap, Method, Version};
+use httpkit_codec::h1::RequestHead;
+use httpkit_reactor::ConnHandle;
+
+/// An HTTP request with its whole body.
+///
+/// ```
+/// # fn handler(req: httpkit::Request) -> httpkit::Response {
+/// let name = req.query_string().unwrap_or("world");
+/// httpkit::Response::ok(format!("hello {name} from {:?}", req.remote_addr()))
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Request {
+    head: RequestHead,
+    body: Option<Vec<u8>>,
+    trailers: Option<HeaderMap>,
+    remote_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
+    received: Instant,
+    pub(crate) exchange: Option<crate::respond::Exchange>,
+}
+
+impl Request {
+    pub(crate) fn new(
+        head: RequestHead,
+        body: Vec<u8>,
+        trailers: Option<HeaderMap>,
+        conn: &ConnHandle,
+        received: Instant,
+        exchange: crate::respond::Exchange,
+    ) -> Self {
+        Self {
+            head,
+            body: if body.is_empty() { None } else { Some(body) },
+            trailers,
+            remote_addr: conn.peer_addr(),
+            local_addr: conn.local_addr(),
+            received,
+            exchange: Some(exchange),
+        }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.head.method
+    }
+
+    /// The raw request-target as sent: path and query, or an absolute URI.
+    pub fn uri(&self) -> &str {
+        self.head.target()
+    }
+
+    /// The path (the request-target up to `?`, not percent-decoded; for an absolute-form target
+    /// only its path).
+    pub fn path(&self) -> &str {
+        self.head.path()
+    }
+
+    /// The raw query string after the first `?`; `None` without `?`.
+    pub fn query_string(&self) -> Option<&str> {
+        self.head.query()
+    }
+
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The header fields (names case-insensitive; duplicates kept).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The first value of header `name` if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The trailer fields of a chunked request body.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// The body; `None` when the request had none.
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// The body as a reader (empty when there is none).
+    pub fn body_reader(&self) -> impl Read + '_ {
+        io::Cursor::new(self.body.as_deref().unwrap_or(&[]))
+    }
+
+    /// Takes the body out of the request.
+    pub fn take_body(&mut self) -> Option<Vec<u8>> {
+        self.body.take()
+    }
+
+    /// The body length in bytes (0 without a body).
+    pub fn content_length(&self) -> usize {
+        self.body.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("content-type")
+    }
+
+    /// The client's address: the socket peer (`None` over a Unix domain socket).
+    /// `X-Forwarded-For` is never trusted here.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The local address the request arrived on (`None` over a Unix domain socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The host name from the `Host` header, without the port (IPv6 keeps its brackets).
+    pub fn server_name(&self) -> Option<&str> {
+        let host = self.header("host")?;
+        Some(split_host(host).0)
+    }
+
+    /// The port from the `Host` header, 80 when it names none (as in Ring and http-kit).
+    pub fn server_port(&self) -> u16 {
+        self.header("host")
+            .and_then(|h| split_host(h).1)
+            .unwrap_or(80)
+    }
+
+    /// Always `"http"`: TLS is left to a proxy in front.
+    pub fn scheme(&self) -> &'static str {
+        "http"
+    }
+
+    /// When the request finished arriving (monotonic).
+    pub fn received_at(&self) -> Instant {
+        self.received
+    }
+
+    /// Whether the client asks for a WebSocket (`Upgrade: websocket`).
+    pub fn is_websocket(&self) -> bool {
+        self.head.is_websocket()
+    }
+
+    /// Whether the connection will be kept open after this exchange (if the response allows).
+    pub fn is_keep_alive(&self) -> bool {
+        self.head.keep_alive
+    }
+
+    /// Converts into an `http::Request` with the body (empty when none).
+    pub fn into_http(self) -> http::Request<Vec<u8>> {
+        let mut b = http::Request::builder()
+            .method(self.head.method.clone())
+            .uri(self.head.target())
+            .version(self.head.version);
+        if let Some(h) = b.headers_mut() {
+            *h = self.head.headers.clone();
+        }
+        b.body(self.body.unwrap_or_default())
+            .unwrap_or_else(|_| http::Request::new(Vec::new()))
+    }
+}
+
+/// Splits `host[:port]` (with `[v6]` literals) into name and port.
+fn split_host(host: &str) -> (&str, Option<u16>) {
+    let colon = if host.starts_with('[') {
+        host.find(']')
+            .and_then(|e| host[e..].find(':').map(|c| e + c))
+    } else {
+        host.rfind(':')
+    };
+    match colon {
+        Some(i) => (&host[..i], host[i + 1..].parse().ok()),
+        None => (host, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host;
+
+    #[test]
+    fn host_splitting() {
+        assert_eq!(split_host("example.com"), ("example.com", None));
+        assert_eq!(split_host("example.com:8080"), ("example.com", Some(8080)));
+        assert_eq!(split_host("[::1]:9"), ("[::1]", Some(9)));
+        assert_eq!(split_host("[::1]"), ("[::1]", None));
+    }
+}

@@ -1,0 +1,268 @@
+//! Responses and their bodies.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+/// A response: status (default 200), headers, body.
+///
+/// The server owns framing: `Content-Length`, `Transfer-Encoding` and `Connection` set here are
+/// replaced by the right values. A header value with CR, LF or NUL is refused and the client
+/// gets a `500` instead of the response (header injection).
+///
+/// ```
+/// use httpkit::Response;
+/// let r = Response::ok("hello HTTP!").header("content-type", "text/html");
+/// assert_eq!(r.status(), 200);
+/// ```
+pub struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Body,
+    pub(crate) invalid: Option<String>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Self {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Body::empty(),
+            invalid: None,
+        }
+    }
+}
+
+impl Response {
+    /// `200 OK` with `body`.
+    pub fn ok(body: impl Into<Body>) -> Self {
+        Self {
+            body: body.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A response with `status` (100–999) and no body. An invalid status answers 500.
+    pub fn status_code(status: u16) -> Self {
+        Self::default().with_status(status)
+    }
+
+    /// `404 Not Found`, empty body.
+    pub fn not_found() -> Self {
+        Self::status_code(404)
+    }
+
+    /// `200 OK`, `Content-Type: text/html; charset=utf-8`.
+    pub fn html(body: impl Into<Body>) -> Self {
+        Self::ok(body).header("content-type", "text/html; charset=utf-8")
+    }
+
+    /// Sets the status. An invalid code (outside 100–999) makes the response a 500.
+    pub fn with_status(mut self, status: u16) -> Self {
+        match StatusCode::from_u16(status) {
+            Ok(s) => self.status = s,
+            Err(_) => self.invalid = Some(format!("invalid HTTP status code: {status}")),
+        }
+        self
+    }
+
+    /// Appends a header. An invalid name or a value with CR, LF, NUL or other control bytes
+    /// makes the response a 500 (never written to the wire).
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_ref()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                self.headers.append(n, v);
+            }
+            _ => self.invalid = Some(format!("invalid header {name:?}")),
+        }
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Body>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The headers, mutable.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+}
+
+impl<B: Into<Body>> From<http::Response<B>> for Response {
+    fn from(r: http::Response<B>) -> Self {
+        let (parts, body) = r.into_parts();
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.into(),
+            invalid: None,
+        }
+    }
+}
+
+/// A response body: empty, bytes, a file, or a stream of chunks.
+///
+/// Bytes and files are sent with `Content-Length`; streams with chunked encoding on HTTP/1.1
+/// (close-delimited on HTTP/1.0). Files and streams are sent piece by piece with bounded memory,
+/// never loaded whole.
+pub struct Body {
+    pub(crate) kind: BodyKind,
+}
+
+pub(crate) type ChunkIter = Box<dyn Iterator<Item = io::Result<Bytes>> + Send>;
+
+pub(crate) enum BodyKind {
+    Empty,
+    Bytes(Bytes),
+    File(File, u64),
+    Stream(ChunkIter),
+    Reader(Box<dyn Read + Send>),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BodyKind::Empty => f.write_str("Body::Empty"),
+            BodyKind::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.len()),
+            BodyKind::File(_, n) => write!(f, "Body::File({n} bytes)"),
+            BodyKind::Stream(_) => f.write_str("Body::Stream"),
+            BodyKind::Reader(_) => f.write_str("Body::Reader"),
+        }
+    }
+}
+
+impl Body {
+    /// No body.
+    pub fn empty() -> Self {
+        Self {
+            kind: BodyKind::Empty,
+        }
+    }
+
+    /// A file, sent with `Content-Length` from its size and streamed in pieces.
+    ///
+    /// # Errors
+    /// Reading the file's metadata failed.
+    pub fn file(file: File) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        Ok(Self {
+            kind: BodyKind::File(file, len),
+        })
+    }
+
+    /// Opens the file at `path` (see [`Body::file`]).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn from_path(path: impl AsRef<Path>) -> io::Result<Self> {
+        Self::file(File::open(path)?)
+    }
+
+    /// A stream of chunks, each sent as soon as the iterator yields it (chunked encoding).
+    /// The iterator runs on the worker thread and may block between chunks.
+    pub fn stream<I, B>(chunks: I) -> Self
+    where
+        I: IntoIterator<Item = B>,
+        I::IntoIter: Send + 'static,
+        B: Into<Bytes>,
+    {
+        Self {
+            kind: BodyKind::Stream(Box::new(chunks.into_iter().map(|b| Ok(b.into())))),
+        }
+    }
+
+    /// A stream of chunks that may fail; an error ends the response abruptly (the connection is
+    /// closed, so the client sees an incomplete body rather than a wrong one).
+    pub fn try_stream<I>(chunks: I) -> Self
+    where
+        I: IntoIterator<Item = io::Result<Bytes>>,
+        I::IntoIter: Send + 'static,
+    {
+        Self {
+            kind: BodyKind::Stream(Box::new(chunks.into_iter())),
+        }
+    }
+
+    /// A reader of unknown length, sent in pieces (chunked encoding).
+    pub fn reader(r: impl Read + Send + 'static) -> Self {
+        Self {
+            kind: BodyKind::Reader(Box::new(r)),
+        }
+    }
+
+    /// The bytes of an in-memory body, if it is one.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match &self.kind {
+            BodyKind::Empty => Some(&[]),
+            BodyKind::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Self {
+            kind: BodyKind::Bytes(b),
+        }
+    }
+}
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Self {
+        Bytes::from(b).into()
+    }
+}
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Bytes::from(s).into()
+    }
+}
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Bytes::from_static(s.as_bytes()).into()
+    }
+}
+impl From<&'static [u8]> for Body {
+    fn from(s: &'static [u8]) -> Self {
+        Bytes::from_static(s).into()
+    }
+}
+impl From<()> for Body {
+    fn from(_: ()) -> Self {
+        Self::empty()
+    }
+}

@@ -1,0 +1,124 @@
+//! The running server: its address, status, and how to stop it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use httpkit_reactor::Handle;
+
+use crate::pool::WorkerPool;
+use crate::respond::{ServerShared, RUNNING, STOPPED, STOPPING};
+
+/// Where a server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerStatus {
+    /// Accepting and serving.
+    Running,
+    /// A stop is in progress.
+    Stopping,
+    /// Stopped: the listener and every connection are closed.
+    Stopped,
+}
+
+/// A running server, returned by [`run_server`](crate::run_server).
+///
+/// Dropping a `Server` stops it immediately (as [`Server::stop`]); to serve until the process
+/// ends, keep it alive, e.g. with [`Server::join`].
+pub struct Server {
+    pub(crate) shared: Arc<ServerShared>,
+    pub(crate) reactor: Handle,
+    pub(crate) pool: Arc<dyn WorkerPool>,
+    pub(crate) owns_pool: bool,
+    pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) stop_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Server {
+    /// The bound address (`None` for a Unix domain socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The bound port, useful after binding port 0 (`None` for a Unix domain socket).
+    pub fn port(&self) -> Option<u16> {
+        self.local_addr.map(|a| a.port())
+    }
+
+    /// The current status.
+    pub fn status(&self) -> ServerStatus {
+        match self.shared.status.load(Ordering::Acquire) {
+            RUNNING => ServerStatus::Running,
+            STOPPING => ServerStatus::Stopping,
+            _ => ServerStatus::Stopped,
+        }
+    }
+
+    /// Connections accepted since start.
+    pub fn connections_accepted(&self) -> u64 {
+        self.reactor.stats().accepted()
+    }
+
+    /// Connections open now.
+    pub fn connections_open(&self) -> usize {
+        self.reactor.stats().open()
+    }
+
+    /// Stops now: the listener and every connection are closed; requests in progress are broken
+    /// (their responses are dropped). Returns when the server is stopped. Calling it again, or
+    /// after [`Server::stop_graceful`], does nothing.
+    pub fn stop(&self) {
+        self.stop_with(None);
+    }
+
+    /// Stops gracefully: stops accepting, closes idle connections at once, lets requests that
+    /// reached a worker finish and be answered (with `Connection: close`) for up to `timeout`,
+    /// then closes everything. Returns when the server is stopped.
+    pub fn stop_graceful(&self, timeout: Duration) {
+        self.stop_with(Some(timeout));
+    }
+
+    fn stop_with(&self, timeout: Option<Duration>) {
+        let _g = self.stop_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self
+            .shared
+            .status
+            .compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let start = Instant::now();
+        self.reactor.stop(timeout.map(|t| start + t));
+        self.reactor.join();
+        if self.owns_pool {
+            let left = timeout.map_or(Duration::ZERO, |t| t.saturating_sub(start.elapsed()));
+            self.pool.shutdown(left);
+        }
+        self.shared.status.store(STOPPED, Ordering::Release);
+    }
+
+    /// Blocks until the server has stopped (stopped from another thread or by a signal handler
+    /// calling [`Server::stop`]).
+    pub fn join(&self) {
+        self.reactor.join();
+        while self.status() != ServerStatus::Stopped {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
