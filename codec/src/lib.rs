@@ -15,7 +15,7 @@
 
 pub mod date;
 pub mod h1;
-// ws: see below
+pub mod ws;
 
 #[cfg(test)]
 pub(crate) mod test_util;
