@@ -32,6 +32,7 @@
 //! * Memory per connection is bounded by the configured limits.
 #![deny(missing_docs)]
 
+mod channel;
 mod date;
 mod handler;
 mod logging;
@@ -40,6 +41,8 @@ mod pool;
 mod request;
 mod respond;
 mod response;
+mod ring_ws;
+mod serial;
 mod server;
 
 use std::io;
@@ -50,7 +53,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use httpkit_reactor::{Limits, Listener, ReactorConfig};
 
+pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError};
 pub use handler::Handler;
+pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
 pub use logging::{events, LogFn};
 pub use options::Options;
 pub use pool::{Job, ThreadPool, ThreadPoolBuilder, WorkerPool};
@@ -104,6 +109,8 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         server_header: server_header.clone(),
         loggers: opts.loggers.clone(),
         write_high_water: opts.write_buffer,
+        max_ws: opts.max_ws,
+        pool: pool.clone(),
     });
     let config = ReactorConfig {
         limits: Limits {

@@ -152,6 +152,11 @@ impl Request {
         self.head.is_websocket()
     }
 
+    /// The subprotocols the client offers in `Sec-WebSocket-Protocol`, in its order.
+    pub fn websocket_protocols(&self) -> Vec<&str> {
+        httpkit_codec::ws::requested_protocols(&self.head.headers)
+    }
+
     /// Whether the connection will be kept open after this exchange (if the response allows).
     pub fn is_keep_alive(&self) -> bool {
         self.head.keep_alive

@@ -1,16 +1,18 @@
 //! The bridge between the reactor and the handler: the dispatcher (reactor thread) turns each
 //! request into a job for the pool; the job runs the handler and writes the response back.
 
+use std::any::Any;
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use httpkit_codec::h1::{encode_head, BodyEncoder, BodyLength, ResponseContext};
-use httpkit_reactor::{CloseReason, ConnHandle, Dispatch, InboundRequest};
+use httpkit_codec::ws::{check_handshake, HandshakeError};
+use httpkit_reactor::{CloseReason, ConnHandle, Dispatch, InboundRequest, WsEvent};
 
 use crate::date::with_date;
 use crate::logging::{events, Loggers};
@@ -36,12 +38,31 @@ pub(crate) struct ServerShared {
     pub(crate) server_header: Option<Bytes>,
     pub(crate) loggers: Loggers,
     pub(crate) write_high_water: usize,
+    pub(crate) max_ws: usize,
+    pub(crate) pool: Arc<dyn WorkerPool>,
+}
+
+impl std::fmt::Debug for dyn WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerPool")
+    }
 }
 
 impl ServerShared {
     pub(crate) fn is_running(&self) -> bool {
         self.status.load(Ordering::Acquire) == RUNNING
     }
+}
+
+/// Where the response of one exchange stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RespState {
+    /// Nothing written yet.
+    Idle,
+    /// The head is written; body pieces follow. `close`: the connection closes at the end.
+    Streaming { enc: BodyEncoder, close: bool },
+    /// Complete (or handed to a WebSocket).
+    Done,
 }
 
 /// One request/response exchange on a connection: where and how to write the answer.
@@ -53,8 +74,9 @@ pub(crate) struct Exchange {
     pub(crate) version: Version,
     pub(crate) keep_alive: bool,
     pub(crate) server: Arc<ServerShared>,
-    /// Set by `start` when the framing decided the connection closes after this response.
-    pub(crate) close_at_end: std::cell::Cell<bool>,
+    pub(crate) state: Arc<Mutex<RespState>>,
+    /// For a WebSocket request: the handshake check (`Sec-WebSocket-Accept`, or why not).
+    pub(crate) ws: Option<Result<String, HandshakeError>>,
 }
 
 impl Exchange {
@@ -68,92 +90,104 @@ impl Exchange {
         }
     }
 
-    /// Writes a complete in-memory response.
-    pub(crate) fn send_simple(&self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> bool {
-        let mut out = Vec::with_capacity(
-            192 + if body.len() <= INLINE_BODY {
-                body.len()
-            } else {
-                0
-            },
-        );
-        let framing = with_date(|d| {
-            encode_head(
-                status,
-                headers,
-                BodyLength::Known(body.len() as u64),
-                &self.ctx(d),
-                &mut out,
-            )
-        });
+    pub(crate) fn lock(&self) -> MutexGuard<'_, RespState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes a complete in-memory response (the state must already say Done).
+    pub(crate) fn write_simple(&self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> bool {
+        let mut out = Vec::with_capacity(192 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
+        let framing =
+            with_date(|d| encode_head(status, headers, BodyLength::Known(body.len() as u64), &self.ctx(d), &mut out));
         let Ok(framing) = framing else {
-            return self.send_error(500, "Internal Server Error");
+            return self.write_error(500, "Internal Server Error");
         };
-        let body = if framing.body.has_body() {
-            body
-        } else {
-            Bytes::new()
-        };
+        let body = if framing.body.has_body() { body } else { Bytes::new() };
         if body.len() <= INLINE_BODY {
             out.extend_from_slice(&body);
-            self.conn.write(
-                self.seq,
-                Bytes::from(out),
-                Bytes::new(),
-                true,
-                !framing.keep_alive,
-            )
+            self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !framing.keep_alive)
         } else {
-            self.conn
-                .write(self.seq, Bytes::from(out), body, true, !framing.keep_alive)
+            self.conn.write(self.seq, Bytes::from(out), body, true, !framing.keep_alive)
         }
     }
 
-    /// A plain-text error response.
-    pub(crate) fn send_error(&self, status: u16, msg: &'static str) -> bool {
+    /// A plain-text error response (the state must already say Done).
+    pub(crate) fn write_error(&self, status: u16, msg: &'static str) -> bool {
         let mut h = HeaderMap::new();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        self.send_simple(status, &h, Bytes::from_static(msg.as_bytes()))
+        let mut out = Vec::with_capacity(192);
+        let keep_alive = self.keep_alive && self.server.is_running();
+        let ctx = |d: &[u8], out: &mut Vec<u8>| {
+            let c = ResponseContext { keep_alive, ..self.ctx(d) };
+            encode_head(status, &h, BodyLength::Known(msg.len() as u64), &c, out)
+        };
+        match with_date(|d| ctx(d, &mut out)) {
+            Ok(f) => {
+                if f.body.has_body() {
+                    out.extend_from_slice(msg.as_bytes());
+                }
+                self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !f.keep_alive)
+            }
+            Err(_) => false,
+        }
     }
 
-    /// Writes `resp`, whatever its body.
+    /// Answers with an error if nothing was written yet.
+    pub(crate) fn send_error(&self, status: u16, msg: &'static str) -> bool {
+        {
+            let mut st = self.lock();
+            if *st != RespState::Idle {
+                return false;
+            }
+            *st = RespState::Done;
+        }
+        self.write_error(status, msg)
+    }
+
+    /// Writes the handler's `resp`, whatever its body, unless the exchange was already answered
+    /// (e.g. through a channel).
     pub(crate) fn send_response(&self, resp: Response) {
+        if let BodyKind::Channel(ch) = &resp.body.kind {
+            ch.start(&resp.headers);
+            return;
+        }
+        if let BodyKind::WebSocket(up) = &resp.body.kind {
+            crate::ring_ws::start(self, up, &resp.headers);
+            return;
+        }
+        {
+            let mut st = self.lock();
+            if *st != RespState::Idle {
+                drop(st);
+                self.server.loggers.warn("a handler returned a response after its channel had answered; ignored");
+                return;
+            }
+            *st = RespState::Done;
+        }
+        self.write_response(resp);
+    }
+
+    /// Writes `resp` (the caller has claimed the exchange).
+    pub(crate) fn write_response(&self, resp: Response) {
         if let Some(why) = &resp.invalid {
-            self.server.loggers.error(&format!(
-                "invalid response to {} request: {why}",
-                self.method
-            ));
-            self.send_error(500, "Internal Server Error");
+            self.server.loggers.error(&format!("invalid response to {} request: {why}", self.method));
+            self.write_error(500, "Internal Server Error");
             return;
         }
         if self.server.loggers.has_event() {
-            self.server.loggers.event(&format!(
-                "{}{}",
-                events::STATUS_PROCESSED,
-                resp.status.as_u16()
-            ));
+            self.server.loggers.event(&format!("{}{}", events::STATUS_PROCESSED, resp.status.as_u16()));
         }
-        let Response {
-            status,
-            headers,
-            body,
-            ..
-        } = resp;
+        let Response { status, headers, body, .. } = resp;
         match body.kind {
             BodyKind::Empty => {
-                self.send_simple(status, &headers, Bytes::new());
+                self.write_simple(status, &headers, Bytes::new());
             }
             BodyKind::Bytes(b) => {
-                self.send_simple(status, &headers, b);
+                self.write_simple(status, &headers, b);
             }
             BodyKind::File(mut f, len) => {
-                let Some(enc) = self.start(status, &headers, BodyLength::Known(len)) else {
-                    return;
-                };
+                let Some((enc, close)) = self.start(status, &headers, BodyLength::Known(len)) else { return };
                 if enc.has_body() {
                     let mut left = len;
                     let ok = self.pump(enc, |buf| {
@@ -163,10 +197,7 @@ impl Exchange {
                         let want = (buf.len() as u64).min(left) as usize;
                         let n = f.read(&mut buf[..want])?;
                         if n == 0 {
-                            return Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "file shrank while being sent",
-                            ));
+                            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while sent"));
                         }
                         left -= n as u64;
                         Ok(n)
@@ -175,111 +206,98 @@ impl Exchange {
                         return;
                     }
                 }
-                self.finish(enc);
+                self.finish(enc, close);
             }
             BodyKind::Reader(mut r) => {
-                let Some(enc) = self.start(status, &headers, BodyLength::Streamed) else {
-                    return;
-                };
+                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else { return };
                 if enc.has_body() && !self.pump(enc, |buf| r.read(buf)) {
                     return;
                 }
-                self.finish(enc);
+                self.finish(enc, close);
             }
             BodyKind::Stream(iter) => {
-                let Some(enc) = self.start(status, &headers, BodyLength::Streamed) else {
-                    return;
-                };
+                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else { return };
                 if enc.has_body() {
                     for item in iter {
                         match item {
                             Ok(b) if b.is_empty() => {}
                             Ok(b) => {
-                                if !self.send_piece(enc, b) {
+                                if !self.wait_room() || !self.write_piece(enc, b) {
                                     return;
                                 }
                             }
                             Err(e) => {
-                                self.server
-                                    .loggers
-                                    .error(&format!("response stream failed: {e}"));
+                                self.server.loggers.error(&format!("response stream failed: {e}"));
                                 self.conn.abort();
                                 return;
                             }
                         }
                     }
                 }
-                self.finish(enc);
+                self.finish(enc, close);
+            }
+            BodyKind::Channel(_) | BodyKind::WebSocket(_) => {
+                // A channel handed over as the body of another response: not an HTTP body.
+                self.write_error(500, "Internal Server Error");
             }
         }
     }
 
     /// Writes the head of a response whose body follows in pieces.
-    fn start(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        len: BodyLength,
-    ) -> Option<BodyEncoder> {
+    pub(crate) fn start(&self, status: StatusCode, headers: &HeaderMap, len: BodyLength) -> Option<(BodyEncoder, bool)> {
         let mut out = Vec::with_capacity(192);
         let framing = with_date(|d| encode_head(status, headers, len, &self.ctx(d), &mut out));
         let Ok(framing) = framing else {
-            self.send_error(500, "Internal Server Error");
+            self.write_error(500, "Internal Server Error");
             return None;
         };
-        self.close_at_end.set(!framing.keep_alive);
-        if !self
-            .conn
-            .write(self.seq, Bytes::from(out), Bytes::new(), false, false)
-        {
+        if !self.conn.write(self.seq, Bytes::from(out), Bytes::new(), false, false) {
             return None;
         }
-        Some(framing.body)
+        Some((framing.body, !framing.keep_alive))
     }
 
-    /// Sends one piece of a streamed body, waiting while the client is slow.
-    fn send_piece(&self, enc: BodyEncoder, data: Bytes) -> bool {
-        if !self
-            .conn
-            .wait_writable(self.server.write_high_water, DRAIN_WAIT)
-        {
-            self.conn.abort();
-            return false;
+    /// Waits while the client is slow; `false` (and the connection aborted) if it never drains.
+    fn wait_room(&self) -> bool {
+        if self.conn.wait_writable(self.server.write_high_water, DRAIN_WAIT) {
+            return true;
         }
-        let mut head = Vec::new();
-        enc.chunk_header(data.len(), &mut head);
-        let mut out_body = data;
+        self.conn.abort();
+        false
+    }
+
+    /// Sends one piece of a body with its chunk framing.
+    pub(crate) fn write_piece(&self, enc: BodyEncoder, data: Bytes) -> bool {
         if enc == BodyEncoder::Chunked {
-            let mut v = Vec::with_capacity(head.len() + out_body.len() + 2);
-            v.extend_from_slice(&head);
-            v.extend_from_slice(&out_body);
-            enc.chunk_trailer(&mut v);
-            out_body = Bytes::from(v);
+            let mut v = Vec::with_capacity(data.len() + 12);
+            enc.chunk_header(data.len(), &mut v);
+            if data.len() <= INLINE_BODY {
+                v.extend_from_slice(&data);
+                enc.chunk_trailer(&mut v);
+                return self.conn.write(self.seq, Bytes::from(v), Bytes::new(), false, false);
+            }
+            if !self.conn.write(self.seq, Bytes::from(v), data, false, false) {
+                return false;
+            }
+            return self.conn.write(self.seq, Bytes::from_static(b"\r\n"), Bytes::new(), false, false);
         }
-        self.conn
-            .write(self.seq, Bytes::new(), out_body, false, false)
+        self.conn.write(self.seq, Bytes::new(), data, false, false)
     }
 
-    fn pump(
-        &self,
-        enc: BodyEncoder,
-        mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
-    ) -> bool {
+    fn pump(&self, enc: BodyEncoder, mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> bool {
         loop {
             let mut buf = vec![0u8; PIECE];
             match read(&mut buf) {
                 Ok(0) => return true,
                 Ok(n) => {
                     buf.truncate(n);
-                    if !self.send_piece(enc, Bytes::from(buf)) {
+                    if !self.wait_room() || !self.write_piece(enc, Bytes::from(buf)) {
                         return false;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.server
-                        .loggers
-                        .error(&format!("reading response body failed: {e}"));
+                    self.server.loggers.error(&format!("reading response body failed: {e}"));
                     self.conn.abort();
                     return false;
                 }
@@ -287,12 +305,12 @@ impl Exchange {
         }
     }
 
-    fn finish(&self, enc: BodyEncoder) {
+    /// Ends a body written in pieces.
+    pub(crate) fn finish(&self, enc: BodyEncoder, close: bool) -> bool {
         let mut tail = Vec::new();
         enc.finish(&mut tail);
-        let close = self.close_at_end.get() || enc == BodyEncoder::CloseDelimited;
-        self.conn
-            .write(self.seq, Bytes::new(), Bytes::from(tail), true, close);
+        let close = close || enc == BodyEncoder::CloseDelimited;
+        self.conn.write(self.seq, Bytes::from(tail), Bytes::new(), true, close)
     }
 }
 
@@ -305,17 +323,13 @@ struct RequestTask<H> {
 impl<H: Handler> Task for RequestTask<H> {
     fn run(self: Box<Self>) {
         let RequestTask { handler, req } = *self;
-        let Some(ex) = req.exchange.clone() else {
-            return;
-        };
+        let Some(ex) = req.exchange.clone() else { return };
         let what = format!("{} {}", req.method(), req.path());
         match catch_unwind(AssertUnwindSafe(move || handler.call(req))) {
             Ok(resp) => ex.send_response(resp),
             Err(panic) => {
                 let msg = panic_message(&*panic);
-                ex.server
-                    .loggers
-                    .error(&format!("handler panicked on {what}: {msg}"));
+                ex.server.loggers.error(&format!("handler panicked on {what}: {msg}"));
                 ex.server.loggers.event(events::STATUS_500);
                 ex.send_error(500, "Internal Server Error");
             }
@@ -324,16 +338,14 @@ impl<H: Handler> Task for RequestTask<H> {
 
     fn reject(self: Box<Self>) {
         if let Some(ex) = &self.req.exchange {
-            ex.server
-                .loggers
-                .warn("worker pool rejected a request: 503");
+            ex.server.loggers.warn("worker pool rejected a request: 503");
             ex.server.loggers.event(events::STATUS_503);
             ex.send_error(503, "Server unavailable, please try again");
         }
     }
 }
 
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {
@@ -341,6 +353,26 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     } else {
         "unknown panic".to_owned()
     }
+}
+
+/// What a connection's user data points to: whoever wants its WebSocket events and its close.
+pub(crate) trait ConnListener: Send + Sync {
+    fn on_ws_event(&self, ev: WsEvent);
+    fn on_peer_eof(&self);
+    fn on_closed(&self, reason: CloseReason);
+    fn on_frame_written(&self, _token: u64) {}
+}
+
+/// The box stored in the reactor's user-data slot.
+pub(crate) struct Attachment(pub(crate) Arc<dyn ConnListener>);
+
+pub(crate) fn attach(conn: &ConnHandle, l: Arc<dyn ConnListener>) {
+    conn.set_user_data(Some(Arc::new(Attachment(l))));
+}
+
+fn listener(conn: &ConnHandle) -> Option<Arc<dyn ConnListener>> {
+    let any = conn.user_data()?;
+    any.downcast::<Attachment>().ok().map(|a| a.0.clone())
 }
 
 /// The reactor's view of the server.
@@ -352,31 +384,47 @@ pub(crate) struct Dispatcher<H> {
 
 impl<H: Handler> Dispatch for Dispatcher<H> {
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
-        let InboundRequest {
-            seq,
-            head,
-            body,
-            trailers,
-            received,
-        } = req;
+        let InboundRequest { seq, head, body, trailers, received } = req;
+        let ws = head.is_websocket().then(|| check_handshake(&head).map(|h| h.accept));
         let ex = Exchange {
+            ws,
             conn: conn.clone(),
             seq,
             method: head.method.clone(),
             version: head.version,
             keep_alive: head.keep_alive && !head.upgrade,
             server: self.server.clone(),
-            close_at_end: Default::default(),
+            state: Arc::new(Mutex::new(RespState::Idle)),
         };
         let request = Request::new(head, body, trailers, conn, received, ex);
-        let job = Job::new(Box::new(RequestTask {
-            handler: self.handler.clone(),
-            req: request,
-        }));
+        let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
         if let Err(job) = self.pool.execute(job) {
             job.reject();
         }
     }
 
-    fn on_close(&mut self, _conn: &ConnHandle, _reason: CloseReason) {}
+    fn on_ws_event(&mut self, conn: &ConnHandle, event: WsEvent) {
+        if let Some(l) = listener(conn) {
+            l.on_ws_event(event);
+        }
+    }
+
+    fn on_frame_written(&mut self, conn: &ConnHandle, token: u64) {
+        if let Some(l) = listener(conn) {
+            l.on_frame_written(token);
+        }
+    }
+
+    fn on_peer_eof(&mut self, conn: &ConnHandle) {
+        if let Some(l) = listener(conn) {
+            l.on_peer_eof();
+        }
+    }
+
+    fn on_close(&mut self, conn: &ConnHandle, reason: CloseReason) {
+        if let Some(l) = listener(conn) {
+            conn.set_user_data(None);
+            l.on_closed(reason);
+        }
+    }
 }

@@ -151,6 +151,8 @@ pub(crate) enum BodyKind {
     File(File, u64),
     Stream(ChunkIter),
     Reader(Box<dyn Read + Send>),
+    Channel(crate::channel::Channel),
+    WebSocket(crate::ring_ws::Upgrade),
 }
 
 impl fmt::Debug for Body {
@@ -161,6 +163,8 @@ impl fmt::Debug for Body {
             BodyKind::File(_, n) => write!(f, "Body::File({n} bytes)"),
             BodyKind::Stream(_) => f.write_str("Body::Stream"),
             BodyKind::Reader(_) => f.write_str("Body::Reader"),
+            BodyKind::Channel(c) => write!(f, "Body::Channel({c:?})"),
+            BodyKind::WebSocket(_) => f.write_str("Body::WebSocket"),
         }
     }
 }

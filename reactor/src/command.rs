@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 
-use crate::ConnId;
+use crate::{ConnId, WsClose};
 
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -18,6 +18,20 @@ pub(crate) enum Command {
         body: Bytes,
         end: bool,
         close: bool,
+    },
+    Upgrade {
+        id: ConnId,
+        seq: u64,
+        head: Bytes,
+        max_message: usize,
+        auto_pong: bool,
+    },
+    Frame {
+        id: ConnId,
+        head: Bytes,
+        payload: Bytes,
+        close: Option<WsClose>,
+        ack: Option<u64>,
     },
     Close {
         id: ConnId,

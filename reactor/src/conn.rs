@@ -20,15 +20,18 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use httpkit_codec::h1::{
     encode_head, BodyKind, BodyLength, RequestDecoder, RequestEvent, RequestHead, ResponseContext,
 };
+use httpkit_codec::ws::{encode_close, encode_frame, FrameDecoder, OpCode, WsEvent};
 
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
-use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ReactorConfig};
+use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ReactorConfig, WsClose};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
 /// How long a connection we are closing may keep sending before we give up on it.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long we wait for the peer's close frame after sending ours.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(5);
 
 pub(crate) struct Ctx<'a, D> {
     pub(crate) cfg: &'a ReactorConfig,
@@ -45,6 +48,7 @@ enum Timer {
     Idle,
     Write,
     Linger,
+    CloseHandshake,
 }
 
 #[derive(Debug)]
@@ -59,6 +63,16 @@ struct Slot {
     parts: Vec<Bytes>,
     done: bool,
     close: bool,
+    /// Switch to WebSocket once this response is queued: (max message, auto pong).
+    upgrade: Option<(usize, bool)>,
+}
+
+#[derive(Debug)]
+struct WsState {
+    dec: FrameDecoder,
+    auto_pong: bool,
+    close_sent: bool,
+    info: Option<WsClose>,
 }
 
 #[derive(Debug)]
@@ -82,6 +96,8 @@ pub(crate) struct Conn {
     draining: bool,
     lingering: bool,
     closing: Option<CloseReason>,
+    ws: Option<WsState>,
+    stopping: bool,
     timer: Timer,
     deadline: Option<Instant>,
 }
@@ -110,13 +126,23 @@ impl Conn {
             draining: false,
             lingering: false,
             closing: None,
+            ws: None,
+            stopping: false,
             timer: Timer::HeaderRead,
             deadline: Some(now + cfg.header_read_timeout),
         }
     }
 
+    /// Why the connection is being closed, as the dispatcher should hear it.
     pub(crate) fn is_closing(&self) -> Option<CloseReason> {
-        self.closing
+        let reason = self.closing.clone()?;
+        if self.stopping || reason == CloseReason::ServerStop {
+            return Some(CloseReason::ServerStop);
+        }
+        match self.ws.as_ref().and_then(|w| w.info.clone()) {
+            Some(info) => Some(CloseReason::WebSocket(info)),
+            None => Some(reason),
+        }
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -135,7 +161,9 @@ impl Conn {
     }
 
     fn can_decode(&self, cfg: &ReactorConfig) -> bool {
-        !self.stop_reading && self.closing.is_none() && self.slots.len() < cfg.max_pipelined
+        !self.stop_reading
+            && self.closing.is_none()
+            && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
     }
 
     fn can_read_more(&self) -> bool {
@@ -190,6 +218,11 @@ impl Conn {
     fn on_eof<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
         self.read_eof = true;
         self.readable = false;
+        if self.ws.is_some() {
+            // A TCP close without (or after) the close handshake.
+            self.close(CloseReason::PeerClosed);
+            return;
+        }
         if self.slots.is_empty() && self.wq.is_empty() {
             self.close(CloseReason::PeerClosed);
         } else {
@@ -214,7 +247,7 @@ impl Conn {
     fn input<D: Dispatch>(&mut self, data: &[u8], ctx: &mut Ctx<'_, D>) {
         if self.rbuf.is_empty() {
             let used = self.decode_from(data, ctx);
-            if used < data.len() && self.closing.is_none() && !self.stop_reading {
+            if used < data.len() && self.closing.is_none() {
                 self.rbuf.extend_from_slice(&data[used..]);
             }
         } else {
@@ -226,7 +259,7 @@ impl Conn {
     fn decode_buffered<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
         let buf = std::mem::take(&mut self.rbuf);
         let used = self.decode_from(&buf, ctx);
-        if used < buf.len() && self.closing.is_none() && !self.stop_reading {
+        if used < buf.len() && self.closing.is_none() {
             let mut buf = buf;
             buf.drain(..used);
             self.rbuf = buf;
@@ -234,6 +267,9 @@ impl Conn {
     }
 
     fn decode_from<D: Dispatch>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
+        if self.ws.is_some() {
+            return self.decode_frames(input, ctx);
+        }
         let mut off = 0;
         while self.can_decode(ctx.cfg) {
             match self.decoder.decode(&input[off..]) {
@@ -303,6 +339,7 @@ impl Conn {
             parts: Vec::new(),
             done: false,
             close: false,
+            upgrade: None,
         });
         if head.upgrade || !head.keep_alive {
             // After an upgrade request or a request that closes, nothing more is read as HTTP.
@@ -341,6 +378,7 @@ impl Conn {
             parts: vec![b],
             done: true,
             close,
+            upgrade: None,
         });
         self.advance_slots();
     }
@@ -388,7 +426,19 @@ impl Conn {
                 break;
             }
             let close = front.close;
+            let upgrade = front.upgrade;
             self.slots.pop_front();
+            if let Some((max, auto_pong)) = upgrade {
+                // The 101 is queued: from here on the connection speaks WebSocket.
+                self.slots.clear();
+                self.ws = Some(WsState { dec: FrameDecoder::new(max), auto_pong, close_sent: false, info: None });
+                self.stop_reading = false;
+                self.draining = false;
+                if self.stopping {
+                    self.ws_close(1001, "server stopping", false);
+                }
+                break;
+            }
             if close {
                 let dropped: usize = self
                     .slots
@@ -410,6 +460,133 @@ impl Conn {
             self.close_after_flush = true;
         }
     }
+
+    /// The response to request `seq` is a `101`: queue it, then switch to WebSocket.
+    pub(crate) fn on_upgrade<D: Dispatch>(
+        &mut self,
+        seq: u64,
+        head: Bytes,
+        max: usize,
+        auto_pong: bool,
+        ctx: &mut Ctx<'_, D>,
+    ) {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
+            self.handle.shared.queued.fetch_sub(head.len(), Ordering::AcqRel);
+            return;
+        };
+        slot.parts.push(head);
+        slot.done = true;
+        slot.upgrade = Some((max, auto_pong));
+        self.advance_slots();
+        self.flush(ctx);
+    }
+
+    /// A frame from another thread (WebSocket only). A close frame starts the close handshake.
+    pub(crate) fn on_frame<D: Dispatch>(
+        &mut self,
+        head: Bytes,
+        payload: Bytes,
+        close: Option<WsClose>,
+        ack: Option<u64>,
+        ctx: &mut Ctx<'_, D>,
+    ) {
+        let n = head.len() + payload.len();
+        let Some(ws) = &mut self.ws else {
+            self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            return;
+        };
+        if ws.close_sent {
+            self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            return;
+        }
+        self.wq.push(head);
+        self.wq.push(payload);
+        if let Some(token) = ack {
+            self.wq.mark(token);
+        }
+        if let Some(info) = close {
+            ws.close_sent = true;
+            if ws.info.is_none() {
+                ws.info = Some(info);
+            }
+            self.timer = Timer::CloseHandshake;
+            self.deadline = Some(ctx.now + CLOSE_HANDSHAKE);
+        }
+        if self.wq.len() >= ctx.cfg.write_high_water {
+            self.flush(ctx);
+        }
+    }
+
+    /// Sends a close frame of the reactor's own (protocol error, server stop, echo). With
+    /// `done` the TCP connection closes once it is written (the handshake is complete).
+    fn ws_close(&mut self, code: u16, reason: &str, done: bool) {
+        let Some(ws) = &mut self.ws else { return };
+        if !ws.close_sent {
+            let mut out = Vec::with_capacity(4 + reason.len());
+            if code == 1005 {
+                encode_frame(OpCode::Close, true, &[], &mut out);
+            } else {
+                encode_close(code, reason, &mut out);
+            }
+            ws.close_sent = true;
+            self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
+            self.wq.push(Bytes::from(out));
+        }
+        if ws.info.is_none() {
+            ws.info = Some(WsClose { code, reason: reason.to_owned(), by_peer: false });
+        }
+        if done {
+            self.stop_reading = true;
+            self.close_after_flush = true;
+        }
+    }
+
+    fn decode_frames<D: Dispatch>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
+        let mut off = 0;
+        while !self.stop_reading && self.closing.is_none() {
+            let Some(ws) = &mut self.ws else { break };
+            match ws.dec.decode(&input[off..]) {
+                Ok((0, None)) => break,
+                Ok((n, None)) => off += n,
+                Ok((n, Some(ev))) => {
+                    off += n;
+                    match ev {
+                        WsEvent::Close(frame) => {
+                            let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason));
+                            let we_closed = ws.close_sent;
+                            if ws.info.is_none() {
+                                ws.info = Some(WsClose { code, reason: reason.clone(), by_peer: true });
+                            }
+                            if we_closed {
+                                // The reply to our close: the handshake is complete.
+                                self.stop_reading = true;
+                                self.close_after_flush = true;
+                            } else {
+                                // Echo the peer's code, then close the TCP connection.
+                                self.ws_close(code, &reason, true);
+                            }
+                        }
+                        WsEvent::Ping(p) => {
+                            if ws.auto_pong && !ws.close_sent {
+                                let mut out = Vec::with_capacity(p.len() + 2);
+                                encode_frame(OpCode::Pong, true, &p, &mut out);
+                                self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
+                                self.wq.push(Bytes::from(out));
+                            }
+                            ctx.dispatch.on_ws_event(&self.handle, WsEvent::Ping(p));
+                        }
+                        ev => ctx.dispatch.on_ws_event(&self.handle, ev),
+                    }
+                }
+                Err(e) => {
+                    self.ws_close(e.close_code(), e.description(), true);
+                    break;
+                }
+            }
+        }
+        off
+    }
+
 
     pub(crate) fn on_close_cmd(&mut self, abort: bool) {
         if abort {
@@ -440,6 +617,13 @@ impl Conn {
                     }
                     if !self.wq.is_empty() {
                         self.writable = false;
+                    }
+                    if self.wq.has_marks() {
+                        let mut acked = Vec::new();
+                        self.wq.take_acked(&mut acked);
+                        for token in acked {
+                            ctx.dispatch.on_frame_written(&self.handle, token);
+                        }
                     }
                 }
                 Err(_) => {
@@ -484,8 +668,12 @@ impl Conn {
         if self.closing.is_some() || self.lingering {
             return;
         }
-        let want = if !self.wq.is_empty() {
+        let want = if self.ws.as_ref().is_some_and(|w| w.close_sent) {
+            Timer::CloseHandshake
+        } else if !self.wq.is_empty() {
             Timer::Write
+        } else if self.ws.is_some() {
+            Timer::None
         } else if !self.slots.is_empty() {
             Timer::None
         } else if self
@@ -508,6 +696,7 @@ impl Conn {
                 Timer::Idle => Some(now + cfg.idle_timeout),
                 Timer::Write => Some(now + cfg.write_timeout),
                 Timer::Linger => Some(now + LINGER),
+                Timer::CloseHandshake => Some(now + CLOSE_HANDSHAKE),
             };
         }
     }
@@ -543,6 +732,13 @@ impl Conn {
 
     /// Graceful stop: close now if idle, else once in-flight requests are answered.
     pub(crate) fn begin_drain<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        self.stopping = true;
+        if self.ws.is_some() {
+            // WebSockets get a 1001 and a chance to answer it before the deadline.
+            self.ws_close(1001, "server stopping", false);
+            self.flush(ctx);
+            return;
+        }
         if self.slots.is_empty() && self.wq.is_empty() {
             self.close(CloseReason::ServerStop);
         } else {
@@ -550,6 +746,17 @@ impl Conn {
             self.rbuf = Vec::new();
             self.close_after_flush_when_done();
             self.flush(ctx);
+        }
+    }
+
+    /// Immediate stop: a best-effort 1001 to WebSocket peers, written only if the socket takes it.
+    pub(crate) fn stop_now(&mut self) {
+        self.stopping = true;
+        if self.ws.is_some() && self.closing.is_none() {
+            self.ws_close(1001, "server stopping", true);
+            if self.writable {
+                let _ = self.wq.write_to(&mut self.stream);
+            }
         }
     }
 

@@ -196,6 +196,9 @@ impl<D: Dispatch> EventLoop<D> {
             }
         }
         for id in self.conns.ids() {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.stop_now();
+            }
             self.reap(id, CloseReason::ServerStop);
         }
         self.dispatch.on_flush();
@@ -250,6 +253,20 @@ impl<D: Dispatch> EventLoop<D> {
                         date: &self.date,
                     };
                     conn.on_write(seq, head, body, end, close, &mut ctx);
+                    if touched.last() != Some(&id) {
+                        touched.push(id);
+                    }
+                }
+                Command::Upgrade { id, seq, head, max_message, auto_pong } => {
+                    let Some(conn) = self.conns.get_mut(id) else { continue };
+                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+                    conn.on_upgrade(seq, head, max_message, auto_pong, &mut ctx);
+                    touched.push(id);
+                }
+                Command::Frame { id, head, payload, close, ack } => {
+                    let Some(conn) = self.conns.get_mut(id) else { continue };
+                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+                    conn.on_frame(head, payload, close, ack, &mut ctx);
                     if touched.last() != Some(&id) {
                         touched.push(id);
                     }
@@ -336,6 +353,7 @@ impl<D: Dispatch> EventLoop<D> {
                         cond: Condvar::new(),
                         peer,
                         local,
+                        user: Mutex::new(None),
                     });
                     let remote = self.remote.clone();
                     let cfg = &self.cfg;

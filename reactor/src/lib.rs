@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 pub use httpkit_codec::h1::{Limits, RequestHead};
+pub use httpkit_codec::ws::WsEvent;
 
 use command::Command;
 pub use command::Remote;
@@ -136,8 +137,20 @@ pub struct InboundRequest {
     pub received: Instant,
 }
 
+/// How a WebSocket connection ended: the close code and reason that were exchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsClose {
+    /// The close code (1005 when the peer's close frame had none).
+    pub code: u16,
+    /// The close reason.
+    pub reason: String,
+    /// Whether the peer sent the first close frame (otherwise the server did, e.g. for a
+    /// protocol error or a `close` call).
+    pub by_peer: bool,
+}
+
 /// Why a connection was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
     /// The peer closed its side (end of stream).
@@ -152,6 +165,8 @@ pub enum CloseReason {
     BadRequest,
     /// The server is stopping.
     ServerStop,
+    /// A WebSocket closed with a close frame (sent or received).
+    WebSocket(WsClose),
 }
 
 /// The seam between the reactor and the API crate. Runs on the reactor thread: never block here.
@@ -159,6 +174,14 @@ pub trait Dispatch: Send + 'static {
     /// A complete request arrived. Answer it (now or later, from any thread) with
     /// [`ConnHandle::write`] using `req.seq`.
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest);
+
+    /// A WebSocket message or control frame arrived (close frames are reported through
+    /// [`Dispatch::on_close`]). Pings have already been answered when auto-pong is on.
+    fn on_ws_event(&mut self, _conn: &ConnHandle, _event: httpkit_codec::ws::WsEvent) {}
+
+    /// Every byte of the frame sent with [`ConnHandle::send_frame_acked`] and this `token` has
+    /// been written to the socket.
+    fn on_frame_written(&mut self, _conn: &ConnHandle, _token: u64) {}
 
     /// The peer closed its sending side while requests were still being answered.
     fn on_peer_eof(&mut self, _conn: &ConnHandle) {}
@@ -171,7 +194,6 @@ pub trait Dispatch: Send + 'static {
 }
 
 /// State of one connection shared between the reactor and the threads that answer it.
-#[derive(Debug)]
 struct ConnShared {
     queued: AtomicUsize,
     closed: AtomicBool,
@@ -180,6 +202,17 @@ struct ConnShared {
     cond: Condvar,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    user: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for ConnShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnShared")
+            .field("queued", &self.queued)
+            .field("closed", &self.closed)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConnShared {
@@ -269,6 +302,53 @@ impl ConnHandle {
             }
             self.shared.waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Answers request `seq` with `head` (a `101 Switching Protocols`) and switches the
+    /// connection to WebSocket: frames of at most `max_message` bytes per message, pings
+    /// answered automatically if `auto_pong`. Returns `false` if the connection is closed.
+    pub fn upgrade(&self, seq: u64, head: Bytes, max_message: usize, auto_pong: bool) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.shared.queued.fetch_add(head.len(), Ordering::AcqRel);
+        self.remote.send(Command::Upgrade { id: self.id, seq, head, max_message, auto_pong });
+        true
+    }
+
+    /// Queues an encoded WebSocket frame (`head` then `payload`, so a large payload is not
+    /// copied). With `close`, this is a close frame: the close handshake starts, later frames
+    /// are dropped, and `close` is what the dispatcher hears in `on_close` unless the peer
+    /// closed first. Returns `false` if the connection is closed.
+    pub fn send_frame(&self, head: Bytes, payload: Bytes, close: Option<WsClose>) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.remote.send(Command::Frame { id: self.id, head, payload, close, ack: None });
+        true
+    }
+
+    /// Like [`ConnHandle::send_frame`] (without close), and reports
+    /// [`Dispatch::on_frame_written`] with `token` once the frame is written to the socket.
+    pub fn send_frame_acked(&self, head: Bytes, payload: Bytes, token: u64) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: Some(token) });
+        true
+    }
+
+    /// Attaches a value of the caller's to the connection (replacing any), e.g. the object that
+    /// receives its WebSocket messages. The reactor never looks at it.
+    pub fn set_user_data(&self, v: Option<Arc<dyn std::any::Any + Send + Sync>>) {
+        *self.shared.user.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    /// The value attached with [`ConnHandle::set_user_data`].
+    pub fn user_data(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.shared.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Closes the connection after what is already queued has been written.

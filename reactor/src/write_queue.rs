@@ -10,10 +10,38 @@ use bytes::{Buf, Bytes};
 pub(crate) struct WriteQueue {
     segs: VecDeque<Bytes>,
     len: usize,
+    /// Bytes ever queued / ever written, to tell when a marked segment has left.
+    pushed: u64,
+    written: u64,
+    /// (position in `pushed` terms, token): reported once `written` reaches the position.
+    acks: VecDeque<(u64, u64)>,
 }
 
 impl WriteQueue {
+    /// Marks the end of what is queued so far: `token` is returned by [`WriteQueue::take_acked`]
+    /// once every byte up to here is written.
+    pub(crate) fn mark(&mut self, token: u64) {
+        self.acks.push_back((self.pushed, token));
+    }
+
+    /// Tokens whose bytes are all written.
+    pub(crate) fn take_acked(&mut self, out: &mut Vec<u64>) {
+        while let Some(&(pos, token)) = self.acks.front() {
+            if pos > self.written {
+                break;
+            }
+            self.acks.pop_front();
+            out.push(token);
+        }
+    }
+
+    /// Whether marks wait to be reported.
+    pub(crate) fn has_marks(&self) -> bool {
+        !self.acks.is_empty()
+    }
+
     pub(crate) fn push(&mut self, b: Bytes) {
+        self.pushed += b.len() as u64;
         if !b.is_empty() {
             self.len += b.len();
             self.segs.push_back(b);
@@ -60,6 +88,7 @@ impl WriteQueue {
 
     fn consume(&mut self, mut n: usize) {
         self.len -= n;
+        self.written += n as u64;
         while n > 0 {
             let Some(front) = self.segs.front_mut() else {
                 return;
@@ -78,6 +107,7 @@ impl WriteQueue {
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.len;
         self.segs.clear();
+        self.acks.clear();
         self.len = 0;
         n
     }

@@ -447,14 +447,17 @@ fn split_target(t: &str) -> Result<(usize, usize), ParseError> {
     if t.starts_with('/') || t == "*" {
         return Ok((0, path_end));
     }
-    // absolute-form: scheme "://" authority [path]
-    if let Some(i) = t.find("://") {
+    // absolute-form: scheme "://" authority [path], the "://" before any '?'.
+    let before_query = &t[..path_end];
+    if let Some(i) = before_query.find("://") {
+        let scheme = &t[..i];
+        let scheme_ok = !scheme.is_empty()
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !scheme_ok {
+            return Err(ParseError::Target);
+        }
         let after = i + 3;
-        let rest_end = path_end;
-        let path_start = t[after..rest_end]
-            .find('/')
-            .map(|p| after + p)
-            .unwrap_or(rest_end);
+        let path_start = before_query[after..].find('/').map_or(path_end, |p| after + p);
         // With no path (`http://host?q`) the range is empty and `path()` answers `/`.
         return Ok((path_start, path_end));
     }

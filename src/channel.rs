@@ -1,0 +1,729 @@
+//! The unified channel API (http-kit's `as-channel`): one handler, one set of callbacks, for
+//! WebSocket clients and HTTP long-polling / streaming clients alike.
+//!
+//! ```no_run
+//! use std::collections::HashSet;
+//! use std::sync::{Arc, Mutex};
+//! use httpkit::{as_channel, run_server, Channel, ChannelHandlers, Options, Request, Response};
+//!
+//! let channels: Arc<Mutex<HashSet<Channel>>> = Arc::default();
+//! let (open, recv, close) = (channels.clone(), channels.clone(), channels.clone());
+//! let handlers = ChannelHandlers::new()
+//!     .on_open(move |ch| { open.lock().unwrap().insert(ch.clone()); })
+//!     .on_receive(move |_ch, msg| {
+//!         for ch in recv.lock().unwrap().iter() {
+//!             ch.send(format!("broadcasting: {}", msg.to_text()));
+//!         }
+//!     })
+//!     .on_close(move |ch, _status| { close.lock().unwrap().remove(ch); });
+//! let app = move |req: Request| {
+//!     if !req.is_websocket() {
+//!         return Response::html("<h1>Main screen turn on.</h1>");
+//!     }
+//!     as_channel(&req, handlers.clone())
+//! };
+//! let server = run_server(app, Options::default().port(8080))?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use httpkit_codec::h1::{BodyEncoder, BodyLength};
+use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, requested_protocols, OpCode};
+use httpkit_reactor::{CloseReason, WsClose, WsEvent};
+
+use crate::date::with_date;
+use crate::respond::{attach, ConnListener, Exchange, RespState};
+use crate::response::{Body, BodyKind};
+use crate::serial::Serial;
+use crate::{Request, Response};
+
+/// A message sent or received on a channel.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Message {
+    /// Text (a WebSocket text frame).
+    Text(String),
+    /// Bytes (a WebSocket binary frame).
+    Binary(Bytes),
+    /// A full response (HTTP channels: status, headers, body; WebSocket: its body is sent).
+    Response(Response),
+}
+
+impl Message {
+    /// The message as text (binary data converted lossily, a response's in-memory body).
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            Self::Response(r) => String::from_utf8_lossy(r.body.as_bytes().unwrap_or(&[])).into_owned(),
+        }
+    }
+
+    /// The message's bytes (text as UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(s) => s.as_bytes(),
+            Self::Binary(b) => b,
+            Self::Response(r) => r.body.as_bytes().unwrap_or(&[]),
+        }
+    }
+
+    /// Whether it is text.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_))
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+impl From<&str> for Message {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
+}
+impl From<Vec<u8>> for Message {
+    fn from(b: Vec<u8>) -> Self {
+        Self::Binary(b.into())
+    }
+}
+impl From<&[u8]> for Message {
+    fn from(b: &[u8]) -> Self {
+        Self::Binary(Bytes::copy_from_slice(b))
+    }
+}
+impl From<Bytes> for Message {
+    fn from(b: Bytes) -> Self {
+        Self::Binary(b)
+    }
+}
+impl From<Response> for Message {
+    fn from(r: Response) -> Self {
+        Self::Response(r)
+    }
+}
+
+/// Why a send failed; the message comes back.
+#[derive(Debug)]
+pub enum SendError<T> {
+    /// The channel is closed.
+    Closed(T),
+    /// The connection's write buffer is over its limit ([`Options::write_buffer`](crate::Options::write_buffer)):
+    /// the client is not reading fast enough. Try again later or drop the message.
+    Full(T),
+}
+
+impl<T: fmt::Debug> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(_) => f.write_str("channel closed"),
+            Self::Full(_) => f.write_str("channel write buffer full"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for SendError<T> {}
+
+/// The kind of a close, mirroring http-kit's close status keywords, plus what http-kit cannot
+/// tell: an abnormal drop (1006), a server stop, and custom codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseKind {
+    /// 1000: the client closed normally.
+    Normal,
+    /// 1001: the client is going away.
+    GoingAway,
+    /// 1002: a protocol error (by either side).
+    ProtocolError,
+    /// 1003: unsupported data.
+    Unsupported,
+    /// 1005: the client's close frame had no status code.
+    NoStatusReceived,
+    /// 1006: the TCP connection dropped without a close frame.
+    Abnormal,
+    /// 1007: invalid payload data (e.g. text that is not UTF-8).
+    InvalidPayloadData,
+    /// 1008: policy violation.
+    PolicyViolation,
+    /// 1009: a message was too big.
+    MessageTooBig,
+    /// 1010: the client needed an extension.
+    MandatoryExtension,
+    /// 1011: internal error.
+    InternalServerError,
+    /// The server closed the channel (`close`, or a send with close).
+    ServerClose,
+    /// The HTTP client went away.
+    ClientClose,
+    /// The server is stopping (WebSockets were sent 1001).
+    ServerStop,
+    /// A code in 3000–4999 (registered or private use); see [`CloseStatus::code`].
+    Custom,
+    /// Any other code (1012–1014, …); see [`CloseStatus::code`].
+    Unknown,
+}
+
+/// How a channel closed: the kind, the WebSocket close code and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseStatus {
+    kind: CloseKind,
+    code: Option<u16>,
+    reason: String,
+}
+
+impl CloseStatus {
+    pub(crate) fn new(kind: CloseKind, code: Option<u16>, reason: impl Into<String>) -> Self {
+        Self { kind, code, reason: reason.into() }
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> CloseKind {
+        self.kind
+    }
+
+    /// The WebSocket close code, when there is one (1006 for an abnormal drop).
+    pub fn code(&self) -> Option<u16> {
+        self.code
+    }
+
+    /// The close reason text (empty when none was given).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    fn from_peer_code(code: u16, reason: String) -> Self {
+        let kind = match code {
+            1000 => CloseKind::Normal,
+            1001 => CloseKind::GoingAway,
+            1002 => CloseKind::ProtocolError,
+            1003 => CloseKind::Unsupported,
+            1005 => CloseKind::NoStatusReceived,
+            1006 => CloseKind::Abnormal,
+            1007 => CloseKind::InvalidPayloadData,
+            1008 => CloseKind::PolicyViolation,
+            1009 => CloseKind::MessageTooBig,
+            1010 => CloseKind::MandatoryExtension,
+            1011 => CloseKind::InternalServerError,
+            3000..=4999 => CloseKind::Custom,
+            _ => CloseKind::Unknown,
+        };
+        Self::new(kind, Some(code), reason)
+    }
+
+    /// Maps how the reactor closed a WebSocket connection.
+    pub(crate) fn from_ws(reason: &CloseReason) -> Self {
+        match reason {
+            CloseReason::ServerStop => Self::new(CloseKind::ServerStop, Some(1001), "server stopping"),
+            CloseReason::WebSocket(WsClose { code, reason, by_peer: true }) => Self::from_peer_code(*code, reason.clone()),
+            CloseReason::WebSocket(WsClose { code, reason, by_peer: false }) => match code {
+                1002 | 1007 | 1009 | 1013 => Self::from_peer_code(*code, reason.clone()),
+                _ => Self::new(CloseKind::ServerClose, Some(*code), reason.clone()),
+            },
+            CloseReason::Timeout => Self::new(CloseKind::Abnormal, Some(1006), "timeout"),
+            _ => Self::new(CloseKind::Abnormal, Some(1006), ""),
+        }
+    }
+}
+
+type OpenFn = Arc<dyn Fn(&Channel) + Send + Sync>;
+type ReceiveFn = Arc<dyn Fn(&Channel, Message) + Send + Sync>;
+type PingFn = Arc<dyn Fn(&Channel, Vec<u8>) + Send + Sync>;
+type CloseFn = Arc<dyn Fn(&Channel, CloseStatus) + Send + Sync>;
+
+/// The callbacks of [`as_channel`]. Callbacks of one channel run one at a time, in order, on
+/// the worker pool; `on_close` runs after every `on_receive` already queued.
+#[derive(Clone, Default)]
+pub struct ChannelHandlers {
+    init: Option<OpenFn>,
+    on_open: Option<OpenFn>,
+    on_receive: Option<ReceiveFn>,
+    on_ping: Option<PingFn>,
+    on_close: Option<CloseFn>,
+    protocols: Vec<String>,
+}
+
+impl fmt::Debug for ChannelHandlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelHandlers").field("protocols", &self.protocols).finish_non_exhaustive()
+    }
+}
+
+impl ChannelHandlers {
+    /// No callbacks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs first, on the handler's thread, before the handshake response is sent.
+    pub fn init(mut self, f: impl Fn(&Channel) + Send + Sync + 'static) -> Self {
+        self.init = Some(Arc::new(f));
+        self
+    }
+
+    /// The channel is open: after the `101` for a WebSocket; at once (on the handler's thread)
+    /// for HTTP.
+    pub fn on_open(mut self, f: impl Fn(&Channel) + Send + Sync + 'static) -> Self {
+        self.on_open = Some(Arc::new(f));
+        self
+    }
+
+    /// A complete WebSocket message arrived.
+    pub fn on_receive(mut self, f: impl Fn(&Channel, Message) + Send + Sync + 'static) -> Self {
+        self.on_receive = Some(Arc::new(f));
+        self
+    }
+
+    /// A ping arrived (the pong has already been sent).
+    pub fn on_ping(mut self, f: impl Fn(&Channel, Vec<u8>) + Send + Sync + 'static) -> Self {
+        self.on_ping = Some(Arc::new(f));
+        self
+    }
+
+    /// The channel closed; runs exactly once.
+    pub fn on_close(mut self, f: impl Fn(&Channel, CloseStatus) + Send + Sync + 'static) -> Self {
+        self.on_close = Some(Arc::new(f));
+        self
+    }
+
+    /// WebSocket subprotocols the server speaks, in its order of preference; the first one the
+    /// client offers is chosen and sent in `Sec-WebSocket-Protocol`.
+    pub fn subprotocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, p: I) -> Self {
+        self.protocols = p.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct ChannelInner {
+    id: u64,
+    ex: Exchange,
+    ws: bool,
+    handlers: ChannelHandlers,
+    open: AtomicBool,
+    close_fired: AtomicBool,
+    serial: Arc<Serial>,
+    protocol: Option<String>,
+    accept: Option<String>,
+    remote_addr: Option<SocketAddr>,
+}
+
+/// A connection seen through the unified API: a WebSocket, or an HTTP request answered later
+/// (long-polling) or in pieces (streaming).
+///
+/// `Clone + Send + Sync + Eq + Hash`: keep channels in a `HashSet` shared by threads and send
+/// from anywhere.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<ChannelInner>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("id", &self.inner.id)
+            .field("websocket", &self.inner.ws)
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+impl Eq for Channel {}
+impl Hash for Channel {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.inner.id.hash(state);
+    }
+}
+
+/// Turns `req` into a channel served by `handlers`, and returns the response the handler must
+/// return (it carries the channel).
+///
+/// For a WebSocket request the handshake is checked: an invalid one gets `400` (or `426` for a
+/// wrong `Sec-WebSocket-Version`) and no channel is opened. For other requests the channel is
+/// an HTTP response waiting to be sent with [`Channel::send`].
+pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
+    let Some(ex) = req.exchange.clone() else {
+        return Response::status_code(500);
+    };
+    let ws = req.is_websocket();
+    let (accept, protocol) = if ws {
+        match ex.ws.clone().unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade)) {
+            Ok(accept) => {
+                let offered = requested_protocols(req.headers());
+                let protocol = handlers.protocols.iter().find(|p| offered.contains(&p.as_str())).cloned();
+                (Some(accept), protocol)
+            }
+            Err(e) => {
+                let r = Response::status_code(e.status())
+                    .header("content-type", "text/plain")
+                    .with_body(e.description());
+                return if e.status() == 426 { r.header("sec-websocket-version", "13") } else { r };
+            }
+        }
+    } else {
+        (None, None)
+    };
+    let conn = ex.conn.clone();
+    let on_reject_conn = conn.clone();
+    let on_reject: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+        if ws {
+            let mut out = Vec::new();
+            encode_close(1013, "Server overloaded", &mut out);
+            on_reject_conn.send_frame(Bytes::from(out), Bytes::new(), Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }));
+        }
+    });
+    let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject);
+    let ch = Channel {
+        inner: Arc::new(ChannelInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            remote_addr: req.remote_addr(),
+            ex,
+            ws,
+            handlers,
+            open: AtomicBool::new(true),
+            close_fired: AtomicBool::new(false),
+            serial,
+            protocol,
+            accept,
+        }),
+    };
+    attach(&conn, Arc::new(ch.clone()) as Arc<dyn ConnListener>);
+    if let Some(init) = &ch.inner.handlers.init {
+        init(&ch);
+    }
+    if !ws {
+        if let Some(f) = &ch.inner.handlers.on_open {
+            f(&ch);
+        }
+    }
+    Response { body: Body { kind: BodyKind::Channel(ch) }, ..Response::default() }
+}
+
+impl Channel {
+    /// A number unique to this channel for the life of the process.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Whether the channel is open (sends are possible).
+    pub fn is_open(&self) -> bool {
+        self.inner.open.load(Ordering::Acquire) && !self.inner.ex.conn.is_closed()
+    }
+
+    /// Whether the client asked for a WebSocket.
+    pub fn is_websocket(&self) -> bool {
+        self.inner.ws
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.remote_addr
+    }
+
+    /// The negotiated WebSocket subprotocol.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.inner.protocol.as_deref()
+    }
+
+    /// Sends `msg`; `true` if it was queued, `false` if the channel is closed or its write
+    /// buffer is full (see [`Channel::try_send`] to tell which and get the message back).
+    ///
+    /// On a WebSocket the channel stays open. On HTTP this is a complete response (status,
+    /// headers and body if `msg` is a [`Response`], a `200` body otherwise) and the channel
+    /// closes, as in http-kit; use [`Channel::send_with`] to stream.
+    pub fn send(&self, msg: impl Into<Message>) -> bool {
+        self.try_send(msg, !self.inner.ws).is_ok()
+    }
+
+    /// Sends `msg`, closing the channel after it if `close_after_send`. On HTTP, the first send
+    /// without close starts a chunked response (close-delimited on HTTP/1.0) and each later send
+    /// is a piece of it; a send with close ends it.
+    pub fn send_with(&self, msg: impl Into<Message>, close_after_send: bool) -> bool {
+        self.try_send(msg, close_after_send).is_ok()
+    }
+
+    /// Like [`Channel::send_with`], returning the message when it cannot be sent.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if the channel is closed, [`SendError::Full`] if the connection's
+    /// write buffer is over its limit (the client is slow).
+    pub fn try_send(&self, msg: impl Into<Message>, close_after_send: bool) -> Result<(), SendError<Message>> {
+        let msg = msg.into();
+        if !self.is_open() {
+            return Err(SendError::Closed(msg));
+        }
+        if self.inner.ex.conn.queued_bytes() > self.inner.ex.server.write_high_water {
+            return Err(SendError::Full(msg));
+        }
+        if self.inner.ws {
+            self.ws_send(msg, close_after_send)
+        } else {
+            self.http_send(msg, close_after_send)
+        }
+    }
+
+    fn ws_send(&self, msg: Message, close: bool) -> Result<(), SendError<Message>> {
+        let (op, payload) = match &msg {
+            Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
+            Message::Binary(b) => (OpCode::Binary, b.clone()),
+            Message::Response(r) => {
+                let b = r.body.as_bytes().unwrap_or(&[]);
+                let op = if std::str::from_utf8(b).is_ok() { OpCode::Text } else { OpCode::Binary };
+                (op, Bytes::copy_from_slice(b))
+            }
+        };
+        let mut head = Vec::with_capacity(10);
+        frame_head(op, payload.len(), &mut head);
+        if !self.inner.ex.conn.send_frame(Bytes::from(head), payload, None) {
+            return Err(SendError::Closed(msg));
+        }
+        if close {
+            self.close_with(1000, "");
+        }
+        Ok(())
+    }
+
+    fn http_send(&self, msg: Message, close: bool) -> Result<(), SendError<Message>> {
+        let ex = &self.inner.ex;
+        let mut st = ex.lock();
+        match *st {
+            RespState::Done => {
+                drop(st);
+                Err(SendError::Closed(msg))
+            }
+            RespState::Idle => {
+                let mut resp = match msg {
+                    Message::Response(r) => r,
+                    Message::Text(s) => Response::ok(s),
+                    Message::Binary(b) => Response::ok(b),
+                };
+                if resp.headers.is_empty() {
+                    resp.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+                }
+                let streamable = resp.invalid.is_none() && resp.body.as_bytes().is_some();
+                if close || !streamable {
+                    *st = RespState::Done;
+                    drop(st);
+                    ex.write_response(resp);
+                    self.closed_by_server();
+                    return Ok(());
+                }
+                let first = Bytes::copy_from_slice(resp.body.as_bytes().unwrap_or(&[]));
+                let Some((enc, close_at_end)) = ex.start(resp.status, &resp.headers, BodyLength::Streamed) else {
+                    *st = RespState::Done;
+                    return Ok(());
+                };
+                if enc == BodyEncoder::None {
+                    // HEAD, 204, 304: nothing can follow.
+                    *st = RespState::Done;
+                    ex.finish(enc, close_at_end);
+                    drop(st);
+                    self.closed_by_server();
+                    return Ok(());
+                }
+                *st = RespState::Streaming { enc, close: close_at_end };
+                if !first.is_empty() {
+                    ex.write_piece(enc, first);
+                }
+                Ok(())
+            }
+            RespState::Streaming { enc, close: close_at_end } => {
+                let data = match &msg {
+                    Message::Text(s) => Bytes::copy_from_slice(s.as_bytes()),
+                    Message::Binary(b) => b.clone(),
+                    Message::Response(r) => Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[])),
+                };
+                if !data.is_empty() && !ex.write_piece(enc, data) {
+                    return Err(SendError::Closed(msg));
+                }
+                if close {
+                    *st = RespState::Done;
+                    ex.finish(enc, close_at_end);
+                    drop(st);
+                    self.closed_by_server();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes the channel: a WebSocket gets close 1000; an HTTP response is ended (an empty
+    /// `200` if nothing was sent yet). Returns `true` the first time.
+    pub fn close(&self) -> bool {
+        if self.inner.ws {
+            return self.close_with(1000, "");
+        }
+        let ex = &self.inner.ex;
+        let mut st = ex.lock();
+        let was = *st;
+        *st = RespState::Done;
+        drop(st);
+        match was {
+            RespState::Done => return false,
+            RespState::Idle => {
+                let mut h = HeaderMap::new();
+                h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+                ex.write_simple(StatusCode::OK, &h, Bytes::new());
+            }
+            RespState::Streaming { enc, close } => {
+                ex.finish(enc, close);
+            }
+        }
+        self.closed_by_server()
+    }
+
+    /// Closes a WebSocket with `code` and `reason` (1000–4999 except 1004–1006 and 1015;
+    /// others become 1000). The close handshake completes, then the TCP connection closes.
+    /// Returns `true` the first time.
+    pub fn close_with(&self, code: u16, reason: &str) -> bool {
+        if !self.inner.ws {
+            return self.close();
+        }
+        let code = if httpkit_codec::ws::is_valid_close_code(code) { code } else { 1000 };
+        if !self.inner.open.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let mut out = Vec::with_capacity(4 + reason.len());
+        encode_close(code, reason, &mut out);
+        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
+        self.inner.ex.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
+        self.fire_close(CloseStatus::new(CloseKind::ServerClose, Some(code), reason));
+        true
+    }
+
+    /// Sends a WebSocket ping. `false` on HTTP channels or when closed.
+    pub fn ping(&self, data: &[u8]) -> bool {
+        if !self.inner.ws || !self.is_open() {
+            return false;
+        }
+        let mut out = Vec::new();
+        encode_frame(OpCode::Ping, true, data, &mut out);
+        self.inner.ex.conn.send_frame(Bytes::from(out), Bytes::new(), None)
+    }
+
+    fn closed_by_server(&self) -> bool {
+        if !self.inner.open.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        // The exchange is over: a later request on this keep-alive connection is not ours.
+        self.inner.ex.conn.set_user_data(None);
+        self.fire_close(CloseStatus::new(CloseKind::ServerClose, None, ""));
+        true
+    }
+
+    fn fire_close(&self, status: CloseStatus) {
+        if self.inner.close_fired.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(f) = self.inner.handlers.on_close.clone() {
+            let ch = self.clone();
+            self.inner.serial.push(move || f(&ch, status));
+        }
+    }
+
+    /// Called by the server after the `101` is queued or for an HTTP channel body.
+    pub(crate) fn start(&self, extra: &HeaderMap) {
+        let ex = &self.inner.ex;
+        if !self.inner.ws {
+            return;
+        }
+        {
+            let mut st = ex.lock();
+            if *st != RespState::Idle {
+                return;
+            }
+            *st = RespState::Done;
+        }
+        let Some(accept) = &self.inner.accept else { return };
+        let mut head = Vec::with_capacity(256);
+        with_date(|d| encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head));
+        if let Some(f) = self.inner.handlers.on_open.clone() {
+            let ch = self.clone();
+            self.inner.serial.push_quiet(move || f(&ch));
+        }
+        ex.conn.upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
+        self.inner.serial.kick();
+    }
+}
+
+/// Writes a server frame header for a payload of `len` bytes.
+pub(crate) fn frame_head(op: OpCode, len: usize, dst: &mut Vec<u8>) {
+    let b0 = 0x80 | match op {
+        OpCode::Continuation => 0x0,
+        OpCode::Text => 0x1,
+        OpCode::Binary => 0x2,
+        OpCode::Close => 0x8,
+        OpCode::Ping => 0x9,
+        OpCode::Pong => 0xA,
+    };
+    dst.push(b0);
+    if len < 126 {
+        dst.push(len as u8);
+    } else if len <= 0xffff {
+        dst.push(126);
+        dst.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        dst.push(127);
+        dst.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+impl ConnListener for Channel {
+    fn on_ws_event(&self, ev: WsEvent) {
+        match ev {
+            WsEvent::Text(s) => self.deliver(Message::Text(s)),
+            WsEvent::Binary(b) => self.deliver(Message::Binary(b.into())),
+            WsEvent::Ping(p) => {
+                if let Some(f) = self.inner.handlers.on_ping.clone() {
+                    let ch = self.clone();
+                    self.inner.serial.push(move || f(&ch, p));
+                }
+            }
+            WsEvent::Pong(_) | WsEvent::Close(_) => {}
+        }
+    }
+
+    fn on_peer_eof(&self) {
+        if !self.inner.ws && self.inner.open.swap(false, Ordering::AcqRel) {
+            // The long-poll client is gone: end the exchange and the connection.
+            *self.inner.ex.lock() = RespState::Done;
+            self.inner.ex.conn.abort();
+            self.fire_close(CloseStatus::new(CloseKind::ClientClose, None, ""));
+        }
+    }
+
+    fn on_closed(&self, reason: CloseReason) {
+        self.inner.open.store(false, Ordering::Release);
+        let status = if self.inner.ws {
+            CloseStatus::from_ws(&reason)
+        } else if reason == CloseReason::ServerStop {
+            CloseStatus::new(CloseKind::ServerStop, None, "server stopping")
+        } else {
+            CloseStatus::new(CloseKind::ClientClose, None, "")
+        };
+        self.fire_close(status);
+    }
+}
+
+impl Channel {
+    fn deliver(&self, msg: Message) {
+        if let Some(f) = self.inner.handlers.on_receive.clone() {
+            let ch = self.clone();
+            self.inner.serial.push(move || f(&ch, msg));
+        }
+    }
+}

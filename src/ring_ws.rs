@@ -1,0 +1,464 @@
+//! The Ring-style WebSocket API (Ring's `ring.websocket`): a handler returns a response that
+//! carries a [`WebSocketListener`]; the server upgrades the connection and calls the listener
+//! with a [`Socket`]. It runs on the same machinery as the channel API.
+//!
+//! ```no_run
+//! use std::collections::HashSet;
+//! use std::sync::{Arc, Mutex};
+//! use httpkit::{run_server, websocket_response, WsListener, Options, Request, Response, Socket};
+//!
+//! let sockets: Arc<Mutex<HashSet<Socket>>> = Arc::default();
+//! let (a, b, c) = (sockets.clone(), sockets.clone(), sockets.clone());
+//! let app = move |req: Request| {
+//!     if !req.is_websocket() {
+//!         return Response::html("<h1>Main screen turn on.</h1>");
+//!     }
+//!     let (a, b, c) = (a.clone(), b.clone(), c.clone());
+//!     websocket_response(
+//!         WsListener::new()
+//!             .on_open(move |s| { a.lock().unwrap().insert(s.clone()); })
+//!             .on_message(move |_s, msg| {
+//!                 for s in b.lock().unwrap().iter() {
+//!                     let _ = s.send(format!("broadcasting: {}", msg.to_text()));
+//!                 }
+//!             })
+//!             .on_close(move |s, _code, _reason| { c.lock().unwrap().remove(s); }),
+//!     )
+//! };
+//! let server = run_server(app, Options::default().port(8080))?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, OpCode};
+use httpkit_reactor::{CloseReason, ConnHandle, WsClose, WsEvent};
+
+use crate::channel::{frame_head, Message};
+use crate::date::with_date;
+use crate::respond::{attach, ConnListener, Exchange, RespState};
+use crate::response::{Body, BodyKind};
+use crate::serial::Serial;
+use crate::Response;
+
+/// Receives the events of one WebSocket (Ring's listener protocol). Every method has a default;
+/// the default `on_ping` answers with a pong, as the Ring spec says.
+///
+/// Methods of one socket run one at a time and in order on the worker pool.
+pub trait WebSocketListener: Send + Sync + 'static {
+    /// The handshake is done; the socket is open.
+    fn on_open(&self, _socket: &Socket) {}
+    /// A complete message arrived.
+    fn on_message(&self, _socket: &Socket, _message: Message) {}
+    /// A ping arrived. The default sends the pong; an override must pong itself if it wants to.
+    fn on_ping(&self, socket: &Socket, data: Vec<u8>) {
+        let _ = socket.pong(&data);
+    }
+    /// A pong arrived.
+    fn on_pong(&self, _socket: &Socket, _data: Vec<u8>) {}
+    /// The socket closed, with the close code and reason (1006 and an empty reason when the
+    /// connection dropped without a close frame; 1001 when the server stops).
+    fn on_close(&self, _socket: &Socket, _code: u16, _reason: &str) {}
+    /// The peer broke the protocol (called before `on_close`), or the pool could not run callbacks.
+    fn on_error(&self, _socket: &Socket, _error: &io::Error) {}
+}
+
+type SockFn = Arc<dyn Fn(&Socket) + Send + Sync>;
+type MsgFn = Arc<dyn Fn(&Socket, Message) + Send + Sync>;
+type DataFn = Arc<dyn Fn(&Socket, Vec<u8>) + Send + Sync>;
+type CloseFn = Arc<dyn Fn(&Socket, u16, &str) + Send + Sync>;
+type ErrFn = Arc<dyn Fn(&Socket, &io::Error) + Send + Sync>;
+
+/// A [`WebSocketListener`] built from closures (the analogue of Ring's listener map).
+/// Without `on_ping`, pings are answered automatically.
+#[derive(Clone, Default)]
+pub struct WsListener {
+    on_open: Option<SockFn>,
+    on_message: Option<MsgFn>,
+    on_ping: Option<DataFn>,
+    on_pong: Option<DataFn>,
+    on_close: Option<CloseFn>,
+    on_error: Option<ErrFn>,
+}
+
+impl fmt::Debug for WsListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsListener").finish_non_exhaustive()
+    }
+}
+
+impl WsListener {
+    /// A listener that does nothing (and answers pings).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// See [`WebSocketListener::on_open`].
+    pub fn on_open(mut self, f: impl Fn(&Socket) + Send + Sync + 'static) -> Self {
+        self.on_open = Some(Arc::new(f));
+        self
+    }
+    /// See [`WebSocketListener::on_message`].
+    pub fn on_message(mut self, f: impl Fn(&Socket, Message) + Send + Sync + 'static) -> Self {
+        self.on_message = Some(Arc::new(f));
+        self
+    }
+    /// See [`WebSocketListener::on_ping`]: with this set, no pong is sent for you.
+    pub fn on_ping(mut self, f: impl Fn(&Socket, Vec<u8>) + Send + Sync + 'static) -> Self {
+        self.on_ping = Some(Arc::new(f));
+        self
+    }
+    /// See [`WebSocketListener::on_pong`].
+    pub fn on_pong(mut self, f: impl Fn(&Socket, Vec<u8>) + Send + Sync + 'static) -> Self {
+        self.on_pong = Some(Arc::new(f));
+        self
+    }
+    /// See [`WebSocketListener::on_close`].
+    pub fn on_close(mut self, f: impl Fn(&Socket, u16, &str) + Send + Sync + 'static) -> Self {
+        self.on_close = Some(Arc::new(f));
+        self
+    }
+    /// See [`WebSocketListener::on_error`].
+    pub fn on_error(mut self, f: impl Fn(&Socket, &io::Error) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(f));
+        self
+    }
+}
+
+impl WebSocketListener for WsListener {
+    fn on_open(&self, s: &Socket) {
+        if let Some(f) = &self.on_open {
+            f(s);
+        }
+    }
+    fn on_message(&self, s: &Socket, m: Message) {
+        if let Some(f) = &self.on_message {
+            f(s, m);
+        }
+    }
+    fn on_ping(&self, s: &Socket, d: Vec<u8>) {
+        match &self.on_ping {
+            Some(f) => f(s, d),
+            None => {
+                let _ = s.pong(&d);
+            }
+        }
+    }
+    fn on_pong(&self, s: &Socket, d: Vec<u8>) {
+        if let Some(f) = &self.on_pong {
+            f(s, d);
+        }
+    }
+    fn on_close(&self, s: &Socket, code: u16, reason: &str) {
+        if let Some(f) = &self.on_close {
+            f(s, code, reason);
+        }
+    }
+    fn on_error(&self, s: &Socket, e: &io::Error) {
+        if let Some(f) = &self.on_error {
+            f(s, e);
+        }
+    }
+}
+
+/// The body of a response that upgrades to a WebSocket.
+pub(crate) struct Upgrade {
+    listener: Arc<dyn WebSocketListener>,
+    protocol: Option<String>,
+}
+
+/// A response that upgrades the request to a WebSocket served by `listener` (the analogue of
+/// `{::ws/listener …}`). Answered to a request that is not a WebSocket upgrade, it is an empty
+/// `400`; to an invalid handshake, `400` (or `426` for a wrong version).
+pub fn websocket_response(listener: impl WebSocketListener) -> Response {
+    let up = Upgrade { listener: Arc::new(listener), protocol: None };
+    Response { body: Body { kind: BodyKind::WebSocket(up) }, ..Response::default() }
+}
+
+impl Response {
+    /// Sets the WebSocket subprotocol (`Sec-WebSocket-Protocol`) of a
+    /// [`websocket_response`] — the analogue of `::ws/protocol`. Pick it from
+    /// [`Request::websocket_protocols`](crate::Request::websocket_protocols).
+    pub fn with_protocol(mut self, protocol: impl Into<String>) -> Self {
+        if let BodyKind::WebSocket(up) = &mut self.body.kind {
+            up.protocol = Some(protocol.into());
+        }
+        self
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+type Callbacks = (Box<dyn FnOnce() + Send>, Box<dyn FnOnce(io::Error) + Send>);
+
+struct SocketInner {
+    id: u64,
+    conn: ConnHandle,
+    open: AtomicBool,
+    close_fired: AtomicBool,
+    serial: Arc<Serial>,
+    listener: Arc<dyn WebSocketListener>,
+    protocol: Option<String>,
+    pending: Mutex<HashMap<u64, Callbacks>>,
+}
+
+/// One open WebSocket of the Ring-style API. `Clone + Send + Sync + Eq + Hash`.
+#[derive(Clone)]
+pub struct Socket {
+    inner: Arc<SocketInner>,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket").field("id", &self.inner.id).field("open", &self.is_open()).finish()
+    }
+}
+impl PartialEq for Socket {
+    fn eq(&self, o: &Self) -> bool {
+        self.inner.id == o.inner.id
+    }
+}
+impl Eq for Socket {}
+impl Hash for Socket {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.inner.id.hash(h);
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "websocket is closed")
+}
+
+fn encode_message(msg: &Message) -> (Bytes, Bytes) {
+    let (op, payload) = match msg {
+        Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
+        Message::Binary(b) => (OpCode::Binary, b.clone()),
+        Message::Response(r) => (OpCode::Binary, Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[]))),
+    };
+    let mut head = Vec::with_capacity(10);
+    frame_head(op, payload.len(), &mut head);
+    (Bytes::from(head), payload)
+}
+
+impl Socket {
+    /// Whether the socket is open.
+    pub fn is_open(&self) -> bool {
+        self.inner.open.load(Ordering::Acquire) && !self.inner.conn.is_closed()
+    }
+
+    /// The negotiated subprotocol.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.inner.protocol.as_deref()
+    }
+
+    /// Queues a text (`&str`, `String`) or binary (`Vec<u8>`, `Bytes`) message.
+    ///
+    /// # Errors
+    /// `NotConnected` when the socket is closed; `WouldBlock` when its write buffer is over the
+    /// limit (the client is slow).
+    pub fn send(&self, msg: impl Into<Message>) -> io::Result<()> {
+        let msg = msg.into();
+        self.check_writable()?;
+        let (head, payload) = encode_message(&msg);
+        if self.inner.conn.send_frame(head, payload, None) {
+            Ok(())
+        } else {
+            Err(closed_error())
+        }
+    }
+
+    fn check_writable(&self) -> io::Result<()> {
+        if !self.is_open() {
+            return Err(closed_error());
+        }
+        Ok(())
+    }
+
+    /// Sends `msg` and calls `on_success` once it has been written to the socket, or
+    /// `on_failure` if it cannot be (closed before or before the bytes left). Exactly one of
+    /// them runs, on the worker pool, in order with the socket's other callbacks.
+    pub fn send_async(
+        &self,
+        msg: impl Into<Message>,
+        on_success: impl FnOnce() + Send + 'static,
+        on_failure: impl FnOnce(io::Error) + Send + 'static,
+    ) {
+        let msg = msg.into();
+        if let Err(e) = self.check_writable() {
+            self.inner.serial.push(move || on_failure(e));
+            return;
+        }
+        let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(token, (Box::new(on_success), Box::new(on_failure)));
+        let (head, payload) = encode_message(&msg);
+        if !self.inner.conn.send_frame_acked(head, payload, token) {
+            self.fail_pending();
+        } else if self.inner.conn.is_closed() {
+            // Closed while we queued: the reactor will never report it.
+            self.fail_pending();
+        }
+    }
+
+    /// Sends a ping.
+    ///
+    /// # Errors
+    /// `NotConnected` when closed.
+    pub fn ping(&self, data: &[u8]) -> io::Result<()> {
+        self.control(OpCode::Ping, data)
+    }
+
+    /// Sends a pong.
+    ///
+    /// # Errors
+    /// `NotConnected` when closed.
+    pub fn pong(&self, data: &[u8]) -> io::Result<()> {
+        self.control(OpCode::Pong, data)
+    }
+
+    fn control(&self, op: OpCode, data: &[u8]) -> io::Result<()> {
+        self.check_writable()?;
+        if data.len() > 125 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "control frame payload over 125 bytes"));
+        }
+        let mut out = Vec::with_capacity(data.len() + 2);
+        encode_frame(op, true, data, &mut out);
+        if self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), None) {
+            Ok(())
+        } else {
+            Err(closed_error())
+        }
+    }
+
+    /// Closes with `code` (1000–4999 except 1004–1006, 1015) and `reason` (≤ 123 bytes); the
+    /// close handshake completes and then the TCP connection closes.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a code that may not be sent; `NotConnected` when already closed.
+    pub fn close(&self, code: u16, reason: &str) -> io::Result<()> {
+        if !httpkit_codec::ws::is_valid_close_code(code) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid close code {code}")));
+        }
+        if reason.len() > 123 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "close reason over 123 bytes"));
+        }
+        if !self.inner.open.swap(false, Ordering::AcqRel) {
+            return Err(closed_error());
+        }
+        let mut out = Vec::with_capacity(4 + reason.len());
+        encode_close(code, reason, &mut out);
+        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
+        self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
+        Ok(())
+    }
+
+    fn fail_pending(&self) {
+        let all: Vec<Callbacks> = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, v)| v).collect();
+        for (_, fail) in all {
+            self.inner.serial.push(move || fail(closed_error()));
+        }
+    }
+
+    fn push(&self, f: impl FnOnce(&Arc<dyn WebSocketListener>, &Socket) + Send + 'static) {
+        let s = self.clone();
+        self.inner.serial.push(move || f(&s.inner.listener, &s));
+    }
+}
+
+impl ConnListener for Socket {
+    fn on_ws_event(&self, ev: WsEvent) {
+        match ev {
+            WsEvent::Text(t) => self.push(move |l, s| l.on_message(s, Message::Text(t))),
+            WsEvent::Binary(b) => self.push(move |l, s| l.on_message(s, Message::Binary(b.into()))),
+            WsEvent::Ping(p) => self.push(move |l, s| l.on_ping(s, p)),
+            WsEvent::Pong(p) => self.push(move |l, s| l.on_pong(s, p)),
+            WsEvent::Close(_) => {}
+        }
+    }
+
+    fn on_peer_eof(&self) {}
+
+    fn on_frame_written(&self, token: u64) {
+        let cb = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
+        if let Some((ok, _)) = cb {
+            self.inner.serial.push(ok);
+        }
+    }
+
+    fn on_closed(&self, reason: CloseReason) {
+        self.inner.open.store(false, Ordering::Release);
+        self.fail_pending();
+        if self.inner.close_fired.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (code, text, error) = match reason {
+            CloseReason::ServerStop => (1001, "server stopping".to_owned(), None),
+            CloseReason::WebSocket(WsClose { code, reason, by_peer }) => {
+                let err = (!by_peer && matches!(code, 1002 | 1007 | 1009)).then(|| reason.clone());
+                (code, reason, err)
+            }
+            _ => (1006, String::new(), None),
+        };
+        self.push(move |l, s| {
+            if let Some(e) = error {
+                l.on_error(s, &io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            l.on_close(s, code, &text);
+        });
+    }
+}
+
+
+/// Upgrades the exchange for a Ring-style listener (called with the handler's response).
+pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
+    {
+        let mut st = ex.lock();
+        if *st != RespState::Idle {
+            return;
+        }
+        *st = RespState::Done;
+    }
+    let accept = match &ex.ws {
+        None => {
+            ex.write_error(400, "expected a WebSocket upgrade");
+            return;
+        }
+        Some(Err(e)) => {
+            ex.write_error(e.status(), e.description());
+            return;
+        }
+        Some(Ok(accept)) => accept.clone(),
+    };
+    let conn = ex.conn.clone();
+    let reject_conn = conn.clone();
+    let on_reject: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+        let mut out = Vec::new();
+        encode_close(1013, "Server overloaded", &mut out);
+        reject_conn.send_frame(Bytes::from(out), Bytes::new(), Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }));
+    });
+    let socket = Socket {
+        inner: Arc::new(SocketInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            conn: conn.clone(),
+            open: AtomicBool::new(true),
+            close_fired: AtomicBool::new(false),
+            serial: Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject),
+            listener: up.listener.clone(),
+            protocol: up.protocol.clone(),
+            pending: Mutex::new(HashMap::new()),
+        }),
+    };
+    attach(&conn, Arc::new(socket.clone()) as Arc<dyn ConnListener>);
+    let mut out = Vec::with_capacity(256);
+    with_date(|d| encode_handshake_response(&accept, up.protocol.as_deref(), extra, d, &mut out));
+    let s = socket.clone();
+    socket.inner.serial.push_quiet(move || s.inner.listener.on_open(&s));
+    // Pings go to the listener, whose default answers them.
+    conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, false);
+    socket.inner.serial.kick();
+}

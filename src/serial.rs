@@ -1,0 +1,110 @@
+//! Per-connection serial execution on the worker pool: callbacks of one connection run one at a
+//! time and in order; different connections run in parallel.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use crate::logging::{events, Loggers};
+use crate::pool::{Job, Task, WorkerPool};
+use crate::respond::panic_message;
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+/// Tasks drained per pool job before yielding the worker to other connections.
+const BATCH: usize = 32;
+
+struct State {
+    tasks: VecDeque<Callback>,
+    running: bool,
+}
+
+/// A queue of callbacks for one connection.
+pub(crate) struct Serial {
+    state: Mutex<State>,
+    pool: Arc<dyn WorkerPool>,
+    loggers: Loggers,
+    /// Called (once per rejection) when the pool refuses work, e.g. to close a WebSocket 1013.
+    on_reject: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Serial {
+    pub(crate) fn new(pool: Arc<dyn WorkerPool>, loggers: Loggers, on_reject: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(State { tasks: VecDeque::new(), running: false }), pool, loggers, on_reject })
+    }
+
+    /// Queues `f` without starting a drain (see [`Serial::kick`]).
+    pub(crate) fn push_quiet(&self, f: impl FnOnce() + Send + 'static) {
+        self.lock().tasks.push_back(Box::new(f));
+    }
+
+    /// Queues `f` and makes sure a drain is running.
+    pub(crate) fn push(self: &Arc<Self>, f: impl FnOnce() + Send + 'static) {
+        self.lock().tasks.push_back(Box::new(f));
+        self.kick();
+    }
+
+    /// Starts a drain if tasks wait and none is running.
+    pub(crate) fn kick(self: &Arc<Self>) {
+        {
+            let mut st = self.lock();
+            if st.running || st.tasks.is_empty() {
+                return;
+            }
+            st.running = true;
+        }
+        if let Err(job) = self.pool.execute(Job::new(Box::new(Drain(self.clone())))) {
+            job.reject();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn drain(self: &Arc<Self>) {
+        loop {
+            for _ in 0..BATCH {
+                let task = {
+                    let mut st = self.lock();
+                    match st.tasks.pop_front() {
+                        Some(t) => t,
+                        None => {
+                            st.running = false;
+                            return;
+                        }
+                    }
+                };
+                if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
+                    self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
+                    self.loggers.event(events::WS_FRAME_ERROR);
+                }
+            }
+            // More work: give other connections a turn, or go on here if the pool is full.
+            if self.pool.execute(Job::new(Box::new(Drain(self.clone())))).is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+struct Drain(Arc<Serial>);
+
+impl Task for Drain {
+    fn run(self: Box<Self>) {
+        self.0.drain();
+    }
+
+    fn reject(self: Box<Self>) {
+        // The pool is full or shut down. Tell the owner (it closes the connection), and still
+        // run what is queued, on a thread of its own, so no callback (on_close above all) is lost.
+        self.0.loggers.warn("worker pool rejected connection callbacks");
+        self.0.loggers.event(events::STATUS_503);
+        (self.0.on_reject)();
+        let s = self.0.clone();
+        let spawned = std::thread::Builder::new().name("httpkit-overflow".into()).spawn(move || s.drain());
+        if spawned.is_err() {
+            self.0.drain();
+        }
+    }
+}
