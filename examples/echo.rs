@@ -4,14 +4,27 @@
 //! * `POST` / `PUT /echo` → 200 with the request body and its `Content-Type`
 //! * `GET /stream` → the chunks `a`, `b`, `c`, about 20 ms apart (chunked on HTTP/1.1,
 //!   close-delimited on HTTP/1.0, no body for HEAD)
+//! * `GET /ws` → a WebSocket echoing every message with its opcode (text / binary); messages up
+//!   to 16 MiB (the Autobahn test suite runs against this)
 //!
 //! `cargo run --release --example echo [PORT]` (default 8080).
 
 use std::time::Duration;
 
-use httpkit::{run_server, Body, Method, Options, Request, Response};
+use httpkit::{
+    as_channel, run_server, Body, ChannelHandlers, Message, Method, Options, Request, Response,
+};
 
 fn app(mut req: Request) -> Response {
+    if req.path() == "/ws" {
+        let handlers = ChannelHandlers::new().on_receive(|ch, msg| {
+            match msg {
+                Message::Text(t) => ch.send(t),
+                other => ch.send(other),
+            };
+        });
+        return as_channel(&req, handlers);
+    }
     match (req.method().clone(), req.path()) {
         (Method::POST | Method::PUT, "/echo") => {
             let ct = req.content_type().map(str::to_owned);

@@ -35,7 +35,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use httpkit_codec::h1::{BodyEncoder, BodyLength};
-use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, requested_protocols, OpCode};
+use httpkit_codec::ws::{
+    encode_close, encode_frame, encode_handshake_response, requested_protocols, OpCode,
+};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent};
 
 use crate::date::with_date;
@@ -53,7 +55,7 @@ pub enum Message {
     /// Bytes (a WebSocket binary frame).
     Binary(Bytes),
     /// A full response (HTTP channels: status, headers, body; WebSocket: its body is sent).
-    Response(Response),
+    Response(Box<Response>),
 }
 
 impl Message {
@@ -62,7 +64,9 @@ impl Message {
         match self {
             Self::Text(s) => s.clone(),
             Self::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            Self::Response(r) => String::from_utf8_lossy(r.body.as_bytes().unwrap_or(&[])).into_owned(),
+            Self::Response(r) => {
+                String::from_utf8_lossy(r.body.as_bytes().unwrap_or(&[])).into_owned()
+            }
         }
     }
 
@@ -108,7 +112,7 @@ impl From<Bytes> for Message {
 }
 impl From<Response> for Message {
     fn from(r: Response) -> Self {
-        Self::Response(r)
+        Self::Response(Box::new(r))
     }
 }
 
@@ -182,7 +186,11 @@ pub struct CloseStatus {
 
 impl CloseStatus {
     pub(crate) fn new(kind: CloseKind, code: Option<u16>, reason: impl Into<String>) -> Self {
-        Self { kind, code, reason: reason.into() }
+        Self {
+            kind,
+            code,
+            reason: reason.into(),
+        }
     }
 
     /// What happened.
@@ -222,9 +230,19 @@ impl CloseStatus {
     /// Maps how the reactor closed a WebSocket connection.
     pub(crate) fn from_ws(reason: &CloseReason) -> Self {
         match reason {
-            CloseReason::ServerStop => Self::new(CloseKind::ServerStop, Some(1001), "server stopping"),
-            CloseReason::WebSocket(WsClose { code, reason, by_peer: true }) => Self::from_peer_code(*code, reason.clone()),
-            CloseReason::WebSocket(WsClose { code, reason, by_peer: false }) => match code {
+            CloseReason::ServerStop => {
+                Self::new(CloseKind::ServerStop, Some(1001), "server stopping")
+            }
+            CloseReason::WebSocket(WsClose {
+                code,
+                reason,
+                by_peer: true,
+            }) => Self::from_peer_code(*code, reason.clone()),
+            CloseReason::WebSocket(WsClose {
+                code,
+                reason,
+                by_peer: false,
+            }) => match code {
                 1002 | 1007 | 1009 | 1013 => Self::from_peer_code(*code, reason.clone()),
                 _ => Self::new(CloseKind::ServerClose, Some(*code), reason.clone()),
             },
@@ -253,7 +271,9 @@ pub struct ChannelHandlers {
 
 impl fmt::Debug for ChannelHandlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelHandlers").field("protocols", &self.protocols).finish_non_exhaustive()
+        f.debug_struct("ChannelHandlers")
+            .field("protocols", &self.protocols)
+            .finish_non_exhaustive()
     }
 }
 
@@ -361,17 +381,29 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     };
     let ws = req.is_websocket();
     let (accept, protocol) = if ws {
-        match ex.ws.clone().unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade)) {
+        match ex
+            .ws
+            .clone()
+            .unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade))
+        {
             Ok(accept) => {
                 let offered = requested_protocols(req.headers());
-                let protocol = handlers.protocols.iter().find(|p| offered.contains(&p.as_str())).cloned();
+                let protocol = handlers
+                    .protocols
+                    .iter()
+                    .find(|p| offered.contains(&p.as_str()))
+                    .cloned();
                 (Some(accept), protocol)
             }
             Err(e) => {
                 let r = Response::status_code(e.status())
                     .header("content-type", "text/plain")
                     .with_body(e.description());
-                return if e.status() == 426 { r.header("sec-websocket-version", "13") } else { r };
+                return if e.status() == 426 {
+                    r.header("sec-websocket-version", "13")
+                } else {
+                    r
+                };
             }
         }
     } else {
@@ -383,7 +415,15 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         if ws {
             let mut out = Vec::new();
             encode_close(1013, "Server overloaded", &mut out);
-            on_reject_conn.send_frame(Bytes::from(out), Bytes::new(), Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }));
+            on_reject_conn.send_frame(
+                Bytes::from(out),
+                Bytes::new(),
+                Some(WsClose {
+                    code: 1013,
+                    reason: "Server overloaded".into(),
+                    by_peer: false,
+                }),
+            );
         }
     });
     let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject);
@@ -410,7 +450,12 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             f(&ch);
         }
     }
-    Response { body: Body { kind: BodyKind::Channel(ch) }, ..Response::default() }
+    Response {
+        body: Body {
+            kind: BodyKind::Channel(ch),
+        },
+        ..Response::default()
+    }
 }
 
 impl Channel {
@@ -461,7 +506,11 @@ impl Channel {
     /// # Errors
     /// [`SendError::Closed`] if the channel is closed, [`SendError::Full`] if the connection's
     /// write buffer is over its limit (the client is slow).
-    pub fn try_send(&self, msg: impl Into<Message>, close_after_send: bool) -> Result<(), SendError<Message>> {
+    pub fn try_send(
+        &self,
+        msg: impl Into<Message>,
+        close_after_send: bool,
+    ) -> Result<(), SendError<Message>> {
         let msg = msg.into();
         if !self.is_open() {
             return Err(SendError::Closed(msg));
@@ -482,13 +531,22 @@ impl Channel {
             Message::Binary(b) => (OpCode::Binary, b.clone()),
             Message::Response(r) => {
                 let b = r.body.as_bytes().unwrap_or(&[]);
-                let op = if std::str::from_utf8(b).is_ok() { OpCode::Text } else { OpCode::Binary };
+                let op = if std::str::from_utf8(b).is_ok() {
+                    OpCode::Text
+                } else {
+                    OpCode::Binary
+                };
                 (op, Bytes::copy_from_slice(b))
             }
         };
         let mut head = Vec::with_capacity(10);
         frame_head(op, payload.len(), &mut head);
-        if !self.inner.ex.conn.send_frame(Bytes::from(head), payload, None) {
+        if !self
+            .inner
+            .ex
+            .conn
+            .send_frame(Bytes::from(head), payload, None)
+        {
             return Err(SendError::Closed(msg));
         }
         if close {
@@ -507,12 +565,15 @@ impl Channel {
             }
             RespState::Idle => {
                 let mut resp = match msg {
-                    Message::Response(r) => r,
+                    Message::Response(r) => *r,
                     Message::Text(s) => Response::ok(s),
                     Message::Binary(b) => Response::ok(b),
                 };
                 if resp.headers.is_empty() {
-                    resp.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+                    resp.headers.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
                 }
                 let streamable = resp.invalid.is_none() && resp.body.as_bytes().is_some();
                 if close || !streamable {
@@ -523,7 +584,9 @@ impl Channel {
                     return Ok(());
                 }
                 let first = Bytes::copy_from_slice(resp.body.as_bytes().unwrap_or(&[]));
-                let Some((enc, close_at_end)) = ex.start(resp.status, &resp.headers, BodyLength::Streamed) else {
+                let Some((enc, close_at_end)) =
+                    ex.start(resp.status, &resp.headers, BodyLength::Streamed)
+                else {
                     *st = RespState::Done;
                     return Ok(());
                 };
@@ -535,17 +598,25 @@ impl Channel {
                     self.closed_by_server();
                     return Ok(());
                 }
-                *st = RespState::Streaming { enc, close: close_at_end };
+                *st = RespState::Streaming {
+                    enc,
+                    close: close_at_end,
+                };
                 if !first.is_empty() {
                     ex.write_piece(enc, first);
                 }
                 Ok(())
             }
-            RespState::Streaming { enc, close: close_at_end } => {
+            RespState::Streaming {
+                enc,
+                close: close_at_end,
+            } => {
                 let data = match &msg {
                     Message::Text(s) => Bytes::copy_from_slice(s.as_bytes()),
                     Message::Binary(b) => b.clone(),
-                    Message::Response(r) => Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[])),
+                    Message::Response(r) => {
+                        Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[]))
+                    }
                 };
                 if !data.is_empty() && !ex.write_piece(enc, data) {
                     return Err(SendError::Closed(msg));
@@ -576,7 +647,10 @@ impl Channel {
             RespState::Done => return false,
             RespState::Idle => {
                 let mut h = HeaderMap::new();
-                h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
                 ex.write_simple(StatusCode::OK, &h, Bytes::new());
             }
             RespState::Streaming { enc, close } => {
@@ -593,14 +667,25 @@ impl Channel {
         if !self.inner.ws {
             return self.close();
         }
-        let code = if httpkit_codec::ws::is_valid_close_code(code) { code } else { 1000 };
+        let code = if httpkit_codec::ws::is_valid_close_code(code) {
+            code
+        } else {
+            1000
+        };
         if !self.inner.open.swap(false, Ordering::AcqRel) {
             return false;
         }
         let mut out = Vec::with_capacity(4 + reason.len());
         encode_close(code, reason, &mut out);
-        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
-        self.inner.ex.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
+        let info = WsClose {
+            code,
+            reason: reason.to_owned(),
+            by_peer: false,
+        };
+        self.inner
+            .ex
+            .conn
+            .send_frame(Bytes::from(out), Bytes::new(), Some(info));
         self.fire_close(CloseStatus::new(CloseKind::ServerClose, Some(code), reason));
         true
     }
@@ -612,7 +697,10 @@ impl Channel {
         }
         let mut out = Vec::new();
         encode_frame(OpCode::Ping, true, data, &mut out);
-        self.inner.ex.conn.send_frame(Bytes::from(out), Bytes::new(), None)
+        self.inner
+            .ex
+            .conn
+            .send_frame(Bytes::from(out), Bytes::new(), None)
     }
 
     fn closed_by_server(&self) -> bool {
@@ -648,28 +736,34 @@ impl Channel {
             }
             *st = RespState::Done;
         }
-        let Some(accept) = &self.inner.accept else { return };
+        let Some(accept) = &self.inner.accept else {
+            return;
+        };
         let mut head = Vec::with_capacity(256);
-        with_date(|d| encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head));
+        with_date(|d| {
+            encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head)
+        });
         if let Some(f) = self.inner.handlers.on_open.clone() {
             let ch = self.clone();
             self.inner.serial.push_quiet(move || f(&ch));
         }
-        ex.conn.upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
+        ex.conn
+            .upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
         self.inner.serial.kick();
     }
 }
 
 /// Writes a server frame header for a payload of `len` bytes.
 pub(crate) fn frame_head(op: OpCode, len: usize, dst: &mut Vec<u8>) {
-    let b0 = 0x80 | match op {
-        OpCode::Continuation => 0x0,
-        OpCode::Text => 0x1,
-        OpCode::Binary => 0x2,
-        OpCode::Close => 0x8,
-        OpCode::Ping => 0x9,
-        OpCode::Pong => 0xA,
-    };
+    let b0 = 0x80
+        | match op {
+            OpCode::Continuation => 0x0,
+            OpCode::Text => 0x1,
+            OpCode::Binary => 0x2,
+            OpCode::Close => 0x8,
+            OpCode::Ping => 0x9,
+            OpCode::Pong => 0xA,
+        };
     dst.push(b0);
     if len < 126 {
         dst.push(len as u8);

@@ -53,14 +53,16 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use httpkit_reactor::{Limits, Listener, ReactorConfig};
 
-pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError};
+pub use channel::{
+    as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError,
+};
 pub use handler::Handler;
-pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
 pub use logging::{events, LogFn};
 pub use options::Options;
 pub use pool::{Job, ThreadPool, ThreadPoolBuilder, WorkerPool};
 pub use request::Request;
 pub use response::{Body, Response};
+pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
 pub use server::{Server, ServerStatus};
 
 /// Re-exported `http` types used in the API.

@@ -95,31 +95,66 @@ impl Exchange {
     }
 
     /// Writes a complete in-memory response (the state must already say Done).
-    pub(crate) fn write_simple(&self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> bool {
-        let mut out = Vec::with_capacity(192 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
-        let framing =
-            with_date(|d| encode_head(status, headers, BodyLength::Known(body.len() as u64), &self.ctx(d), &mut out));
+    pub(crate) fn write_simple(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> bool {
+        let mut out = Vec::with_capacity(
+            192 + if body.len() <= INLINE_BODY {
+                body.len()
+            } else {
+                0
+            },
+        );
+        let framing = with_date(|d| {
+            encode_head(
+                status,
+                headers,
+                BodyLength::Known(body.len() as u64),
+                &self.ctx(d),
+                &mut out,
+            )
+        });
         let Ok(framing) = framing else {
             return self.write_error(500, "Internal Server Error");
         };
-        let body = if framing.body.has_body() { body } else { Bytes::new() };
+        let body = if framing.body.has_body() {
+            body
+        } else {
+            Bytes::new()
+        };
         if body.len() <= INLINE_BODY {
             out.extend_from_slice(&body);
-            self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !framing.keep_alive)
+            self.conn.write(
+                self.seq,
+                Bytes::from(out),
+                Bytes::new(),
+                true,
+                !framing.keep_alive,
+            )
         } else {
-            self.conn.write(self.seq, Bytes::from(out), body, true, !framing.keep_alive)
+            self.conn
+                .write(self.seq, Bytes::from(out), body, true, !framing.keep_alive)
         }
     }
 
     /// A plain-text error response (the state must already say Done).
     pub(crate) fn write_error(&self, status: u16, msg: &'static str) -> bool {
         let mut h = HeaderMap::new();
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut out = Vec::with_capacity(192);
         let keep_alive = self.keep_alive && self.server.is_running();
         let ctx = |d: &[u8], out: &mut Vec<u8>| {
-            let c = ResponseContext { keep_alive, ..self.ctx(d) };
+            let c = ResponseContext {
+                keep_alive,
+                ..self.ctx(d)
+            };
             encode_head(status, &h, BodyLength::Known(msg.len() as u64), &c, out)
         };
         match with_date(|d| ctx(d, &mut out)) {
@@ -127,7 +162,13 @@ impl Exchange {
                 if f.body.has_body() {
                     out.extend_from_slice(msg.as_bytes());
                 }
-                self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !f.keep_alive)
+                self.conn.write(
+                    self.seq,
+                    Bytes::from(out),
+                    Bytes::new(),
+                    true,
+                    !f.keep_alive,
+                )
             }
             Err(_) => false,
         }
@@ -160,7 +201,9 @@ impl Exchange {
             let mut st = self.lock();
             if *st != RespState::Idle {
                 drop(st);
-                self.server.loggers.warn("a handler returned a response after its channel had answered; ignored");
+                self.server
+                    .loggers
+                    .warn("a handler returned a response after its channel had answered; ignored");
                 return;
             }
             *st = RespState::Done;
@@ -171,14 +214,26 @@ impl Exchange {
     /// Writes `resp` (the caller has claimed the exchange).
     pub(crate) fn write_response(&self, resp: Response) {
         if let Some(why) = &resp.invalid {
-            self.server.loggers.error(&format!("invalid response to {} request: {why}", self.method));
+            self.server.loggers.error(&format!(
+                "invalid response to {} request: {why}",
+                self.method
+            ));
             self.write_error(500, "Internal Server Error");
             return;
         }
         if self.server.loggers.has_event() {
-            self.server.loggers.event(&format!("{}{}", events::STATUS_PROCESSED, resp.status.as_u16()));
+            self.server.loggers.event(&format!(
+                "{}{}",
+                events::STATUS_PROCESSED,
+                resp.status.as_u16()
+            ));
         }
-        let Response { status, headers, body, .. } = resp;
+        let Response {
+            status,
+            headers,
+            body,
+            ..
+        } = resp;
         match body.kind {
             BodyKind::Empty => {
                 self.write_simple(status, &headers, Bytes::new());
@@ -187,7 +242,10 @@ impl Exchange {
                 self.write_simple(status, &headers, b);
             }
             BodyKind::File(mut f, len) => {
-                let Some((enc, close)) = self.start(status, &headers, BodyLength::Known(len)) else { return };
+                let Some((enc, close)) = self.start(status, &headers, BodyLength::Known(len))
+                else {
+                    return;
+                };
                 if enc.has_body() {
                     let mut left = len;
                     let ok = self.pump(enc, |buf| {
@@ -197,7 +255,10 @@ impl Exchange {
                         let want = (buf.len() as u64).min(left) as usize;
                         let n = f.read(&mut buf[..want])?;
                         if n == 0 {
-                            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while sent"));
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "file shrank while sent",
+                            ));
                         }
                         left -= n as u64;
                         Ok(n)
@@ -209,14 +270,18 @@ impl Exchange {
                 self.finish(enc, close);
             }
             BodyKind::Reader(mut r) => {
-                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else { return };
+                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else {
+                    return;
+                };
                 if enc.has_body() && !self.pump(enc, |buf| r.read(buf)) {
                     return;
                 }
                 self.finish(enc, close);
             }
             BodyKind::Stream(iter) => {
-                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else { return };
+                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else {
+                    return;
+                };
                 if enc.has_body() {
                     for item in iter {
                         match item {
@@ -227,7 +292,9 @@ impl Exchange {
                                 }
                             }
                             Err(e) => {
-                                self.server.loggers.error(&format!("response stream failed: {e}"));
+                                self.server
+                                    .loggers
+                                    .error(&format!("response stream failed: {e}"));
                                 self.conn.abort();
                                 return;
                             }
@@ -244,14 +311,22 @@ impl Exchange {
     }
 
     /// Writes the head of a response whose body follows in pieces.
-    pub(crate) fn start(&self, status: StatusCode, headers: &HeaderMap, len: BodyLength) -> Option<(BodyEncoder, bool)> {
+    pub(crate) fn start(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        len: BodyLength,
+    ) -> Option<(BodyEncoder, bool)> {
         let mut out = Vec::with_capacity(192);
         let framing = with_date(|d| encode_head(status, headers, len, &self.ctx(d), &mut out));
         let Ok(framing) = framing else {
             self.write_error(500, "Internal Server Error");
             return None;
         };
-        if !self.conn.write(self.seq, Bytes::from(out), Bytes::new(), false, false) {
+        if !self
+            .conn
+            .write(self.seq, Bytes::from(out), Bytes::new(), false, false)
+        {
             return None;
         }
         Some((framing.body, !framing.keep_alive))
@@ -259,7 +334,10 @@ impl Exchange {
 
     /// Waits while the client is slow; `false` (and the connection aborted) if it never drains.
     fn wait_room(&self) -> bool {
-        if self.conn.wait_writable(self.server.write_high_water, DRAIN_WAIT) {
+        if self
+            .conn
+            .wait_writable(self.server.write_high_water, DRAIN_WAIT)
+        {
             return true;
         }
         self.conn.abort();
@@ -274,17 +352,32 @@ impl Exchange {
             if data.len() <= INLINE_BODY {
                 v.extend_from_slice(&data);
                 enc.chunk_trailer(&mut v);
-                return self.conn.write(self.seq, Bytes::from(v), Bytes::new(), false, false);
+                return self
+                    .conn
+                    .write(self.seq, Bytes::from(v), Bytes::new(), false, false);
             }
-            if !self.conn.write(self.seq, Bytes::from(v), data, false, false) {
+            if !self
+                .conn
+                .write(self.seq, Bytes::from(v), data, false, false)
+            {
                 return false;
             }
-            return self.conn.write(self.seq, Bytes::from_static(b"\r\n"), Bytes::new(), false, false);
+            return self.conn.write(
+                self.seq,
+                Bytes::from_static(b"\r\n"),
+                Bytes::new(),
+                false,
+                false,
+            );
         }
         self.conn.write(self.seq, Bytes::new(), data, false, false)
     }
 
-    fn pump(&self, enc: BodyEncoder, mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> bool {
+    fn pump(
+        &self,
+        enc: BodyEncoder,
+        mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    ) -> bool {
         loop {
             let mut buf = vec![0u8; PIECE];
             match read(&mut buf) {
@@ -297,7 +390,9 @@ impl Exchange {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.server.loggers.error(&format!("reading response body failed: {e}"));
+                    self.server
+                        .loggers
+                        .error(&format!("reading response body failed: {e}"));
                     self.conn.abort();
                     return false;
                 }
@@ -310,7 +405,8 @@ impl Exchange {
         let mut tail = Vec::new();
         enc.finish(&mut tail);
         let close = close || enc == BodyEncoder::CloseDelimited;
-        self.conn.write(self.seq, Bytes::from(tail), Bytes::new(), true, close)
+        self.conn
+            .write(self.seq, Bytes::from(tail), Bytes::new(), true, close)
     }
 }
 
@@ -323,13 +419,17 @@ struct RequestTask<H> {
 impl<H: Handler> Task for RequestTask<H> {
     fn run(self: Box<Self>) {
         let RequestTask { handler, req } = *self;
-        let Some(ex) = req.exchange.clone() else { return };
+        let Some(ex) = req.exchange.clone() else {
+            return;
+        };
         let what = format!("{} {}", req.method(), req.path());
         match catch_unwind(AssertUnwindSafe(move || handler.call(req))) {
             Ok(resp) => ex.send_response(resp),
             Err(panic) => {
                 let msg = panic_message(&*panic);
-                ex.server.loggers.error(&format!("handler panicked on {what}: {msg}"));
+                ex.server
+                    .loggers
+                    .error(&format!("handler panicked on {what}: {msg}"));
                 ex.server.loggers.event(events::STATUS_500);
                 ex.send_error(500, "Internal Server Error");
             }
@@ -338,7 +438,9 @@ impl<H: Handler> Task for RequestTask<H> {
 
     fn reject(self: Box<Self>) {
         if let Some(ex) = &self.req.exchange {
-            ex.server.loggers.warn("worker pool rejected a request: 503");
+            ex.server
+                .loggers
+                .warn("worker pool rejected a request: 503");
             ex.server.loggers.event(events::STATUS_503);
             ex.send_error(503, "Server unavailable, please try again");
         }
@@ -384,8 +486,16 @@ pub(crate) struct Dispatcher<H> {
 
 impl<H: Handler> Dispatch for Dispatcher<H> {
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
-        let InboundRequest { seq, head, body, trailers, received } = req;
-        let ws = head.is_websocket().then(|| check_handshake(&head).map(|h| h.accept));
+        let InboundRequest {
+            seq,
+            head,
+            body,
+            trailers,
+            received,
+        } = req;
+        let ws = head
+            .is_websocket()
+            .then(|| check_handshake(&head).map(|h| h.accept));
         let ex = Exchange {
             ws,
             conn: conn.clone(),
@@ -397,7 +507,10 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
             state: Arc::new(Mutex::new(RespState::Idle)),
         };
         let request = Request::new(head, body, trailers, conn, received, ex);
-        let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
+        let job = Job::new(Box::new(RequestTask {
+            handler: self.handler.clone(),
+            req: request,
+        }));
         if let Err(job) = self.pool.execute(job) {
             job.reject();
         }

@@ -177,8 +177,16 @@ pub(crate) struct Upgrade {
 /// `{::ws/listener …}`). Answered to a request that is not a WebSocket upgrade, it is an empty
 /// `400`; to an invalid handshake, `400` (or `426` for a wrong version).
 pub fn websocket_response(listener: impl WebSocketListener) -> Response {
-    let up = Upgrade { listener: Arc::new(listener), protocol: None };
-    Response { body: Body { kind: BodyKind::WebSocket(up) }, ..Response::default() }
+    let up = Upgrade {
+        listener: Arc::new(listener),
+        protocol: None,
+    };
+    Response {
+        body: Body {
+            kind: BodyKind::WebSocket(up),
+        },
+        ..Response::default()
+    }
 }
 
 impl Response {
@@ -216,7 +224,10 @@ pub struct Socket {
 
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket").field("id", &self.inner.id).field("open", &self.is_open()).finish()
+        f.debug_struct("Socket")
+            .field("id", &self.inner.id)
+            .field("open", &self.is_open())
+            .finish()
     }
 }
 impl PartialEq for Socket {
@@ -239,7 +250,10 @@ fn encode_message(msg: &Message) -> (Bytes, Bytes) {
     let (op, payload) = match msg {
         Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
         Message::Binary(b) => (OpCode::Binary, b.clone()),
-        Message::Response(r) => (OpCode::Binary, Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[]))),
+        Message::Response(r) => (
+            OpCode::Binary,
+            Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[])),
+        ),
     };
     let mut head = Vec::with_capacity(10);
     frame_head(op, payload.len(), &mut head);
@@ -295,7 +309,11 @@ impl Socket {
             return;
         }
         let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(token, (Box::new(on_success), Box::new(on_failure)));
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, (Box::new(on_success), Box::new(on_failure)));
         let (head, payload) = encode_message(&msg);
         if !self.inner.conn.send_frame_acked(head, payload, token) {
             self.fail_pending();
@@ -324,11 +342,18 @@ impl Socket {
     fn control(&self, op: OpCode, data: &[u8]) -> io::Result<()> {
         self.check_writable()?;
         if data.len() > 125 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "control frame payload over 125 bytes"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "control frame payload over 125 bytes",
+            ));
         }
         let mut out = Vec::with_capacity(data.len() + 2);
         encode_frame(op, true, data, &mut out);
-        if self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), None) {
+        if self
+            .inner
+            .conn
+            .send_frame(Bytes::from(out), Bytes::new(), None)
+        {
             Ok(())
         } else {
             Err(closed_error())
@@ -342,23 +367,42 @@ impl Socket {
     /// `InvalidInput` for a code that may not be sent; `NotConnected` when already closed.
     pub fn close(&self, code: u16, reason: &str) -> io::Result<()> {
         if !httpkit_codec::ws::is_valid_close_code(code) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid close code {code}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid close code {code}"),
+            ));
         }
         if reason.len() > 123 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "close reason over 123 bytes"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "close reason over 123 bytes",
+            ));
         }
         if !self.inner.open.swap(false, Ordering::AcqRel) {
             return Err(closed_error());
         }
         let mut out = Vec::with_capacity(4 + reason.len());
         encode_close(code, reason, &mut out);
-        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
-        self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
+        let info = WsClose {
+            code,
+            reason: reason.to_owned(),
+            by_peer: false,
+        };
+        self.inner
+            .conn
+            .send_frame(Bytes::from(out), Bytes::new(), Some(info));
         Ok(())
     }
 
     fn fail_pending(&self) {
-        let all: Vec<Callbacks> = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, v)| v).collect();
+        let all: Vec<Callbacks> = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
         for (_, fail) in all {
             self.inner.serial.push(move || fail(closed_error()));
         }
@@ -384,7 +428,12 @@ impl ConnListener for Socket {
     fn on_peer_eof(&self) {}
 
     fn on_frame_written(&self, token: u64) {
-        let cb = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
+        let cb = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
         if let Some((ok, _)) = cb {
             self.inner.serial.push(ok);
         }
@@ -398,7 +447,11 @@ impl ConnListener for Socket {
         }
         let (code, text, error) = match reason {
             CloseReason::ServerStop => (1001, "server stopping".to_owned(), None),
-            CloseReason::WebSocket(WsClose { code, reason, by_peer }) => {
+            CloseReason::WebSocket(WsClose {
+                code,
+                reason,
+                by_peer,
+            }) => {
                 let err = (!by_peer && matches!(code, 1002 | 1007 | 1009)).then(|| reason.clone());
                 (code, reason, err)
             }
@@ -412,7 +465,6 @@ impl ConnListener for Socket {
         });
     }
 }
-
 
 /// Upgrades the exchange for a Ring-style listener (called with the handler's response).
 pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
@@ -439,7 +491,15 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     let on_reject: Box<dyn Fn() + Send + Sync> = Box::new(move || {
         let mut out = Vec::new();
         encode_close(1013, "Server overloaded", &mut out);
-        reject_conn.send_frame(Bytes::from(out), Bytes::new(), Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }));
+        reject_conn.send_frame(
+            Bytes::from(out),
+            Bytes::new(),
+            Some(WsClose {
+                code: 1013,
+                reason: "Server overloaded".into(),
+                by_peer: false,
+            }),
+        );
     });
     let socket = Socket {
         inner: Arc::new(SocketInner {
@@ -457,7 +517,10 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     let mut out = Vec::with_capacity(256);
     with_date(|d| encode_handshake_response(&accept, up.protocol.as_deref(), extra, d, &mut out));
     let s = socket.clone();
-    socket.inner.serial.push_quiet(move || s.inner.listener.on_open(&s));
+    socket
+        .inner
+        .serial
+        .push_quiet(move || s.inner.listener.on_open(&s));
     // Pings go to the listener, whose default answers them.
     conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, false);
     socket.inner.serial.kick();

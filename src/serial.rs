@@ -29,8 +29,20 @@ pub(crate) struct Serial {
 }
 
 impl Serial {
-    pub(crate) fn new(pool: Arc<dyn WorkerPool>, loggers: Loggers, on_reject: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State { tasks: VecDeque::new(), running: false }), pool, loggers, on_reject })
+    pub(crate) fn new(
+        pool: Arc<dyn WorkerPool>,
+        loggers: Loggers,
+        on_reject: Box<dyn Fn() + Send + Sync>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                tasks: VecDeque::new(),
+                running: false,
+            }),
+            pool,
+            loggers,
+            on_reject,
+        })
     }
 
     /// Queues `f` without starting a drain (see [`Serial::kick`]).
@@ -76,12 +88,17 @@ impl Serial {
                     }
                 };
                 if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
-                    self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
+                    self.loggers
+                        .error(&format!("callback panicked: {}", panic_message(&*p)));
                     self.loggers.event(events::WS_FRAME_ERROR);
                 }
             }
             // More work: give other connections a turn, or go on here if the pool is full.
-            if self.pool.execute(Job::new(Box::new(Drain(self.clone())))).is_ok() {
+            if self
+                .pool
+                .execute(Job::new(Box::new(Drain(self.clone()))))
+                .is_ok()
+            {
                 return;
             }
         }
@@ -98,11 +115,15 @@ impl Task for Drain {
     fn reject(self: Box<Self>) {
         // The pool is full or shut down. Tell the owner (it closes the connection), and still
         // run what is queued, on a thread of its own, so no callback (on_close above all) is lost.
-        self.0.loggers.warn("worker pool rejected connection callbacks");
+        self.0
+            .loggers
+            .warn("worker pool rejected connection callbacks");
         self.0.loggers.event(events::STATUS_503);
         (self.0.on_reject)();
         let s = self.0.clone();
-        let spawned = std::thread::Builder::new().name("httpkit-overflow".into()).spawn(move || s.drain());
+        let spawned = std::thread::Builder::new()
+            .name("httpkit-overflow".into())
+            .spawn(move || s.drain());
         if spawned.is_err() {
             self.0.drain();
         }

@@ -431,7 +431,12 @@ impl Conn {
             if let Some((max, auto_pong)) = upgrade {
                 // The 101 is queued: from here on the connection speaks WebSocket.
                 self.slots.clear();
-                self.ws = Some(WsState { dec: FrameDecoder::new(max), auto_pong, close_sent: false, info: None });
+                self.ws = Some(WsState {
+                    dec: FrameDecoder::new(max),
+                    auto_pong,
+                    close_sent: false,
+                    info: None,
+                });
                 self.stop_reading = false;
                 self.draining = false;
                 if self.stopping {
@@ -471,7 +476,10 @@ impl Conn {
         ctx: &mut Ctx<'_, D>,
     ) {
         let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
-            self.handle.shared.queued.fetch_sub(head.len(), Ordering::AcqRel);
+            self.handle
+                .shared
+                .queued
+                .fetch_sub(head.len(), Ordering::AcqRel);
             return;
         };
         slot.parts.push(head);
@@ -529,11 +537,18 @@ impl Conn {
                 encode_close(code, reason, &mut out);
             }
             ws.close_sent = true;
-            self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
+            self.handle
+                .shared
+                .queued
+                .fetch_add(out.len(), Ordering::AcqRel);
             self.wq.push(Bytes::from(out));
         }
         if ws.info.is_none() {
-            ws.info = Some(WsClose { code, reason: reason.to_owned(), by_peer: false });
+            ws.info = Some(WsClose {
+                code,
+                reason: reason.to_owned(),
+                by_peer: false,
+            });
         }
         if done {
             self.stop_reading = true;
@@ -552,10 +567,15 @@ impl Conn {
                     off += n;
                     match ev {
                         WsEvent::Close(frame) => {
-                            let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason));
+                            let (code, reason) =
+                                frame.map_or((1005, String::new()), |f| (f.code, f.reason));
                             let we_closed = ws.close_sent;
                             if ws.info.is_none() {
-                                ws.info = Some(WsClose { code, reason: reason.clone(), by_peer: true });
+                                ws.info = Some(WsClose {
+                                    code,
+                                    reason: reason.clone(),
+                                    by_peer: true,
+                                });
                             }
                             if we_closed {
                                 // The reply to our close: the handshake is complete.
@@ -570,7 +590,10 @@ impl Conn {
                             if ws.auto_pong && !ws.close_sent {
                                 let mut out = Vec::with_capacity(p.len() + 2);
                                 encode_frame(OpCode::Pong, true, &p, &mut out);
-                                self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
+                                self.handle
+                                    .shared
+                                    .queued
+                                    .fetch_add(out.len(), Ordering::AcqRel);
                                 self.wq.push(Bytes::from(out));
                             }
                             ctx.dispatch.on_ws_event(&self.handle, WsEvent::Ping(p));
@@ -586,7 +609,6 @@ impl Conn {
         }
         off
     }
-
 
     pub(crate) fn on_close_cmd(&mut self, abort: bool) {
         if abort {
@@ -672,9 +694,7 @@ impl Conn {
             Timer::CloseHandshake
         } else if !self.wq.is_empty() {
             Timer::Write
-        } else if self.ws.is_some() {
-            Timer::None
-        } else if !self.slots.is_empty() {
+        } else if self.ws.is_some() || !self.slots.is_empty() {
             Timer::None
         } else if self
             .cur

@@ -257,15 +257,41 @@ impl<D: Dispatch> EventLoop<D> {
                         touched.push(id);
                     }
                 }
-                Command::Upgrade { id, seq, head, max_message, auto_pong } => {
-                    let Some(conn) = self.conns.get_mut(id) else { continue };
-                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+                Command::Upgrade {
+                    id,
+                    seq,
+                    head,
+                    max_message,
+                    auto_pong,
+                } => {
+                    let Some(conn) = self.conns.get_mut(id) else {
+                        continue;
+                    };
+                    let mut ctx = Ctx {
+                        cfg: &self.cfg,
+                        dispatch: &mut self.dispatch,
+                        now,
+                        date: &self.date,
+                    };
                     conn.on_upgrade(seq, head, max_message, auto_pong, &mut ctx);
                     touched.push(id);
                 }
-                Command::Frame { id, head, payload, close, ack } => {
-                    let Some(conn) = self.conns.get_mut(id) else { continue };
-                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+                Command::Frame {
+                    id,
+                    head,
+                    payload,
+                    close,
+                    ack,
+                } => {
+                    let Some(conn) = self.conns.get_mut(id) else {
+                        continue;
+                    };
+                    let mut ctx = Ctx {
+                        cfg: &self.cfg,
+                        dispatch: &mut self.dispatch,
+                        now,
+                        date: &self.date,
+                    };
                     conn.on_frame(head, payload, close, ack, &mut ctx);
                     if touched.last() != Some(&id) {
                         touched.push(id);

@@ -312,7 +312,13 @@ impl ConnHandle {
             return false;
         }
         self.shared.queued.fetch_add(head.len(), Ordering::AcqRel);
-        self.remote.send(Command::Upgrade { id: self.id, seq, head, max_message, auto_pong });
+        self.remote.send(Command::Upgrade {
+            id: self.id,
+            seq,
+            head,
+            max_message,
+            auto_pong,
+        });
         true
     }
 
@@ -324,8 +330,16 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
-        self.remote.send(Command::Frame { id: self.id, head, payload, close, ack: None });
+        self.shared
+            .queued
+            .fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.remote.send(Command::Frame {
+            id: self.id,
+            head,
+            payload,
+            close,
+            ack: None,
+        });
         true
     }
 
@@ -335,8 +349,16 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
-        self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: Some(token) });
+        self.shared
+            .queued
+            .fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.remote.send(Command::Frame {
+            id: self.id,
+            head,
+            payload,
+            close: None,
+            ack: Some(token),
+        });
         true
     }
 
@@ -348,7 +370,11 @@ impl ConnHandle {
 
     /// The value attached with [`ConnHandle::set_user_data`].
     pub fn user_data(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
-        self.shared.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .user
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Closes the connection after what is already queued has been written.

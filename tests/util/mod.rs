@@ -210,3 +210,83 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Opens a WebSocket over a raw socket: sends the handshake, checks the 101, returns the client
+/// (any bytes after the 101 stay buffered) and the response head.
+pub fn ws_connect(addr: SocketAddr, path: &str, extra: &str) -> (Client, Resp) {
+    let mut c = Client::connect(addr);
+    c.send(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = c.read_response_to(true).expect("handshake response");
+    (c, r)
+}
+
+/// A masked client frame.
+pub fn client_frame(op: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut out = vec![if fin { 0x80 } else { 0 } | op];
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+impl Client {
+    /// Reads one server frame: (fin, opcode, payload). Server frames must be unmasked.
+    pub fn read_frame(&mut self) -> io::Result<(bool, u8, Vec<u8>)> {
+        let h = self.read_exact_buf(2)?;
+        assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
+        let len = match h[1] & 0x7f {
+            126 => {
+                let b = self.read_exact_buf(2)?;
+                u16::from_be_bytes([b[0], b[1]]) as usize
+            }
+            127 => {
+                let b = self.read_exact_buf(8)?;
+                u64::from_be_bytes(b.try_into().unwrap()) as usize
+            }
+            l => l as usize,
+        };
+        let payload = self.read_exact_buf(len)?;
+        Ok((h[0] & 0x80 != 0, h[0] & 0x0f, payload))
+    }
+
+    /// Reads frames until a close frame; returns its code and reason.
+    pub fn read_close(&mut self) -> io::Result<(Option<u16>, String)> {
+        loop {
+            let (_, op, p) = self.read_frame()?;
+            if op == 0x8 {
+                if p.len() < 2 {
+                    return Ok((None, String::new()));
+                }
+                return Ok((
+                    Some(u16::from_be_bytes([p[0], p[1]])),
+                    String::from_utf8_lossy(&p[2..]).into_owned(),
+                ));
+            }
+        }
+    }
+}
+
+/// Waits until `f` holds, failing the test after `IO_TIMEOUT`.
+pub fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < IO_TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

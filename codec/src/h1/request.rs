@@ -452,12 +452,16 @@ fn split_target(t: &str) -> Result<(usize, usize), ParseError> {
     if let Some(i) = before_query.find("://") {
         let scheme = &t[..i];
         let scheme_ok = !scheme.is_empty()
-            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
         if !scheme_ok {
             return Err(ParseError::Target);
         }
         let after = i + 3;
-        let path_start = before_query[after..].find('/').map_or(path_end, |p| after + p);
+        let path_start = before_query[after..]
+            .find('/')
+            .map_or(path_end, |p| after + p);
         // With no path (`http://host?q`) the range is empty and `path()` answers `/`.
         return Ok((path_start, path_end));
     }

@@ -672,7 +672,10 @@ proptest! {
 /// order and panic.
 #[test]
 fn regression_query_before_scheme_separator() {
-    assert_eq!(err(b"PT-T q///?//:///qqq/a?b HTTP/1.1\r\nHost: x\r\n\r\n"), ParseError::Target);
+    assert_eq!(
+        err(b"PT-T q///?//:///qqq/a?b HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ParseError::Target
+    );
     let h = run(b"GET /a?x=http://b/c HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(head(&h[0]).path(), "/a");
     assert_eq!(head(&h[0]).query(), Some("x=http://b/c"));

@@ -1,0 +1,498 @@
+//! The unified channel API over real sockets: WebSockets (tungstenite and raw frames) and HTTP
+//! long-polling / streaming.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use httpkit::{as_channel, Channel, ChannelHandlers, CloseStatus, Message, Request, Response};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::Message as WsMsg;
+use util::*;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// An echo channel server that records every callback.
+fn echo_server(log: Log) -> httpkit::Server {
+    let handlers = {
+        let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
+        ChannelHandlers::new()
+            .on_open(move |ch| {
+                l1.lock()
+                    .unwrap()
+                    .push(format!("open ws={}", ch.is_websocket()))
+            })
+            .on_receive(move |ch, msg| {
+                l2.lock()
+                    .unwrap()
+                    .push(format!("recv {}", msg.to_text().len()));
+                match msg {
+                    Message::Text(t) => ch.send(t),
+                    Message::Binary(b) => ch.send(b),
+                    _ => false,
+                };
+            })
+            .on_ping(move |_ch, data| {
+                l3.lock()
+                    .unwrap()
+                    .push(format!("ping {}", String::from_utf8_lossy(&data)))
+            })
+            .on_close(move |_ch, st| {
+                l4.lock().unwrap().push(format!(
+                    "close {:?} {:?} {}",
+                    st.kind(),
+                    st.code(),
+                    st.reason()
+                ))
+            })
+    };
+    start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts().max_ws(16 << 20).thread(4),
+    )
+}
+
+fn ws(addr: SocketAddr) -> tungstenite::WebSocket<MaybeTlsStream<std::net::TcpStream>> {
+    let (ws, resp) = tungstenite::connect(format!("ws://{addr}/ws")).expect("ws connect");
+    assert_eq!(resp.status(), 101);
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    }
+    ws
+}
+
+fn has(log: &Log, what: &str) -> bool {
+    log.lock().unwrap().iter().any(|l| l.contains(what))
+}
+
+#[test]
+fn websocket_echo_text_binary_and_large() {
+    let log: Log = Arc::default();
+    let s = echo_server(log.clone());
+    let mut c = ws(addr(&s));
+    c.send(WsMsg::text("hello")).unwrap();
+    assert_eq!(c.read().unwrap(), WsMsg::text("hello"));
+    c.send(WsMsg::binary(vec![0u8, 1, 2, 255])).unwrap();
+    assert_eq!(c.read().unwrap(), WsMsg::binary(vec![0u8, 1, 2, 255]));
+    let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    c.send(WsMsg::binary(big.clone())).unwrap();
+    assert_eq!(c.read().unwrap(), WsMsg::binary(big));
+    c.close(None).unwrap();
+    wait_until("on_close", || has(&log, "close NoStatusReceived"));
+    assert!(has(&log, "open ws=true"));
+}
+
+#[test]
+fn fragmented_messages_and_interleaved_ping() {
+    let log: Log = Arc::default();
+    let s = echo_server(log.clone());
+    let (mut c, r) = ws_connect(addr(&s), "/ws", "");
+    assert_eq!(r.status, 101);
+    assert_eq!(
+        r.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    let mut frames = client_frame(0x1, false, b"Hel");
+    frames.extend(client_frame(0x9, true, b"pi"));
+    frames.extend(client_frame(0x0, false, b"l"));
+    frames.extend(client_frame(0x0, true, b"o"));
+    c.send(&frames);
+    assert_eq!(
+        c.read_frame().unwrap(),
+        (true, 0xA, b"pi".to_vec()),
+        "pong first"
+    );
+    assert_eq!(c.read_frame().unwrap(), (true, 0x1, b"Hello".to_vec()));
+    wait_until("on_ping", || has(&log, "ping pi"));
+}
+
+#[test]
+fn client_close_code_and_reason_reach_on_close_and_are_echoed() {
+    let log: Log = Arc::default();
+    let s = echo_server(log.clone());
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    let mut p = 4001u16.to_be_bytes().to_vec();
+    p.extend_from_slice(b"custom bye");
+    c.send(&client_frame(0x8, true, &p));
+    assert_eq!(
+        c.read_close().unwrap(),
+        (Some(4001), "custom bye".to_owned())
+    );
+    assert!(
+        c.is_closed_within(Duration::from_secs(10)),
+        "server closes TCP after the handshake"
+    );
+    wait_until("on_close", || {
+        has(&log, "close Custom Some(4001) custom bye")
+    });
+}
+
+#[test]
+fn oversize_message_closes_1009_and_bad_utf8_1007() {
+    let log: Log = Arc::default();
+    let handlers = {
+        let l = log.clone();
+        ChannelHandlers::new().on_close(move |_c, st| {
+            l.lock()
+                .unwrap()
+                .push(format!("close {:?} {:?}", st.kind(), st.code()))
+        })
+    };
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts().max_ws(1000),
+    );
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    c.send(&client_frame(0x2, true, &[0u8; 1001]));
+    assert_eq!(c.read_close().unwrap().0, Some(1009));
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+    wait_until("1009 on_close", || {
+        has(&log, "close MessageTooBig Some(1009)")
+    });
+
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    c.send(&client_frame(0x1, true, &[b'a', 0xff, 0xfe]));
+    assert_eq!(c.read_close().unwrap().0, Some(1007));
+    wait_until("1007 on_close", || {
+        has(&log, "close InvalidPayloadData Some(1007)")
+    });
+
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    c.send(&[0x81, 0x02, b'h', b'i']); // unmasked
+    assert_eq!(c.read_close().unwrap().0, Some(1002));
+}
+
+#[test]
+fn frame_coalesced_with_upgrade_request_is_not_lost() {
+    let log: Log = Arc::default();
+    let s = echo_server(log);
+    let mut c = Client::connect(addr(&s));
+    let mut req = b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    req.extend(client_frame(0x1, true, b"early"));
+    c.send(&req);
+    assert_eq!(c.read_response_to(true).unwrap().status, 101);
+    assert_eq!(c.read_frame().unwrap(), (true, 0x1, b"early".to_vec()));
+}
+
+#[test]
+fn invalid_handshake_is_400_and_bad_version_426() {
+    let s = echo_server(Arc::default());
+    let r = request(
+        addr(&s),
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    let r = request(
+        addr(&s),
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+    );
+    assert_eq!(
+        (r.status, r.header("sec-websocket-version")),
+        (426, Some("13"))
+    );
+}
+
+#[test]
+fn server_close_completes_handshake_and_closes_tcp() {
+    let handlers = ChannelHandlers::new().on_receive(|ch, _m| {
+        ch.close_with(4000, "bye");
+    });
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts(),
+    );
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    c.send(&client_frame(0x1, true, b"x"));
+    assert_eq!(c.read_close().unwrap(), (Some(4000), "bye".to_owned()));
+    c.send(&client_frame(0x8, true, &4000u16.to_be_bytes()));
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn subprotocol_is_negotiated() {
+    let handlers = ChannelHandlers::new().subprotocols(["v2.chat", "chat"]);
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts(),
+    );
+    let (_c, r) = ws_connect(addr(&s), "/ws", "Sec-WebSocket-Protocol: chat, v2.chat\r\n");
+    assert_eq!(r.header("sec-websocket-protocol"), Some("v2.chat"));
+    let (_c, r) = ws_connect(addr(&s), "/ws", "Sec-WebSocket-Protocol: other\r\n");
+    assert_eq!(r.header("sec-websocket-protocol"), None);
+}
+
+#[test]
+fn broadcast_to_a_hundred_clients_from_another_thread() {
+    let chans: Arc<Mutex<HashSet<Channel>>> = Arc::default();
+    let (a, b) = (chans.clone(), chans.clone());
+    let handlers = ChannelHandlers::new()
+        .on_open(move |ch| {
+            a.lock().unwrap().insert(ch.clone());
+        })
+        .on_close(move |ch, _| {
+            b.lock().unwrap().remove(ch);
+        });
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts(),
+    );
+    let mut clients: Vec<_> = (0..100).map(|_| ws(addr(&s))).collect();
+    wait_until("100 open channels", || chans.lock().unwrap().len() == 100);
+    let c2 = chans.clone();
+    thread::spawn(move || {
+        for ch in c2.lock().unwrap().iter() {
+            assert!(ch.send("news"));
+        }
+    })
+    .join()
+    .unwrap();
+    for c in &mut clients {
+        assert_eq!(c.read().unwrap(), WsMsg::text("news"));
+    }
+    for c in &mut clients {
+        c.close(None).unwrap();
+    }
+    wait_until("all closed", || chans.lock().unwrap().is_empty());
+}
+
+#[test]
+fn thousand_messages_keep_their_order_per_connection() {
+    let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let s2 = seen.clone();
+    let handlers = ChannelHandlers::new().on_receive(move |_ch, m| {
+        s2.lock().unwrap().push(m.to_text().parse().unwrap());
+    });
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts().thread(8),
+    );
+    let mut c = ws(addr(&s));
+    for i in 0..1000u32 {
+        c.send(WsMsg::text(i.to_string())).unwrap();
+    }
+    wait_until("1000 messages", || seen.lock().unwrap().len() == 1000);
+    assert_eq!(*seen.lock().unwrap(), (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn on_close_runs_after_queued_messages() {
+    let log: Log = Arc::default();
+    let (l1, l2) = (log.clone(), log.clone());
+    let handlers = ChannelHandlers::new()
+        .on_receive(move |_c, m| {
+            thread::sleep(Duration::from_millis(2));
+            l1.lock().unwrap().push(m.to_text());
+        })
+        .on_close(move |_c, st| l2.lock().unwrap().push(format!("{:?}", st.kind())));
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts().thread(4),
+    );
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    let mut all = Vec::new();
+    for i in 0..20 {
+        all.extend(client_frame(0x1, true, i.to_string().as_bytes()));
+    }
+    c.send(&all);
+    drop(c); // TCP drop without a close frame
+    wait_until("close", || log.lock().unwrap().len() == 21);
+    let l = log.lock().unwrap();
+    assert_eq!(l[20], "Abnormal", "{l:?}");
+    assert_eq!(
+        l[..20].to_vec(),
+        (0..20).map(|i| i.to_string()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn send_on_closed_channel_returns_false() {
+    let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
+    let k = kept.clone();
+    let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts(),
+    );
+    let mut c = ws(addr(&s));
+    wait_until("open", || kept.lock().unwrap().is_some());
+    let ch = kept.lock().unwrap().clone().unwrap();
+    assert!(ch.is_open());
+    c.close(None).unwrap();
+    let _ = c.read();
+    wait_until("closed", || !ch.is_open());
+    assert!(!ch.send("late"));
+    assert!(matches!(
+        ch.try_send("late", false),
+        Err(httpkit::SendError::Closed(_))
+    ));
+}
+
+#[test]
+fn server_stop_sends_1001_and_reports_server_stop() {
+    let log: Log = Arc::default();
+    let s = echo_server(log.clone());
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    c.send(&client_frame(0x1, true, b"x"));
+    assert_eq!(c.read_frame().unwrap().2, b"x");
+    let t = thread::spawn(move || {
+        s.stop_graceful(Duration::from_secs(5));
+    });
+    assert_eq!(c.read_close().unwrap().0, Some(1001));
+    c.send(&client_frame(0x8, true, &1001u16.to_be_bytes()));
+    t.join().unwrap();
+    wait_until("on_close", || has(&log, "close ServerStop"));
+}
+
+// ---- HTTP long-polling and streaming ----
+
+fn poll_server(chans: Arc<Mutex<Vec<Channel>>>, log: Log) -> httpkit::Server {
+    let handlers = {
+        let l = log.clone();
+        ChannelHandlers::new()
+            .on_open(move |ch| chans.lock().unwrap().push(ch.clone()))
+            .on_close(move |_ch, st: CloseStatus| {
+                l.lock().unwrap().push(format!("close {:?}", st.kind()))
+            })
+    };
+    start(
+        move |req: Request| match req.path() {
+            "/plain" => Response::ok("plain"),
+            _ => as_channel(&req, handlers.clone()),
+        },
+        opts(),
+    )
+}
+
+#[test]
+fn long_poll_is_held_until_another_thread_sends() {
+    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let log: Log = Arc::default();
+    let s = poll_server(chans.clone(), log.clone());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    let ch = chans.lock().unwrap()[0].clone();
+    assert!(!ch.is_websocket());
+    thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        assert!(ch.send(Response::ok("event!").with_status(202).header("x-k", "v")));
+        assert!(
+            !ch.send("second"),
+            "the channel closed after a full response"
+        );
+    });
+    let r = c.read_response().unwrap();
+    assert_eq!(
+        (r.status, r.text().as_str(), r.header("x-k")),
+        (202, "event!", Some("v"))
+    );
+    wait_until("on_close", || has(&log, "close ServerClose"));
+    // The keep-alive connection is still usable.
+    assert_eq!(c.get("/plain").text(), "plain");
+}
+
+#[test]
+fn streaming_three_chunks_read_as_they_arrive() {
+    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let s = poll_server(chans.clone(), Arc::default());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    let ch = chans.lock().unwrap()[0].clone();
+    assert!(ch.send_with("data: one\n\n", false));
+    // The head and first chunk arrive before the stream ends.
+    use std::io::Read;
+    let mut buf = [0u8; 1024];
+    let n = c.stream.read(&mut buf).unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        first.contains("transfer-encoding: chunked") && first.contains("data: one"),
+        "{first}"
+    );
+    assert!(ch.send_with("data: two\n\n", false));
+    assert!(ch.send_with("data: three\n\n", true));
+    let mut rest = Vec::new();
+    while !rest.ends_with(b"0\r\n\r\n") {
+        let n = c.stream.read(&mut buf).unwrap();
+        assert!(n > 0);
+        rest.extend_from_slice(&buf[..n]);
+    }
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("data: two") && rest.contains("data: three"));
+    assert_eq!(c.get("/plain").text(), "plain");
+}
+
+#[test]
+fn client_disconnect_during_long_poll_fires_client_close() {
+    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let log: Log = Arc::default();
+    let s = poll_server(chans.clone(), log.clone());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    drop(c);
+    wait_until("on_close(ClientClose)", || has(&log, "close ClientClose"));
+    let ch = chans.lock().unwrap()[0].clone();
+    assert!(!ch.is_open());
+    assert!(!ch.send("too late"));
+}
+
+#[test]
+fn close_before_send_gives_a_valid_empty_response() {
+    let handlers = ChannelHandlers::new().on_open(|ch| {
+        ch.close();
+    });
+    let s = start(
+        move |req: Request| as_channel(&req, handlers.clone()),
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    let r = c.get("/");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("content-length"), Some("0"));
+    assert_eq!(c.get("/").status, 200, "connection still usable");
+}
+
+#[test]
+fn send_and_ordinary_return_never_give_two_responses() {
+    let s = start(
+        |req: Request| {
+            let handlers = ChannelHandlers::new().on_open(|ch| {
+                ch.send("from channel");
+            });
+            let _ = as_channel(&req, handlers);
+            Response::ok("ordinary")
+        },
+        opts().warn_logger(|_| {}),
+    );
+    let mut c = Client::connect(addr(&s));
+    assert_eq!(c.get("/").text(), "from channel");
+    assert_eq!(
+        c.get("/").text(),
+        "from channel",
+        "no second response was written"
+    );
+}
+
+#[test]
+fn http10_streaming_is_close_delimited() {
+    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let s = poll_server(chans.clone(), Arc::default());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /stream HTTP/1.0\r\n\r\n");
+    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    let ch = chans.lock().unwrap()[0].clone();
+    assert!(ch.send_with("a", false));
+    assert!(ch.send_with("b", false));
+    assert!(ch.send_with("c", true));
+    let r = c.read_response().unwrap();
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.text(), "abc");
+}
