@@ -81,7 +81,7 @@ pub(crate) struct Conn {
     pub(crate) handle: ConnHandle,
     decoder: RequestDecoder,
     rbuf: Vec<u8>,
-    cur: Option<Pending>,
+    cur: Option<Box<Pending>>,
     next_seq: u64,
     slots: VecDeque<Slot>,
     wq: WriteQueue,
@@ -96,7 +96,7 @@ pub(crate) struct Conn {
     draining: bool,
     lingering: bool,
     closing: Option<CloseReason>,
-    ws: Option<WsState>,
+    ws: Option<Box<WsState>>,
     stopping: bool,
     timer: Timer,
     deadline: Option<Instant>,
@@ -325,11 +325,11 @@ impl Conn {
             self.timer = Timer::BodyRead;
             self.deadline = Some(ctx.now + ctx.cfg.body_read_timeout);
         }
-        self.cur = Some(Pending { head, body });
+        self.cur = Some(Box::new(Pending { head, body }));
     }
 
     fn on_end<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
-        let Some(Pending { head, body }) = self.cur.take() else {
+        let Some(Pending { head, body }) = self.cur.take().map(|b| *b) else {
             return;
         };
         let seq = self.next_seq;
@@ -393,18 +393,26 @@ impl Conn {
         close: bool,
         ctx: &mut Ctx<'_, D>,
     ) {
-        let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
+        let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.done) else {
             self.handle
                 .shared
                 .queued
                 .fetch_sub(head.len() + body.len(), Ordering::AcqRel);
             return;
         };
-        if !head.is_empty() {
-            slot.parts.push(head);
-        }
-        if !body.is_empty() {
-            slot.parts.push(body);
+        let front = pos == 0;
+        let slot = &mut self.slots[pos];
+        if front {
+            // The common case: the answer to the oldest request goes straight out.
+            self.wq.push(head);
+            self.wq.push(body);
+        } else {
+            if !head.is_empty() {
+                slot.parts.push(head);
+            }
+            if !body.is_empty() {
+                slot.parts.push(body);
+            }
         }
         if end {
             slot.done = true;
@@ -431,12 +439,12 @@ impl Conn {
             if let Some((max, auto_pong)) = upgrade {
                 // The 101 is queued: from here on the connection speaks WebSocket.
                 self.slots.clear();
-                self.ws = Some(WsState {
+                self.ws = Some(Box::new(WsState {
                     dec: FrameDecoder::new(max),
                     auto_pong,
                     close_sent: false,
                     info: None,
-                });
+                }));
                 self.stop_reading = false;
                 self.draining = false;
                 if self.stopping {
@@ -718,6 +726,20 @@ impl Conn {
                 Timer::Linger => Some(now + LINGER),
                 Timer::CloseHandshake => Some(now + CLOSE_HANDSHAKE),
             };
+        }
+    }
+
+    /// Gives back the memory an idle connection no longer needs (called from the timer sweep,
+    /// so a busy connection keeps its buffers between requests).
+    pub(crate) fn shrink_if_idle(&mut self) {
+        if self.timer == Timer::Idle && self.slots.is_empty() && self.wq.is_empty() {
+            if self.slots.capacity() > 0 {
+                self.slots = VecDeque::new();
+            }
+            self.wq.release();
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+                self.rbuf = Vec::new();
+            }
         }
     }
 

@@ -336,11 +336,13 @@ impl<D: Dispatch> EventLoop<D> {
 
     fn sweep(&mut self, now: Instant) {
         for id in self.conns.ids() {
-            let due = self
-                .conns
-                .get_mut(id)
-                .and_then(|c| c.deadline())
-                .is_some_and(|d| d <= now);
+            let due = match self.conns.get_mut(id) {
+                Some(c) => {
+                    c.shrink_if_idle();
+                    c.deadline().is_some_and(|d| d <= now)
+                }
+                None => false,
+            };
             if due {
                 self.with_conn(id, now, |c, ctx, _| c.on_timeout(ctx));
             }

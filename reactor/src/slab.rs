@@ -25,7 +25,8 @@ impl ConnId {
 #[derive(Debug)]
 struct Entry<T> {
     gen: u32,
-    value: Option<T>,
+    /// Boxed: a slot costs 16 bytes until used, and the slab's growth never copies connections.
+    value: Option<Box<T>>,
 }
 
 #[derive(Debug)]
@@ -64,14 +65,14 @@ impl<T> Slab<T> {
         // Generation 0 is never used, so token values never collide with small constants.
         e.gen = e.gen.wrapping_add(1).max(1);
         let id = ConnId { index, gen: e.gen };
-        e.value = Some(f(id));
+        e.value = Some(Box::new(f(id)));
         self.len += 1;
         id
     }
 
     pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut T> {
         match self.entries.get_mut(id.index as usize) {
-            Some(e) if e.gen == id.gen => e.value.as_mut(),
+            Some(e) if e.gen == id.gen => e.value.as_deref_mut(),
             _ => None,
         }
     }
@@ -81,7 +82,7 @@ impl<T> Slab<T> {
             Some(e) if e.gen == id.gen && e.value.is_some() => {
                 self.free.push(id.index);
                 self.len -= 1;
-                e.value.take()
+                e.value.take().map(|b| *b)
             }
             _ => None,
         }

@@ -103,6 +103,14 @@ impl WriteQueue {
         }
     }
 
+    /// Frees the queue's memory when it is empty.
+    pub(crate) fn release(&mut self) {
+        if self.len == 0 && self.acks.is_empty() {
+            self.segs = VecDeque::new();
+            self.acks = VecDeque::new();
+        }
+    }
+
     /// Drops everything queued; returns how many bytes were dropped.
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.len;

@@ -117,7 +117,7 @@ enum State {
     Head,
     EndPending,
     Length(u64),
-    Chunked(ChunkedDecoder),
+    Chunked(Box<ChunkedDecoder>),
 }
 
 /// An incremental HTTP/1.1 request decoder.
@@ -148,7 +148,7 @@ pub struct RequestDecoder {
     lines: usize,
     /// Start of the request line (after leading empty lines).
     head_start: usize,
-    trailers: Option<HeaderMap>,
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl RequestDecoder {
@@ -176,7 +176,7 @@ impl RequestDecoder {
 
     /// The trailer fields of the last chunked request, if it had any.
     pub fn take_trailers(&mut self) -> Option<HeaderMap> {
-        self.trailers.take()
+        self.trailers.take().map(|b| *b)
     }
 
     fn reset(&mut self) {
@@ -217,7 +217,7 @@ impl RequestDecoder {
                 match chunk {
                     Chunk::Data(d) => Ok((n, Some(RequestEvent::Body(d)))),
                     Chunk::End(trailers) => {
-                        self.trailers = trailers;
+                        self.trailers = trailers.map(Box::new);
                         self.reset();
                         Ok((n, Some(RequestEvent::End)))
                     }
@@ -425,7 +425,7 @@ impl RequestDecoder {
         self.state = match body {
             BodyKind::Empty => State::EndPending,
             BodyKind::Length(n) => State::Length(n),
-            BodyKind::Chunked => State::Chunked(ChunkedDecoder::new(lim)),
+            BodyKind::Chunked => State::Chunked(Box::new(ChunkedDecoder::new(lim))),
         };
         Ok(Some((end, head)))
     }
