@@ -109,6 +109,7 @@ struct PoolShared {
     keep_alive: Duration,
     live: AtomicUsize,
     busy: AtomicUsize,
+    spinners: AtomicUsize,
     next_id: AtomicUsize,
     completed: AtomicU64,
     rejected: AtomicU64,
@@ -216,6 +217,7 @@ impl ThreadPoolBuilder {
             keep_alive: self.keep_alive,
             live: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
+            spinners: AtomicUsize::new(0),
             next_id: AtomicUsize::new(1),
             completed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -292,10 +294,7 @@ impl ThreadPool {
 
 fn worker_loop(shared: &PoolShared, core: bool) {
     loop {
-        let job = match next_job(
-            &shared.rx,
-            if core { None } else { Some(shared.keep_alive) },
-        ) {
+        let job = match next_job(shared, if core { None } else { Some(shared.keep_alive) }) {
             Some(j) => j,
             None => break,
         };
@@ -309,19 +308,41 @@ fn worker_loop(shared: &PoolShared, core: bool) {
     shared.exited.notify_all();
 }
 
-/// Spins briefly, then parks; `None` when the pool is shut down (or idle past `idle`).
-fn next_job(rx: &Receiver<Job>, idle: Option<Duration>) -> Option<Job> {
-    let start = Instant::now();
-    loop {
-        match rx.try_recv() {
-            Ok(j) => return Some(j),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {}
+/// Workers that may spin at once; the others park at once, so spinning never crowds out the
+/// reactor on a small machine.
+const MAX_SPINNERS: usize = 1;
+
+/// Spins briefly (if no other worker is spinning), then parks; `None` when the pool is shut
+/// down (or idle past `idle`).
+fn next_job(shared: &PoolShared, idle: Option<Duration>) -> Option<Job> {
+    let rx = &shared.rx;
+    match rx.try_recv() {
+        Ok(j) => return Some(j),
+        Err(TryRecvError::Disconnected) => return None,
+        Err(TryRecvError::Empty) => {}
+    }
+    if shared.spinners.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
+        let start = Instant::now();
+        let mut i = 0u32;
+        let got = loop {
+            match rx.try_recv() {
+                Ok(j) => break Some(Some(j)),
+                Err(TryRecvError::Disconnected) => break Some(None),
+                Err(TryRecvError::Empty) => {}
+            }
+            i = i.wrapping_add(1);
+            if i % 8 == 0 && start.elapsed() >= SPIN {
+                break None;
+            }
+            // Yield rather than burn: on a shared core the reactor gets to run at once.
+            std::thread::yield_now();
+        };
+        shared.spinners.fetch_sub(1, Ordering::AcqRel);
+        if let Some(r) = got {
+            return r;
         }
-        if start.elapsed() >= SPIN {
-            break;
-        }
-        std::hint::spin_loop();
+    } else {
+        shared.spinners.fetch_sub(1, Ordering::AcqRel);
     }
     match idle {
         None => rx.recv().ok(),

@@ -47,6 +47,10 @@ impl Request {
         }
     }
 
+    pub(crate) fn target_bytes(&self) -> bytes::Bytes {
+        self.head.target_bytes()
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.head.method

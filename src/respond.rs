@@ -422,14 +422,16 @@ impl<H: Handler> Task for RequestTask<H> {
         let Some(ex) = req.exchange.clone() else {
             return;
         };
-        let what = format!("{} {}", req.method(), req.path());
+        let target = req.target_bytes();
         match catch_unwind(AssertUnwindSafe(move || handler.call(req))) {
             Ok(resp) => ex.send_response(resp),
             Err(panic) => {
                 let msg = panic_message(&*panic);
-                ex.server
-                    .loggers
-                    .error(&format!("handler panicked on {what}: {msg}"));
+                ex.server.loggers.error(&format!(
+                    "handler panicked on {} {}: {msg}",
+                    ex.method,
+                    String::from_utf8_lossy(&target)
+                ));
                 ex.server.loggers.event(events::STATUS_500);
                 ex.send_error(500, "Internal Server Error");
             }

@@ -88,6 +88,8 @@ pub(crate) struct Conn {
     readable: bool,
     writable: bool,
     read_eof: bool,
+    /// The poller said the peer closed its side: read on until EOF even after short reads.
+    peer_fin: bool,
     /// No more requests are read (after an error, a `close` response, an upgrade request).
     stop_reading: bool,
     /// Close once the write queue is empty.
@@ -121,6 +123,7 @@ impl Conn {
             readable: false,
             writable: true,
             read_eof: false,
+            peer_fin: false,
             stop_reading: false,
             close_after_flush: false,
             draining: false,
@@ -174,9 +177,11 @@ impl Conn {
         &mut self,
         readable: bool,
         writable: bool,
+        read_closed: bool,
         ctx: &mut Ctx<'_, D>,
         scratch: &mut [u8],
     ) {
+        self.peer_fin |= read_closed;
         if writable {
             self.writable = true;
             self.flush(ctx);
@@ -206,7 +211,14 @@ impl Conn {
                     self.on_eof(ctx);
                     break;
                 }
-                Ok(n) => self.input(&scratch[..n], ctx),
+                Ok(n) => {
+                    // A short read drained the socket: the next arrival raises a new edge, so
+                    // skip the read that would only say WouldBlock (tokio does the same).
+                    if n < scratch.len() && !self.peer_fin {
+                        self.readable = false;
+                    }
+                    self.input(&scratch[..n], ctx);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => self.close(CloseReason::Error),

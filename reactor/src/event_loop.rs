@@ -18,6 +18,8 @@ use crate::{CloseReason, ConnHandle, ConnShared, Dispatch, Listener, ReactorConf
 
 const WAKER: Token = Token(usize::MAX);
 const LISTENER: Token = Token(usize::MAX - 1);
+/// How long the loop keeps polling without blocking after it last had work.
+const REACTOR_SPIN: Duration = Duration::from_micros(50);
 /// Read buffer shared by all connections (idle connections own none).
 const SCRATCH: usize = 64 * 1024;
 
@@ -40,6 +42,7 @@ pub(crate) struct EventLoop<D> {
     next_sweep: Instant,
     sweep_every: Duration,
     ready: Vec<ConnId>,
+    last_work: Instant,
 }
 
 impl<D: Dispatch> EventLoop<D> {
@@ -101,6 +104,7 @@ impl<D: Dispatch> EventLoop<D> {
             next_sweep: Instant::now(),
             sweep_every,
             ready: Vec::new(),
+            last_work: Instant::now(),
         };
         Ok((lp, remote, local))
     }
@@ -140,7 +144,17 @@ impl<D: Dispatch> EventLoop<D> {
         loop {
             let now = Instant::now();
             let mut timeout = self.poll_timeout(now);
-            self.remote.inner.sleeping.store(true, Ordering::SeqCst);
+            // Right after work, answers from the workers are usually microseconds away: poll
+            // without blocking for a moment (yielding the core) instead of sleeping and being
+            // woken, which costs two context switches per wake-up.
+            let spin = now.saturating_duration_since(self.last_work) < REACTOR_SPIN;
+            if spin {
+                timeout = Some(Duration::ZERO);
+                std::thread::yield_now();
+            } else {
+                // Order matters: publish "sleeping", then look at the queue (see Remote::send).
+                self.remote.inner.sleeping.store(true, Ordering::SeqCst);
+            }
             if !self.rx.is_empty() || !self.ready.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
@@ -154,6 +168,9 @@ impl<D: Dispatch> EventLoop<D> {
             }
             let now = Instant::now();
             self.update_date();
+            if events.iter().any(|e| e.token() != WAKER) || !self.rx.is_empty() {
+                self.last_work = now;
+            }
 
             for ev in events.iter() {
                 match ev.token() {
@@ -161,9 +178,10 @@ impl<D: Dispatch> EventLoop<D> {
                     LISTENER => self.accept(now),
                     t => {
                         let id = ConnId::from_token(t.0);
-                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let closed = ev.is_read_closed() || ev.is_error();
+                        let readable = ev.is_readable() || closed;
                         self.with_conn(id, now, |c, ctx, scratch| {
-                            c.on_ready(readable, ev.is_writable(), ctx, scratch)
+                            c.on_ready(readable, ev.is_writable(), closed, ctx, scratch)
                         });
                     }
                 }

@@ -58,6 +58,11 @@ impl RequestHead {
         std::str::from_utf8(&self.target).unwrap_or("")
     }
 
+    /// The raw request-target as shared bytes (a cheap reference-counted clone).
+    pub fn target_bytes(&self) -> Bytes {
+        self.target.clone()
+    }
+
     /// The path: the target up to `?`; for absolute-form targets (`http://host/p?q`) the path
     /// part only (`/p`), `/` when the target has none; `*` for `OPTIONS *`.
     pub fn path(&self) -> &str {
