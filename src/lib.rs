@@ -59,7 +59,7 @@ pub use channel::{
 pub use handler::Handler;
 pub use logging::{events, LogFn};
 pub use options::Options;
-pub use pool::{Job, ThreadPool, ThreadPoolBuilder, WorkerPool};
+pub use pool::{Inline, Job, ThreadPerTask, ThreadPool, ThreadPoolBuilder, WorkerPool};
 pub use request::Request;
 pub use response::{Body, Response};
 pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
@@ -129,7 +129,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         write_high_water: opts.write_buffer,
         max_pipelined: 16,
         server_header,
-        thread_name: "httpkit-reactor".to_owned(),
+        thread_name: respond::REACTOR_THREAD.to_owned(),
     };
     let dispatcher = Dispatcher {
         handler: Arc::new(handler),

@@ -407,3 +407,134 @@ impl WorkerPool for ThreadPool {
         }
     }
 }
+
+/// Runs every job on a new thread: the stand-in for Java's virtual-thread-per-task executor.
+///
+/// No queue, so no 503 from queueing; with [`ThreadPerTask::max_threads`] set, a job arriving
+/// when that many threads are alive is rejected (503). Threads are named `prefix1`, `prefix2`, …
+///
+/// ```
+/// let pool = httpkit::ThreadPerTask::new().max_threads(10_000);
+/// let opts = httpkit::Options::default().worker_pool(pool);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ThreadPerTask {
+    inner: Arc<PerTaskInner>,
+}
+
+#[derive(Debug)]
+struct PerTaskInner {
+    max: Option<usize>,
+    prefix: String,
+    live: AtomicUsize,
+    spawned: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Default for ThreadPerTask {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ThreadPerTask {
+    /// No cap on live threads, names `task-1`, `task-2`, …
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(PerTaskInner {
+                max: None,
+                prefix: "task-".to_owned(),
+                live: AtomicUsize::new(0),
+                spawned: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut PerTaskInner)) -> Self {
+        let mut inner = PerTaskInner {
+            max: self.inner.max,
+            prefix: self.inner.prefix.clone(),
+            live: AtomicUsize::new(0),
+            spawned: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        };
+        f(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// At most `n` threads alive at once; beyond it jobs are rejected (503).
+    pub fn max_threads(self, n: usize) -> Self {
+        self.with(|i| i.max = Some(n))
+    }
+
+    /// Thread name prefix. Default `task-`.
+    pub fn name_prefix(self, p: impl Into<String>) -> Self {
+        let p = p.into();
+        self.with(|i| i.prefix = p)
+    }
+
+    /// Threads running a job now.
+    pub fn live_threads(&self) -> usize {
+        self.inner.live.load(Ordering::Relaxed)
+    }
+
+    /// Jobs refused because of the cap.
+    pub fn rejected(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+}
+
+impl WorkerPool for ThreadPerTask {
+    fn execute(&self, job: Job) -> Result<(), Job> {
+        let live = self.inner.live.fetch_add(1, Ordering::AcqRel);
+        if self.inner.max.is_some_and(|m| live >= m) {
+            self.inner.live.fetch_sub(1, Ordering::AcqRel);
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(job);
+        }
+        let n = self.inner.spawned.fetch_add(1, Ordering::Relaxed) + 1;
+        let inner = self.inner.clone();
+        // The job moves into the thread only if spawning succeeds; keep it reachable otherwise.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let s2 = slot.clone();
+        let res = std::thread::Builder::new()
+            .name(format!("{}{n}", inner.prefix))
+            .spawn(move || {
+                let job = s2.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(job) = job {
+                    let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
+                }
+                inner.live.fetch_sub(1, Ordering::AcqRel);
+            });
+        match res {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                self.inner.live.fetch_sub(1, Ordering::AcqRel);
+                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                match slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    Some(job) => Err(job),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Runs every job at once on the thread that submits it: the reactor thread.
+///
+/// The fastest choice for handlers that never block and answer with in-memory bodies (no
+/// hand-off, no context switch). **Danger:** while a handler runs, no other connection is
+/// served; a handler that sleeps, waits on I/O or locks stalls the whole server, and large
+/// file or stream bodies are queued whole in memory (the reactor cannot drain while it waits).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inline;
+
+impl WorkerPool for Inline {
+    fn execute(&self, job: Job) -> Result<(), Job> {
+        let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
+        Ok(())
+    }
+}

@@ -27,6 +27,9 @@ const PIECE: usize = 64 * 1024;
 /// How long a streaming worker waits for a slow client to drain before giving up.
 const DRAIN_WAIT: Duration = Duration::from_secs(60);
 
+/// Name of the reactor thread (see `Inline`).
+pub(crate) const REACTOR_THREAD: &str = "httpkit-reactor";
+
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const STOPPING: u8 = 1;
 pub(crate) const STOPPED: u8 = 2;
@@ -334,6 +337,10 @@ impl Exchange {
 
     /// Waits while the client is slow; `false` (and the connection aborted) if it never drains.
     fn wait_room(&self) -> bool {
+        if std::thread::current().name() == Some(REACTOR_THREAD) {
+            // The Inline pool: waiting here would stop the loop that drains the queue.
+            return true;
+        }
         if self
             .conn
             .wait_writable(self.server.write_high_water, DRAIN_WAIT)
