@@ -57,6 +57,7 @@ pub use channel::{
     as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError,
 };
 pub use handler::Handler;
+pub use httpkit_reactor::ProxyProtocol;
 pub use logging::{events, LogFn};
 pub use options::Options;
 pub use pool::{Inline, Job, ThreadPerTask, ThreadPool, ThreadPoolBuilder, WorkerPool};
@@ -84,8 +85,85 @@ pub fn run_server(handler: impl Handler, opts: Options) -> io::Result<Server> {
             format!("invalid ip address {:?}", opts.ip),
         )
     })?;
+    if let Some(path) = opts.unix_socket.clone() {
+        let listener = bind_unix(&path)?;
+        let mut server = start(handler, opts, Listener::Unix(listener))?;
+        server.unix_path = Some(path);
+        return Ok(server);
+    }
     let listener = httpkit_reactor::bind_tcp(SocketAddr::new(ip, opts.port), opts.backlog)?;
     start(handler, opts, Listener::Tcp(listener))
+}
+
+/// A listener you built and bound yourself (e.g. handed over by systemd socket activation),
+/// for [`serve`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerListener {
+    /// A bound TCP listener.
+    Tcp(std::net::TcpListener),
+    /// A bound Unix domain socket listener (its file is left in place on stop: it is yours).
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl From<std::net::TcpListener> for ServerListener {
+    fn from(l: std::net::TcpListener) -> Self {
+        Self::Tcp(l)
+    }
+}
+
+impl From<std::os::unix::net::UnixListener> for ServerListener {
+    fn from(l: std::os::unix::net::UnixListener) -> Self {
+        Self::Unix(l)
+    }
+}
+
+/// Like [`run_server`], on a listener you built (`ip`, `port` and `unix_socket` are unused) —
+/// the analogue of http-kit's `:address-finder` / `:channel-factory`.
+///
+/// ```no_run
+/// let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let server = httpkit::serve(|_r: httpkit::Request| httpkit::Response::ok("hi"), httpkit::Options::default(), l)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+/// `InvalidInput` for invalid options; errors making the listener non-blocking or starting
+/// threads.
+pub fn serve(
+    handler: impl Handler,
+    opts: Options,
+    listener: impl Into<ServerListener>,
+) -> io::Result<Server> {
+    opts.validate()
+        .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+    let l = match listener.into() {
+        ServerListener::Tcp(l) => Listener::Tcp(l),
+        ServerListener::Unix(l) => Listener::Unix(l),
+    };
+    start(handler, opts, l)
+}
+
+/// Binds a Unix domain socket at `path`, replacing a stale socket file (one nobody accepts on).
+fn bind_unix(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("a server is already listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    UnixListener::bind(path)
 }
 
 fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result<Server> {
@@ -113,6 +191,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         write_high_water: opts.write_buffer,
         max_ws: opts.max_ws,
         pool: pool.clone(),
+        trusted_proxies: opts.trusted_proxies.clone(),
     });
     let config = ReactorConfig {
         limits: Limits {
@@ -130,6 +209,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         max_pipelined: 16,
         server_header,
         thread_name: respond::REACTOR_THREAD.to_owned(),
+        proxy_protocol: opts.proxy_protocol,
     };
     let dispatcher = Dispatcher {
         handler: Arc::new(handler),
@@ -153,5 +233,6 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         owns_pool,
         local_addr,
         stop_lock: Mutex::new(()),
+        unix_path: None,
     })
 }

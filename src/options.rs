@@ -48,6 +48,9 @@ pub struct Options {
     pub(crate) backlog: i32,
     pub(crate) worker_pool: Option<Arc<dyn WorkerPool>>,
     pub(crate) loggers: Loggers,
+    pub(crate) unix_socket: Option<std::path::PathBuf>,
+    pub(crate) proxy_protocol: crate::ProxyProtocol,
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl fmt::Debug for Options {
@@ -89,6 +92,9 @@ impl Default for Options {
             backlog: 1024,
             worker_pool: None,
             loggers: Loggers::default(),
+            unix_socket: None,
+            proxy_protocol: crate::ProxyProtocol::Off,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -228,6 +234,43 @@ impl Options {
     /// [`events`](crate::events)). Default: none.
     pub fn event_logger(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.loggers.event = Some(Arc::new(f) as LogFn);
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` instead of `ip:port` (http-kit's
+    /// `:address-finder` + `:channel-factory` for UDS).
+    ///
+    /// A socket file left behind by a server that is gone (nothing accepts on it) is removed
+    /// and replaced; if a live server answers there, or the path is not a socket, `run_server`
+    /// fails with `AddrInUse`. The file is removed when the server stops. Requests over the
+    /// socket have no remote address (`None`).
+    pub fn unix_socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.unix_socket = Some(path.into());
+        self
+    }
+
+    /// Whether connections start with a PROXY protocol header (v1 or v2), as sent by HAProxy or
+    /// a cloud load balancer in TCP mode. Default off. With `Required`, a connection without a
+    /// valid header is closed; with `Optional`, one is used if present. The client address it
+    /// carries becomes [`Request::remote_addr`](crate::Request::remote_addr). Enable it only
+    /// when every peer is such a proxy: anyone who can connect can claim any address.
+    pub fn proxy_protocol(mut self, mode: crate::ProxyProtocol) -> Self {
+        self.proxy_protocol = mode;
+        self
+    }
+
+    /// Trusts `X-Real-IP` / `X-Forwarded-For` from these proxy addresses (e.g. nginx on
+    /// `127.0.0.1`): for a request whose socket peer is one of them,
+    /// [`Request::remote_addr`](crate::Request::remote_addr) is `X-Real-IP`, else the
+    /// **last** `X-Forwarded-For` entry — the one the trusted proxy added; earlier entries come
+    /// from the client and can be forged. The port is then 0. A Unix domain socket peer is
+    /// trusted when a loopback address is in the list.
+    ///
+    /// Default: no one is trusted and the remote address is always the socket peer, because
+    /// any client can send these headers (http-kit trusts them by default, which lets clients
+    /// spoof their address).
+    pub fn trusted_proxies(mut self, ips: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        self.trusted_proxies = ips.into_iter().collect();
         self
     }
 

@@ -37,10 +37,10 @@ impl Request {
         exchange: crate::respond::Exchange,
     ) -> Self {
         Self {
+            remote_addr: remote_addr(&head, conn, &exchange.server.trusted_proxies),
             head,
             body: if body.is_empty() { None } else { Some(body) },
             trailers,
-            remote_addr: conn.peer_addr(),
             local_addr: conn.local_addr(),
             received,
             exchange: Some(exchange),
@@ -177,6 +177,44 @@ impl Request {
         }
         b.body(self.body.unwrap_or_default())
             .unwrap_or_else(|_| http::Request::new(Vec::new()))
+    }
+}
+
+/// The client's address: the PROXY header's, else a trusted proxy's `X-Real-IP` / last
+/// `X-Forwarded-For` entry, else the socket peer.
+fn remote_addr(
+    head: &RequestHead,
+    conn: &ConnHandle,
+    trusted: &[std::net::IpAddr],
+) -> Option<SocketAddr> {
+    let peer = conn.peer_addr();
+    if trusted.is_empty() || conn.is_proxied() {
+        return peer;
+    }
+    let trusted_peer = match peer {
+        Some(p) => trusted.contains(&p.ip()),
+        None => trusted.iter().any(|ip| ip.is_loopback()),
+    };
+    if !trusted_peer {
+        return peer;
+    }
+    let real = head
+        .headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let forwarded = || {
+        head.headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|v| v.trim().parse().ok())
+    };
+    match real.or_else(forwarded) {
+        Some(ip) => Some(SocketAddr::new(ip, 0)),
+        None => peer,
     }
 }
 

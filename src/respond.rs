@@ -43,6 +43,7 @@ pub(crate) struct ServerShared {
     pub(crate) write_high_water: usize,
     pub(crate) max_ws: usize,
     pub(crate) pool: Arc<dyn WorkerPool>,
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for dyn WorkerPool {

@@ -32,6 +32,7 @@ pub struct Server {
     pub(crate) owns_pool: bool,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) stop_lock: Mutex<()>,
+    pub(crate) unix_path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Server {
@@ -104,7 +105,16 @@ impl Server {
             let left = timeout.map_or(Duration::ZERO, |t| t.saturating_sub(start.elapsed()));
             self.pool.shutdown(left);
         }
+        if let Some(p) = &self.unix_path {
+            let _ = std::fs::remove_file(p);
+        }
         self.shared.status.store(STOPPED, Ordering::Release);
+    }
+
+    /// The Unix domain socket path the server listens on (set with
+    /// [`Options::unix_socket`](crate::Options::unix_socket)).
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        self.unix_path.as_deref()
     }
 
     /// Blocks until the server has stopped (stopped from another thread or by a signal handler

@@ -15,6 +15,7 @@
 
 pub mod date;
 pub mod h1;
+pub mod proxy;
 pub mod ws;
 
 #[cfg(test)]

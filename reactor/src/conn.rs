@@ -24,7 +24,9 @@ use httpkit_codec::ws::{encode_close, encode_frame, FrameDecoder, OpCode, WsEven
 
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
-use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ReactorConfig, WsClose};
+use crate::{
+    CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, ReactorConfig, WsClose,
+};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
@@ -88,6 +90,8 @@ pub(crate) struct Conn {
     readable: bool,
     writable: bool,
     read_eof: bool,
+    /// A PROXY protocol header may still come first.
+    proxy_pending: bool,
     /// The poller said the peer closed its side: read on until EOF even after short reads.
     peer_fin: bool,
     /// No more requests are read (after an error, a `close` response, an upgrade request).
@@ -115,6 +119,7 @@ impl Conn {
             stream,
             handle,
             decoder: RequestDecoder::new(cfg.limits),
+            proxy_pending: cfg.proxy_protocol != ProxyProtocol::Off,
             rbuf: Vec::new(),
             cur: None,
             next_seq: 0,
@@ -283,6 +288,12 @@ impl Conn {
             return self.decode_frames(input, ctx);
         }
         let mut off = 0;
+        if self.proxy_pending {
+            match self.decode_proxy(input, ctx.cfg) {
+                Some(n) => off = n,
+                None => return 0,
+            }
+        }
         while self.can_decode(ctx.cfg) {
             match self.decoder.decode(&input[off..]) {
                 Ok((0, None)) => break,
@@ -573,6 +584,39 @@ impl Conn {
         if done {
             self.stop_reading = true;
             self.close_after_flush = true;
+        }
+    }
+
+    /// Reads the PROXY header at the start of the connection: `Some(consumed)` to go on with
+    /// HTTP, `None` to wait for more bytes (or when the connection is being closed).
+    fn decode_proxy(&mut self, input: &[u8], cfg: &ReactorConfig) -> Option<usize> {
+        use httpkit_codec::proxy::{parse, starts_like_proxy, ProxyHeader};
+        match starts_like_proxy(input) {
+            None => None,
+            Some(false) => {
+                if cfg.proxy_protocol == ProxyProtocol::Required {
+                    log::debug!("connection without the required PROXY header closed");
+                    self.close(CloseReason::BadRequest);
+                    return None;
+                }
+                self.proxy_pending = false;
+                Some(0)
+            }
+            Some(true) => match parse(input) {
+                Ok(None) => None,
+                Ok(Some((n, header))) => {
+                    if let ProxyHeader::Proxied { source, .. } = header {
+                        let _ = self.handle.shared.proxied.set(source);
+                    }
+                    self.proxy_pending = false;
+                    Some(n)
+                }
+                Err(e) => {
+                    log::debug!("{e}; connection closed");
+                    self.close(CloseReason::BadRequest);
+                    None
+                }
+            },
         }
     }
 

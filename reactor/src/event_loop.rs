@@ -400,6 +400,7 @@ impl<D: Dispatch> EventLoop<D> {
                         peer,
                         local,
                         user: Mutex::new(None),
+                        proxied: std::sync::OnceLock::new(),
                     });
                     let remote = self.remote.clone();
                     let cfg = &self.cfg;

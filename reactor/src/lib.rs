@@ -76,6 +76,21 @@ pub struct ReactorConfig {
     pub server_header: Option<Bytes>,
     /// Name of the reactor thread. Default `httpkit-reactor`.
     pub thread_name: String,
+    /// Whether connections start with a PROXY protocol header. Default off.
+    pub proxy_protocol: ProxyProtocol,
+}
+
+/// PROXY protocol handling (versions 1 and 2 are both understood).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyProtocol {
+    /// No PROXY header is expected; one would be a malformed request (400).
+    #[default]
+    Off,
+    /// Every connection must start with a PROXY header; without one, or with an invalid one,
+    /// the connection is closed.
+    Required,
+    /// A PROXY header is used if present; an invalid one closes the connection.
+    Optional,
 }
 
 impl Default for ReactorConfig {
@@ -91,6 +106,7 @@ impl Default for ReactorConfig {
             max_pipelined: 16,
             server_header: None,
             thread_name: "httpkit-reactor".to_owned(),
+            proxy_protocol: ProxyProtocol::Off,
         }
     }
 }
@@ -203,6 +219,7 @@ struct ConnShared {
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     user: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+    proxied: std::sync::OnceLock<SocketAddr>,
 }
 
 impl std::fmt::Debug for ConnShared {
@@ -239,8 +256,20 @@ impl ConnHandle {
     }
 
     /// The peer's address (`None` for Unix domain sockets).
+    ///
+    /// When the connection began with a PROXY protocol header, this is the client it names.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.shared.proxied.get().copied().or(self.shared.peer)
+    }
+
+    /// The socket's own peer (the proxy, when a PROXY header named another client).
+    pub fn socket_peer_addr(&self) -> Option<SocketAddr> {
         self.shared.peer
+    }
+
+    /// Whether a PROXY protocol header gave the client's address.
+    pub fn is_proxied(&self) -> bool {
+        self.shared.proxied.get().is_some()
     }
 
     /// The local address the connection was accepted on (`None` for Unix domain sockets).

@@ -65,6 +65,16 @@ impl Client {
         }
     }
 
+    /// A client around a stream connected elsewhere.
+    pub fn from_stream(stream: TcpStream) -> Self {
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write request");
     }
