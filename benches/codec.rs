@@ -79,4 +79,42 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// WebSocket: unmasking throughput and decoding rate of small client frames.
+fn ws(c: &mut Criterion) {
+    use httpkit_codec::ws::{apply_mask, FrameDecoder};
+    let mut g = c.benchmark_group("ws");
+    let mut buf = vec![0x5au8; 64 * 1024];
+    g.throughput(Throughput::Bytes(buf.len() as u64));
+    g.bench_function("unmask_64KiB", |b| {
+        b.iter(|| apply_mask(black_box(&mut buf), [1, 2, 3, 4], 1))
+    });
+    // 1000 masked text frames of 16 bytes each.
+    let mut frames = Vec::new();
+    for _ in 0..1000 {
+        frames.extend_from_slice(&[0x81, 0x80 | 16, 1, 2, 3, 4]);
+        let mut p = *b"hello websocket!";
+        apply_mask(&mut p, [1, 2, 3, 4], 0);
+        frames.extend_from_slice(&p);
+    }
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("decode_1000_small_frames", |b| {
+        b.iter(|| {
+            let mut d = FrameDecoder::new(1 << 20);
+            let mut off = 0;
+            let mut n = 0;
+            while let Ok((used, ev)) = d.decode(&frames[off..]) {
+                if used == 0 && ev.is_none() {
+                    break;
+                }
+                off += used;
+                n += usize::from(ev.is_some());
+            }
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(ws_benches, ws);
+criterion_main!(benches, ws_benches);

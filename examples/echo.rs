@@ -5,17 +5,24 @@
 //! * `GET /stream` → the chunks `a`, `b`, `c`, about 20 ms apart (chunked on HTTP/1.1,
 //!   close-delimited on HTTP/1.0, no body for HEAD)
 //! * `GET /ws` → a WebSocket echoing every message with its opcode (text / binary); messages up
-//!   to 16 MiB (the Autobahn test suite runs against this)
+//!   to 16 MiB (the Autobahn test suite runs against this), on the unified channel API
+//! * `GET /ring` → the same echo on the Ring-style listener API
 //!
 //! `cargo run --release --example echo [PORT]` (default 8080).
 
 use std::time::Duration;
 
 use httpkit::{
-    as_channel, run_server, Body, ChannelHandlers, Message, Method, Options, Request, Response,
+    as_channel, run_server, websocket_response, Body, ChannelHandlers, Message, Method, Options,
+    Request, Response, WsListener,
 };
 
 fn app(mut req: Request) -> Response {
+    if req.path() == "/ring" {
+        return websocket_response(WsListener::new().on_message(|s, m| {
+            let _ = s.send(m);
+        }));
+    }
     if req.path() == "/ws" {
         let handlers = ChannelHandlers::new().on_receive(|ch, msg| {
             match msg {

@@ -28,7 +28,8 @@ done
 cat > "$out/fuzzingclient.json" <<JSON
 {
   "outdir": "$PWD/$out/reports",
-  "servers": [{"agent": "httpkit", "url": "ws://127.0.0.1:$port/ws"}],
+  "servers": [{"agent": "httpkit-channel", "url": "ws://127.0.0.1:$port/ws"},
+              {"agent": "httpkit-ring", "url": "ws://127.0.0.1:$port/ring"}],
   "cases": ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"],
   "exclude-cases": [],
   "exclude-agent-cases": {}
@@ -39,20 +40,21 @@ wstest=$(cd "$venv/bin" && pwd)/wstest
 
 python3 - "$out/reports/index.json" <<'PY'
 import json, sys, collections
-idx = json.load(open(sys.argv[1]))["httpkit"]
-by = collections.defaultdict(collections.Counter)
 bad = []
-for case, r in idx.items():
-    sec = case.split(".")[0]
-    by[sec][r["behavior"]] += 1
-    if r["behavior"] not in ("OK", "NON-STRICT", "INFORMATIONAL"):
-        bad.append((case, r["behavior"]))
-for sec in sorted(by, key=int):
-    print(f"section {sec:>2}: " + ", ".join(f"{k} {v}" for k, v in sorted(by[sec].items())))
-total = collections.Counter()
-for c in by.values():
-    total.update(c)
-print("total: " + ", ".join(f"{k} {v}" for k, v in sorted(total.items())))
+for agent, idx in sorted(json.load(open(sys.argv[1])).items()):
+    by = collections.defaultdict(collections.Counter)
+    for case, r in idx.items():
+        sec = case.split(".")[0]
+        by[sec][r["behavior"]] += 1
+        if r["behavior"] not in ("OK", "NON-STRICT", "INFORMATIONAL"):
+            bad.append((agent, case, r["behavior"]))
+    print(agent)
+    for sec in sorted(by, key=int):
+        print(f"  section {sec:>2}: " + ", ".join(f"{k} {v}" for k, v in sorted(by[sec].items())))
+    total = collections.Counter()
+    for c in by.values():
+        total.update(c)
+    print("  total: " + ", ".join(f"{k} {v}" for k, v in sorted(total.items())))
 if bad:
     print("FAILED cases:", bad)
     sys.exit(1)
