@@ -71,9 +71,7 @@ fn bench(c: &mut Criterion) {
             let mut dec = RequestDecoder::new(Limits::default());
             b.iter(|| decode_all(&mut dec, black_box(input)))
         });
-        g.bench_function("httparse_direct", |b| {
-            b.iter(|| httparse_only(black_box(input)))
-        });
+        g.bench_function("httparse_direct", |b| b.iter(|| httparse_only(black_box(input))));
         g.finish();
     }
 }
@@ -86,9 +84,7 @@ fn ws(c: &mut Criterion) {
     let mut g = c.benchmark_group("ws");
     let mut buf = vec![0x5au8; 64 * 1024];
     g.throughput(Throughput::Bytes(buf.len() as u64));
-    g.bench_function("unmask_64KiB", |b| {
-        b.iter(|| apply_mask(black_box(&mut buf), [1, 2, 3, 4], 1))
-    });
+    g.bench_function("unmask_64KiB", |b| b.iter(|| apply_mask(black_box(&mut buf), [1, 2, 3, 4], 1)));
     // 1000 masked text frames of 16 bytes each.
     let mut frames = Vec::new();
     for _ in 0..1000 {

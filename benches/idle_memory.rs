@@ -21,8 +21,7 @@ fn rss_kib() -> u64 {
 fn open(addr: std::net::SocketAddr, buf: &mut [u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("write");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     let mut got = 0;
     while !buf[..got].windows(11).any(|w| w == b"hello HTTP!") {
         let n = s.read(&mut buf[got..]).expect("read");
@@ -33,17 +32,10 @@ fn open(addr: std::net::SocketAddr, buf: &mut [u8]) -> TcpStream {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(5000);
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5000);
     let server = run_server(
         |_r: Request| Response::ok("hello HTTP!"),
-        Options::default()
-            .ip("127.0.0.1")
-            .port(0)
-            .idle_timeout(Duration::from_secs(600))
-            .max_connections(n + 100),
+        Options::default().ip("127.0.0.1").port(0).idle_timeout(Duration::from_secs(600)).max_connections(n + 100),
     )
     .expect("server");
     let addr = server.local_addr().expect("addr");
@@ -60,10 +52,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(1));
     let after = rss_kib();
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
-    println!(
-        "idle keep-alive connections: {n}; open on server: {}",
-        server.connections_open()
-    );
+    println!("idle keep-alive connections: {n}; open on server: {}", server.connections_open());
     println!("RSS before {before} KiB, after {after} KiB: {per:.0} bytes per idle connection");
     drop(conns);
     server.stop();

@@ -9,18 +9,13 @@ use std::sync::{Arc, Mutex};
 use httpkit::{as_channel, run_server, Channel, ChannelHandlers, Options, Request, Response};
 
 fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let channels: Arc<Mutex<HashSet<Channel>>> = Arc::default();
 
     let (open, recv, close) = (channels.clone(), channels.clone(), channels.clone());
     let handlers = ChannelHandlers::new()
         .on_open(move |ch| {
-            open.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(ch.clone());
+            open.lock().unwrap_or_else(|e| e.into_inner()).insert(ch.clone());
         })
         .on_receive(move |_ch, message| {
             let text = format!("broadcasting: {}", message.to_text());
@@ -34,18 +29,13 @@ fn main() -> std::io::Result<()> {
 
     let app = move |req: Request| {
         if !req.is_websocket() {
-            return Response::ok(
-                "<h1>Main screen turn on.</h1><h2>Start connecting websockets.</h2>",
-            )
-            .header("content-type", "text/html");
+            return Response::ok("<h1>Main screen turn on.</h1><h2>Start connecting websockets.</h2>")
+                .header("content-type", "text/html");
         }
         as_channel(&req, handlers.clone())
     };
     let server = run_server(app, Options::default().port(port))?;
-    println!(
-        "broadcast: http://127.0.0.1:{}/ (WebSocket on any path)",
-        server.port().unwrap_or(port)
-    );
+    println!("broadcast: http://127.0.0.1:{}/ (WebSocket on any path)", server.port().unwrap_or(port));
     server.join();
     Ok(())
 }

@@ -9,25 +9,13 @@ use std::time::Duration;
 use httpkit::{run_server, Options, Request, Response, ThreadPool};
 
 fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
-    let pool = ThreadPool::builder()
-        .queue_capacity(20480)
-        .min_threads(4)
-        .max_threads(8)
-        .name_prefix("worker-")
-        .build()?;
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let pool =
+        ThreadPool::builder().queue_capacity(20480).min_threads(4).max_threads(8).name_prefix("worker-").build()?;
 
-    let server = run_server(
-        |_req: Request| Response::ok("hello"),
-        Options::default().port(port).worker_pool(pool.clone()),
-    )?;
-    println!(
-        "custom_pool: http://127.0.0.1:{}/",
-        server.port().unwrap_or(port)
-    );
+    let server =
+        run_server(|_req: Request| Response::ok("hello"), Options::default().port(port).worker_pool(pool.clone()))?;
+    println!("custom_pool: http://127.0.0.1:{}/", server.port().unwrap_or(port));
     loop {
         std::thread::sleep(Duration::from_secs(1));
         println!(

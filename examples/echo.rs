@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use httpkit::{
-    as_channel, run_server, websocket_response, Body, ChannelHandlers, Message, Method, Options,
-    Request, Response, WsListener,
+    as_channel, run_server, websocket_response, Body, ChannelHandlers, Message, Method, Options, Request, Response,
+    WsListener,
 };
 
 fn app(mut req: Request) -> Response {
@@ -42,32 +42,24 @@ fn app(mut req: Request) -> Response {
                 None => resp,
             }
         }
-        (Method::GET | Method::HEAD, "/stream") => Response::ok(Body::stream(
-            ["a", "b", "c"].into_iter().enumerate().map(|(i, s)| {
+        (Method::GET | Method::HEAD, "/stream") => {
+            Response::ok(Body::stream(["a", "b", "c"].into_iter().enumerate().map(|(i, s)| {
                 if i > 0 {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 s
-            }),
-        ))
-        .header("content-type", "text/plain"),
-        (Method::GET | Method::HEAD, "/") => {
-            Response::ok("hello HTTP!").header("content-type", "text/html")
+            })))
+            .header("content-type", "text/plain")
         }
+        (Method::GET | Method::HEAD, "/") => Response::ok("hello HTTP!").header("content-type", "text/html"),
         _ => Response::not_found(),
     }
 }
 
 fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let server = run_server(app, Options::default().port(port).max_ws(16 * 1024 * 1024))?;
-    println!(
-        "echo: listening on http://127.0.0.1:{}/",
-        server.port().unwrap_or(port)
-    );
+    println!("echo: listening on http://127.0.0.1:{}/", server.port().unwrap_or(port));
     server.join();
     Ok(())
 }

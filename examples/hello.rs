@@ -11,15 +11,9 @@ fn app(_req: Request) -> Response {
 }
 
 fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let server = run_server(app, Options::default().port(port))?;
-    println!(
-        "hello: listening on http://127.0.0.1:{}/ (Ctrl-C to stop)",
-        server.port().unwrap_or(port)
-    );
+    println!("hello: listening on http://127.0.0.1:{}/ (Ctrl-C to stop)", server.port().unwrap_or(port));
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());

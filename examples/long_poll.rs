@@ -8,23 +8,16 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use httpkit::{
-    as_channel, run_server, Channel, ChannelHandlers, Method, Options, Request, Response,
-};
+use httpkit::{as_channel, run_server, Channel, ChannelHandlers, Method, Options, Request, Response};
 
 fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let waiting: Arc<Mutex<HashSet<Channel>>> = Arc::default();
 
     let (open, close) = (waiting.clone(), waiting.clone());
     let handlers = ChannelHandlers::new()
         .on_open(move |ch| {
-            open.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(ch.clone());
+            open.lock().unwrap_or_else(|e| e.into_inner()).insert(ch.clone());
         })
         .on_close(move |ch, _status| {
             close.lock().unwrap_or_else(|e| e.into_inner()).remove(ch);
@@ -34,12 +27,7 @@ fn main() -> std::io::Result<()> {
     let app = move |req: Request| match (req.method(), req.path()) {
         (&Method::POST, "/send") => {
             let msg = String::from_utf8_lossy(req.body().unwrap_or_default()).into_owned();
-            let targets: Vec<Channel> = publish
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned()
-                .collect();
+            let targets: Vec<Channel> = publish.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
             // On a WebSocket `send` keeps the channel open; on a long-poll it answers and closes.
             let n = targets.iter().filter(|ch| ch.send(msg.as_str())).count();
             Response::ok(format!("delivered to {n}\n"))
@@ -48,10 +36,7 @@ fn main() -> std::io::Result<()> {
         _ => Response::not_found(),
     };
     let server = run_server(app, Options::default().port(port))?;
-    println!(
-        "long_poll: http://127.0.0.1:{}/poll, /ws, POST /send",
-        server.port().unwrap_or(port)
-    );
+    println!("long_poll: http://127.0.0.1:{}/poll, /ws, POST /send", server.port().unwrap_or(port));
     server.join();
     Ok(())
 }

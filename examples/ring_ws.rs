@@ -9,26 +9,19 @@ use std::sync::{Arc, Mutex};
 use httpkit::{run_server, websocket_response, Options, Request, Response, Socket, WsListener};
 
 fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let sockets: Arc<Mutex<HashSet<Socket>>> = Arc::default();
 
     let app = move |req: Request| {
         if !req.is_websocket() {
-            return Response::ok(
-                "<h1>Main screen turn on.</h1><h2>Start connecting websockets.</h2>",
-            )
-            .header("content-type", "text/html");
+            return Response::ok("<h1>Main screen turn on.</h1><h2>Start connecting websockets.</h2>")
+                .header("content-type", "text/html");
         }
         let (open, message, close) = (sockets.clone(), sockets.clone(), sockets.clone());
         websocket_response(
             WsListener::new()
                 .on_open(move |s| {
-                    open.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(s.clone());
+                    open.lock().unwrap_or_else(|e| e.into_inner()).insert(s.clone());
                 })
                 .on_message(move |_s, msg| {
                     let text = format!("broadcasting: {}", msg.to_text());
@@ -42,10 +35,7 @@ fn main() -> std::io::Result<()> {
         )
     };
     let server = run_server(app, Options::default().port(port))?;
-    println!(
-        "ring_ws: http://127.0.0.1:{}/ (WebSocket on any path)",
-        server.port().unwrap_or(port)
-    );
+    println!("ring_ws: http://127.0.0.1:{}/ (WebSocket on any path)", server.port().unwrap_or(port));
     server.join();
     Ok(())
 }

@@ -6,19 +6,10 @@
 use httpkit::{run_server, Options, Request, Response, ThreadPerTask};
 
 fn main() -> std::io::Result<()> {
-    let port = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
+    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let pool = ThreadPerTask::new().max_threads(10_000);
-    let server = run_server(
-        |_req: Request| Response::ok("Hello"),
-        Options::default().port(port).worker_pool(pool),
-    )?;
-    println!(
-        "thread_per_task: http://127.0.0.1:{}/",
-        server.port().unwrap_or(port)
-    );
+    let server = run_server(|_req: Request| Response::ok("Hello"), Options::default().port(port).worker_pool(pool))?;
+    println!("thread_per_task: http://127.0.0.1:{}/", server.port().unwrap_or(port));
     server.join();
     Ok(())
 }

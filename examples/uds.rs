@@ -6,22 +6,12 @@
 use httpkit::{run_server, Options, Request, Response};
 
 fn main() -> std::io::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "/tmp/httpkit.sock".to_owned());
+    let path = std::env::args().nth(1).unwrap_or_else(|| "/tmp/httpkit.sock".to_owned());
     let server = run_server(
-        |req: Request| {
-            Response::ok(format!(
-                "hello over a Unix socket: {} {}\n",
-                req.method(),
-                req.path()
-            ))
-        },
+        |req: Request| Response::ok(format!("hello over a Unix socket: {} {}\n", req.method(), req.path())),
         Options::default().unix_socket(&path),
     )?;
-    println!(
-        "uds: listening on {path} (Ctrl-C to stop; the socket file is removed on a clean stop)"
-    );
+    println!("uds: listening on {path} (Ctrl-C to stop; the socket file is removed on a clean stop)");
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());

@@ -29,19 +29,17 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use httpkit_codec::h1::{BodyEncoder, BodyLength};
-use httpkit_codec::ws::{
-    encode_close, encode_frame, encode_handshake_response, requested_protocols, OpCode,
-};
+use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, requested_protocols, OpCode};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent};
 
 use crate::date::with_date;
-use crate::respond::{attach, ConnListener, Exchange, RespState};
+use crate::respond::{attach, detach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
 use crate::serial::Serial;
 use crate::{Request, Response};
@@ -64,9 +62,7 @@ impl Message {
         match self {
             Self::Text(s) => s.clone(),
             Self::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            Self::Response(r) => {
-                String::from_utf8_lossy(r.body.as_bytes().unwrap_or(&[])).into_owned()
-            }
+            Self::Response(r) => String::from_utf8_lossy(r.body.as_bytes().unwrap_or(&[])).into_owned(),
         }
     }
 
@@ -186,11 +182,7 @@ pub struct CloseStatus {
 
 impl CloseStatus {
     pub(crate) fn new(kind: CloseKind, code: Option<u16>, reason: impl Into<String>) -> Self {
-        Self {
-            kind,
-            code,
-            reason: reason.into(),
-        }
+        Self { kind, code, reason: reason.into() }
     }
 
     /// What happened.
@@ -230,19 +222,11 @@ impl CloseStatus {
     /// Maps how the reactor closed a WebSocket connection.
     pub(crate) fn from_ws(reason: &CloseReason) -> Self {
         match reason {
-            CloseReason::ServerStop => {
-                Self::new(CloseKind::ServerStop, Some(1001), "server stopping")
+            CloseReason::ServerStop => Self::new(CloseKind::ServerStop, Some(1001), "server stopping"),
+            CloseReason::WebSocket(WsClose { code, reason, by_peer: true }) => {
+                Self::from_peer_code(*code, reason.clone())
             }
-            CloseReason::WebSocket(WsClose {
-                code,
-                reason,
-                by_peer: true,
-            }) => Self::from_peer_code(*code, reason.clone()),
-            CloseReason::WebSocket(WsClose {
-                code,
-                reason,
-                by_peer: false,
-            }) => match code {
+            CloseReason::WebSocket(WsClose { code, reason, by_peer: false }) => match code {
                 1002 | 1007 | 1009 | 1013 => Self::from_peer_code(*code, reason.clone()),
                 _ => Self::new(CloseKind::ServerClose, Some(*code), reason.clone()),
             },
@@ -271,9 +255,7 @@ pub struct ChannelHandlers {
 
 impl fmt::Debug for ChannelHandlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelHandlers")
-            .field("protocols", &self.protocols)
-            .finish_non_exhaustive()
+        f.debug_struct("ChannelHandlers").field("protocols", &self.protocols).finish_non_exhaustive()
     }
 }
 
@@ -321,8 +303,6 @@ impl ChannelHandlers {
         self
     }
 }
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct ChannelInner {
     id: u64,
@@ -381,29 +361,16 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     };
     let ws = req.is_websocket();
     let (accept, protocol) = if ws {
-        match ex
-            .ws
-            .clone()
-            .unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade))
-        {
+        match ex.ws.clone().unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade)) {
             Ok(accept) => {
                 let offered = requested_protocols(req.headers());
-                let protocol = handlers
-                    .protocols
-                    .iter()
-                    .find(|p| offered.contains(&p.as_str()))
-                    .cloned();
+                let protocol = handlers.protocols.iter().find(|p| offered.contains(&p.as_str())).cloned();
                 (Some(accept), protocol)
             }
             Err(e) => {
-                let r = Response::status_code(e.status())
-                    .header("content-type", "text/plain")
-                    .with_body(e.description());
-                return if e.status() == 426 {
-                    r.header("sec-websocket-version", "13")
-                } else {
-                    r
-                };
+                let r =
+                    Response::status_code(e.status()).header("content-type", "text/plain").with_body(e.description());
+                return if e.status() == 426 { r.header("sec-websocket-version", "13") } else { r };
             }
         }
     } else {
@@ -418,18 +385,14 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             on_reject_conn.send_frame(
                 Bytes::from(out),
                 Bytes::new(),
-                Some(WsClose {
-                    code: 1013,
-                    reason: "Server overloaded".into(),
-                    by_peer: false,
-                }),
+                Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }),
             );
         }
     });
     let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject);
     let ch = Channel {
         inner: Arc::new(ChannelInner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_id(),
             remote_addr: req.remote_addr(),
             ex,
             ws,
@@ -441,21 +404,44 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             accept,
         }),
     };
-    attach(&conn, Arc::new(ch.clone()) as Arc<dyn ConnListener>);
+    *ch.inner.ex.state.channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&ch.inner));
+    if ws {
+        // Queued before the channel can hear a close, so on_open always comes first; it runs
+        // once the 101 is on its way (see `start`).
+        if let Some(f) = ch.inner.handlers.on_open.clone() {
+            let c = ch.clone();
+            ch.inner.serial.push_quiet(move || f(&c));
+        }
+    }
+    let attached = attach(&conn, ch.inner.id, Arc::new(ch.clone()) as Arc<dyn ConnListener>);
+    // An HTTP client that already hung up will never read this channel's answer.
+    let gone = !ws && conn.peer_closed();
+    if gone {
+        detach(&conn, ch.inner.id);
+        conn.abort();
+    }
+    if !attached || gone {
+        // The client is already gone: no on_open, just the close.
+        ch.inner.serial.clear();
+        ch.inner.open.store(false, Ordering::Release);
+        let status = if ws {
+            CloseStatus::new(CloseKind::Abnormal, Some(1006), "")
+        } else {
+            CloseStatus::new(CloseKind::ClientClose, None, "")
+        };
+        ch.fire_close(status);
+        return Response { body: Body { kind: BodyKind::Channel(ch) }, ..Response::default() };
+    }
     if let Some(init) = &ch.inner.handlers.init {
         init(&ch);
     }
     if !ws {
-        if let Some(f) = &ch.inner.handlers.on_open {
-            f(&ch);
+        if let Some(f) = ch.inner.handlers.on_open.clone() {
+            let c = ch.clone();
+            ch.inner.serial.run_inline(move || f(&c));
         }
     }
-    Response {
-        body: Body {
-            kind: BodyKind::Channel(ch),
-        },
-        ..Response::default()
-    }
+    Response { body: Body { kind: BodyKind::Channel(ch) }, ..Response::default() }
 }
 
 impl Channel {
@@ -506,11 +492,7 @@ impl Channel {
     /// # Errors
     /// [`SendError::Closed`] if the channel is closed, [`SendError::Full`] if the connection's
     /// write buffer is over its limit (the client is slow).
-    pub fn try_send(
-        &self,
-        msg: impl Into<Message>,
-        close_after_send: bool,
-    ) -> Result<(), SendError<Message>> {
+    pub fn try_send(&self, msg: impl Into<Message>, close_after_send: bool) -> Result<(), SendError<Message>> {
         let msg = msg.into();
         if !self.is_open() {
             return Err(SendError::Closed(msg));
@@ -526,27 +508,22 @@ impl Channel {
     }
 
     fn ws_send(&self, msg: Message, close: bool) -> Result<(), SendError<Message>> {
+        if *self.inner.ex.lock() == RespState::Idle {
+            // Before the handshake (e.g. from `init`) there is no WebSocket to send on yet.
+            return Err(SendError::Closed(msg));
+        }
         let (op, payload) = match &msg {
             Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
             Message::Binary(b) => (OpCode::Binary, b.clone()),
             Message::Response(r) => {
                 let b = r.body.as_bytes().unwrap_or(&[]);
-                let op = if std::str::from_utf8(b).is_ok() {
-                    OpCode::Text
-                } else {
-                    OpCode::Binary
-                };
+                let op = if std::str::from_utf8(b).is_ok() { OpCode::Text } else { OpCode::Binary };
                 (op, Bytes::copy_from_slice(b))
             }
         };
         let mut head = Vec::with_capacity(10);
         frame_head(op, payload.len(), &mut head);
-        if !self
-            .inner
-            .ex
-            .conn
-            .send_frame(Bytes::from(head), payload, None)
-        {
+        if !self.inner.ex.conn.send_frame(Bytes::from(head), payload, None) {
             return Err(SendError::Closed(msg));
         }
         if close {
@@ -570,10 +547,8 @@ impl Channel {
                     Message::Binary(b) => Response::ok(b),
                 };
                 if resp.headers.is_empty() {
-                    resp.headers.insert(
-                        http::header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/html; charset=utf-8"),
-                    );
+                    resp.headers
+                        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
                 }
                 let streamable = resp.invalid.is_none() && resp.body.as_bytes().is_some();
                 if close || !streamable {
@@ -584,11 +559,11 @@ impl Channel {
                     return Ok(());
                 }
                 let first = Bytes::copy_from_slice(resp.body.as_bytes().unwrap_or(&[]));
-                let Some((enc, close_at_end)) =
-                    ex.start(resp.status, &resp.headers, BodyLength::Streamed)
-                else {
+                let Some((enc, close_at_end)) = ex.start(resp.status, &resp.headers, BodyLength::Streamed) else {
                     *st = RespState::Done;
-                    return Ok(());
+                    drop(st);
+                    self.closed_by_server();
+                    return Err(SendError::Closed(Message::Response(Box::default())));
                 };
                 if enc == BodyEncoder::None {
                     // HEAD, 204, 304: nothing can follow.
@@ -598,25 +573,17 @@ impl Channel {
                     self.closed_by_server();
                     return Ok(());
                 }
-                *st = RespState::Streaming {
-                    enc,
-                    close: close_at_end,
-                };
+                *st = RespState::Streaming { enc, close: close_at_end };
                 if !first.is_empty() {
                     ex.write_piece(enc, first);
                 }
                 Ok(())
             }
-            RespState::Streaming {
-                enc,
-                close: close_at_end,
-            } => {
+            RespState::Streaming { enc, close: close_at_end } => {
                 let data = match &msg {
                     Message::Text(s) => Bytes::copy_from_slice(s.as_bytes()),
                     Message::Binary(b) => b.clone(),
-                    Message::Response(r) => {
-                        Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[]))
-                    }
+                    Message::Response(r) => Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[])),
                 };
                 if !data.is_empty() && !ex.write_piece(enc, data) {
                     return Err(SendError::Closed(msg));
@@ -647,10 +614,7 @@ impl Channel {
             RespState::Done => return false,
             RespState::Idle => {
                 let mut h = HeaderMap::new();
-                h.insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
+                h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
                 ex.write_simple(StatusCode::OK, &h, Bytes::new());
             }
             RespState::Streaming { enc, close } => {
@@ -667,25 +631,14 @@ impl Channel {
         if !self.inner.ws {
             return self.close();
         }
-        let code = if httpkit_codec::ws::is_valid_close_code(code) {
-            code
-        } else {
-            1000
-        };
+        let code = if httpkit_codec::ws::is_valid_close_code(code) { code } else { 1000 };
         if !self.inner.open.swap(false, Ordering::AcqRel) {
             return false;
         }
         let mut out = Vec::with_capacity(4 + reason.len());
         encode_close(code, reason, &mut out);
-        let info = WsClose {
-            code,
-            reason: reason.to_owned(),
-            by_peer: false,
-        };
-        self.inner
-            .ex
-            .conn
-            .send_frame(Bytes::from(out), Bytes::new(), Some(info));
+        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
+        self.inner.ex.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
         self.fire_close(CloseStatus::new(CloseKind::ServerClose, Some(code), reason));
         true
     }
@@ -697,10 +650,7 @@ impl Channel {
         }
         let mut out = Vec::new();
         encode_frame(OpCode::Ping, true, data, &mut out);
-        self.inner
-            .ex
-            .conn
-            .send_frame(Bytes::from(out), Bytes::new(), None)
+        self.inner.ex.conn.send_frame(Bytes::from(out), Bytes::new(), None)
     }
 
     fn closed_by_server(&self) -> bool {
@@ -708,7 +658,7 @@ impl Channel {
             return false;
         }
         // The exchange is over: a later request on this keep-alive connection is not ours.
-        self.inner.ex.conn.set_user_data(None);
+        detach(&self.inner.ex.conn, self.inner.id);
         self.fire_close(CloseStatus::new(CloseKind::ServerClose, None, ""));
         true
     }
@@ -736,19 +686,22 @@ impl Channel {
             }
             *st = RespState::Done;
         }
+        if !self.inner.open.load(Ordering::Acquire) {
+            // Closed before the handshake (e.g. refused in `init`): no WebSocket.
+            ex.write_error(403, "Forbidden");
+            detach(&ex.conn, self.inner.id);
+            return;
+        }
         let Some(accept) = &self.inner.accept else {
             return;
         };
         let mut head = Vec::with_capacity(256);
-        with_date(|d| {
-            encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head)
-        });
+        with_date(|d| encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head));
         if let Some(f) = self.inner.handlers.on_open.clone() {
             let ch = self.clone();
             self.inner.serial.push_quiet(move || f(&ch));
         }
-        ex.conn
-            .upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
+        ex.conn.upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
         self.inner.serial.kick();
     }
 }
@@ -776,8 +729,27 @@ pub(crate) fn frame_head(op: OpCode, len: usize, dst: &mut Vec<u8>) {
     }
 }
 
+impl Channel {
+    pub(crate) fn from_inner(inner: Arc<ChannelInner>) -> Self {
+        Self { inner }
+    }
+
+    /// Another response answered this channel's exchange: the channel is over.
+    pub(crate) fn end_exchange(&self) {
+        self.closed_by_server();
+    }
+}
+
 impl ConnListener for Channel {
+    fn is_websocket(&self) -> bool {
+        self.inner.ws
+    }
+
     fn on_ws_event(&self, ev: WsEvent) {
+        if self.inner.close_fired.load(Ordering::Acquire) {
+            // After our close: on_close has been queued, nothing may follow it.
+            return;
+        }
         match ev {
             WsEvent::Text(s) => self.deliver(Message::Text(s)),
             WsEvent::Binary(b) => self.deliver(Message::Binary(b.into())),
@@ -792,6 +764,10 @@ impl ConnListener for Channel {
     }
 
     fn on_peer_eof(&self) {
+        if !self.inner.ws && *self.inner.ex.lock() == RespState::Done {
+            // This exchange is already answered; the EOF concerns a later one.
+            return;
+        }
         if !self.inner.ws && self.inner.open.swap(false, Ordering::AcqRel) {
             // The long-poll client is gone: end the exchange and the connection.
             *self.inner.ex.lock() = RespState::Done;

@@ -53,9 +53,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use httpkit_reactor::{Limits, Listener, ReactorConfig};
 
-pub use channel::{
-    as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError,
-};
+pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError};
 pub use handler::Handler;
 pub use httpkit_reactor::ProxyProtocol;
 pub use logging::{events, LogFn};
@@ -77,14 +75,11 @@ use respond::{Dispatcher, ServerShared, RUNNING};
 /// `InvalidInput` for invalid options (with a message naming the option); the bind error if the
 /// address cannot be bound; any error starting threads.
 pub fn run_server(handler: impl Handler, opts: Options) -> io::Result<Server> {
-    opts.validate()
-        .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
-    let ip: IpAddr = opts.ip.parse().map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid ip address {:?}", opts.ip),
-        )
-    })?;
+    opts.validate().map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+    let ip: IpAddr = opts
+        .ip
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid ip address {:?}", opts.ip)))?;
     if let Some(path) = opts.unix_socket.clone() {
         let listener = bind_unix(&path)?;
         let mut server = start(handler, opts, Listener::Unix(listener))?;
@@ -130,13 +125,8 @@ impl From<std::os::unix::net::UnixListener> for ServerListener {
 /// # Errors
 /// `InvalidInput` for invalid options; errors making the listener non-blocking or starting
 /// threads.
-pub fn serve(
-    handler: impl Handler,
-    opts: Options,
-    listener: impl Into<ServerListener>,
-) -> io::Result<Server> {
-    opts.validate()
-        .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+pub fn serve(handler: impl Handler, opts: Options, listener: impl Into<ServerListener>) -> io::Result<Server> {
+    opts.validate().map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
     let l = match listener.into() {
         ServerListener::Tcp(l) => Listener::Tcp(l),
         ServerListener::Unix(l) => Listener::Unix(l),
@@ -180,10 +170,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
             true,
         ),
     };
-    let server_header = opts
-        .server_header
-        .as_ref()
-        .map(|s| Bytes::from(s.clone().into_bytes()));
+    let server_header = opts.server_header.as_ref().map(|s| Bytes::from(s.clone().into_bytes()));
     let shared = Arc::new(ServerShared {
         status: AtomicU8::new(RUNNING),
         server_header: server_header.clone(),
@@ -211,11 +198,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         thread_name: respond::REACTOR_THREAD.to_owned(),
         proxy_protocol: opts.proxy_protocol,
     };
-    let dispatcher = Dispatcher {
-        handler: Arc::new(handler),
-        pool: pool.clone(),
-        server: shared.clone(),
-    };
+    let dispatcher = Dispatcher { handler: Arc::new(handler), pool: pool.clone(), server: shared.clone() };
     let reactor = match httpkit_reactor::spawn(config, listener, dispatcher) {
         Ok(r) => r,
         Err(e) => {
@@ -226,13 +209,5 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         }
     };
     let local_addr = reactor.local_addr();
-    Ok(Server {
-        shared,
-        reactor,
-        pool,
-        owns_pool,
-        local_addr,
-        stop_lock: Mutex::new(()),
-        unix_path: None,
-    })
+    Ok(Server { shared, reactor, pool, owns_pool, local_addr, stop_lock: Mutex::new(()), unix_path: None })
 }

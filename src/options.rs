@@ -287,10 +287,7 @@ impl Options {
             return Err("max_line must be at least 64".into());
         }
         if self.max_headers == 0 || self.max_headers > httpkit_codec::h1::Limits::HEADERS_CAP {
-            return Err(format!(
-                "max_headers must be within 1..={}",
-                httpkit_codec::h1::Limits::HEADERS_CAP
-            ));
+            return Err(format!("max_headers must be within 1..={}", httpkit_codec::h1::Limits::HEADERS_CAP));
         }
         if self.max_ws == 0 {
             return Err("max_ws must be at least 1".into());
@@ -301,12 +298,7 @@ impl Options {
         if self.write_buffer < 1024 {
             return Err("write_buffer must be at least 1024".into());
         }
-        for d in [
-            self.header_read_timeout,
-            self.body_read_timeout,
-            self.idle_timeout,
-            self.write_timeout,
-        ] {
+        for d in [self.header_read_timeout, self.body_read_timeout, self.idle_timeout, self.write_timeout] {
             if d.is_zero() {
                 return Err("timeouts must be greater than zero".into());
             }

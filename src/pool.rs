@@ -224,10 +224,7 @@ impl ThreadPoolBuilder {
             exit_lock: Mutex::new(()),
             exited: Condvar::new(),
         });
-        let pool = ThreadPool {
-            shared,
-            capacity: self.capacity,
-        };
+        let pool = ThreadPool { shared, capacity: self.capacity };
         for _ in 0..self.min.max(1) {
             pool.spawn_worker(true)?;
         }
@@ -282,9 +279,7 @@ impl ThreadPool {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         shared.live.fetch_add(1, Ordering::SeqCst);
         let name = format!("{}{id}", shared.prefix);
-        let res = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || worker_loop(&shared, core));
+        let res = std::thread::Builder::new().name(name).spawn(move || worker_loop(&shared, core));
         if res.is_err() {
             self.shared.live.fetch_sub(1, Ordering::SeqCst);
         }
@@ -380,27 +375,15 @@ impl WorkerPool for ThreadPool {
     }
 
     fn shutdown(&self, timeout: Duration) {
-        self.shared
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.shared.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         let deadline = Instant::now() + timeout;
-        let mut g = self
-            .shared
-            .exit_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut g = self.shared.exit_lock.lock().unwrap_or_else(|e| e.into_inner());
         while self.shared.live.load(Ordering::SeqCst) > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            g = match self
-                .shared
-                .exited
-                .wait_timeout(g, (deadline - now).min(Duration::from_millis(50)))
-            {
+            g = match self.shared.exited.wait_timeout(g, (deadline - now).min(Duration::from_millis(50))) {
                 Ok((g, _)) => g,
                 Err(e) => e.into_inner().0,
             };
@@ -460,9 +443,7 @@ impl ThreadPerTask {
             rejected: AtomicU64::new(0),
         };
         f(&mut inner);
-        Self {
-            inner: Arc::new(inner),
-        }
+        Self { inner: Arc::new(inner) }
     }
 
     /// At most `n` threads alive at once; beyond it jobs are rejected (503).
@@ -500,15 +481,13 @@ impl WorkerPool for ThreadPerTask {
         // The job moves into the thread only if spawning succeeds; keep it reachable otherwise.
         let slot = Arc::new(Mutex::new(Some(job)));
         let s2 = slot.clone();
-        let res = std::thread::Builder::new()
-            .name(format!("{}{n}", inner.prefix))
-            .spawn(move || {
-                let job = s2.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(job) = job {
-                    let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
-                }
-                inner.live.fetch_sub(1, Ordering::AcqRel);
-            });
+        let res = std::thread::Builder::new().name(format!("{}{n}", inner.prefix)).spawn(move || {
+            let job = s2.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(job) = job {
+                let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
+            }
+            inner.live.fetch_sub(1, Ordering::AcqRel);
+        });
         match res {
             Ok(_) => Ok(()),
             Err(_) => {

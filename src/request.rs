@@ -136,9 +136,7 @@ impl Request {
 
     /// The port from the `Host` header, 80 when it names none (as in Ring and http-kit).
     pub fn server_port(&self) -> u16 {
-        self.header("host")
-            .and_then(|h| split_host(h).1)
-            .unwrap_or(80)
+        self.header("host").and_then(|h| split_host(h).1).unwrap_or(80)
     }
 
     /// Always `"http"`: TLS is left to a proxy in front.
@@ -175,18 +173,13 @@ impl Request {
         if let Some(h) = b.headers_mut() {
             *h = self.head.headers.clone();
         }
-        b.body(self.body.unwrap_or_default())
-            .unwrap_or_else(|_| http::Request::new(Vec::new()))
+        b.body(self.body.unwrap_or_default()).unwrap_or_else(|_| http::Request::new(Vec::new()))
     }
 }
 
 /// The client's address: the PROXY header's, else a trusted proxy's `X-Real-IP` / last
 /// `X-Forwarded-For` entry, else the socket peer.
-fn remote_addr(
-    head: &RequestHead,
-    conn: &ConnHandle,
-    trusted: &[std::net::IpAddr],
-) -> Option<SocketAddr> {
+fn remote_addr(head: &RequestHead, conn: &ConnHandle, trusted: &[std::net::IpAddr]) -> Option<SocketAddr> {
     let peer = conn.peer_addr();
     if trusted.is_empty() || conn.is_proxied() {
         return peer;
@@ -198,11 +191,7 @@ fn remote_addr(
     if !trusted_peer {
         return peer;
     }
-    let real = head
-        .headers
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
+    let real = head.headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let forwarded = || {
         head.headers
             .get_all("x-forwarded-for")
@@ -221,8 +210,7 @@ fn remote_addr(
 /// Splits `host[:port]` (with `[v6]` literals) into name and port.
 fn split_host(host: &str) -> (&str, Option<u16>) {
     let colon = if host.starts_with('[') {
-        host.find(']')
-            .and_then(|e| host[e..].find(':').map(|c| e + c))
+        host.find(']').and_then(|e| host[e..].find(':').map(|c| e + c))
     } else {
         host.rfind(':')
     };

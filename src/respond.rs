@@ -69,6 +69,20 @@ pub(crate) enum RespState {
     Done,
 }
 
+/// What the clones of one exchange share.
+#[derive(Debug)]
+pub(crate) struct ExShared {
+    pub(crate) resp: Mutex<RespState>,
+    /// The channel made for this exchange, if any: closed when an ordinary response wins.
+    pub(crate) channel: Mutex<Option<std::sync::Weak<crate::channel::ChannelInner>>>,
+}
+
+/// A number unique among channels and sockets for the life of the process.
+pub(crate) fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// One request/response exchange on a connection: where and how to write the answer.
 #[derive(Debug, Clone)]
 pub(crate) struct Exchange {
@@ -78,7 +92,7 @@ pub(crate) struct Exchange {
     pub(crate) version: Version,
     pub(crate) keep_alive: bool,
     pub(crate) server: Arc<ServerShared>,
-    pub(crate) state: Arc<Mutex<RespState>>,
+    pub(crate) state: Arc<ExShared>,
     /// For a WebSocket request: the handshake check (`Sec-WebSocket-Accept`, or why not).
     pub(crate) ws: Option<Result<String, HandshakeError>>,
 }
@@ -95,70 +109,35 @@ impl Exchange {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, RespState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.resp.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Writes a complete in-memory response (the state must already say Done).
-    pub(crate) fn write_simple(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> bool {
-        let mut out = Vec::with_capacity(
-            192 + if body.len() <= INLINE_BODY {
-                body.len()
-            } else {
-                0
-            },
-        );
-        let framing = with_date(|d| {
-            encode_head(
-                status,
-                headers,
-                BodyLength::Known(body.len() as u64),
-                &self.ctx(d),
-                &mut out,
-            )
-        });
+    pub(crate) fn write_simple(&self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> bool {
+        let mut out = Vec::with_capacity(192 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
+        let framing =
+            with_date(|d| encode_head(status, headers, BodyLength::Known(body.len() as u64), &self.ctx(d), &mut out));
         let Ok(framing) = framing else {
             return self.write_error(500, "Internal Server Error");
         };
-        let body = if framing.body.has_body() {
-            body
-        } else {
-            Bytes::new()
-        };
+        let body = if framing.body.has_body() { body } else { Bytes::new() };
         if body.len() <= INLINE_BODY {
             out.extend_from_slice(&body);
-            self.conn.write(
-                self.seq,
-                Bytes::from(out),
-                Bytes::new(),
-                true,
-                !framing.keep_alive,
-            )
+            self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !framing.keep_alive)
         } else {
-            self.conn
-                .write(self.seq, Bytes::from(out), body, true, !framing.keep_alive)
+            self.conn.write(self.seq, Bytes::from(out), body, true, !framing.keep_alive)
         }
     }
 
     /// A plain-text error response (the state must already say Done).
     pub(crate) fn write_error(&self, status: u16, msg: &'static str) -> bool {
         let mut h = HeaderMap::new();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut out = Vec::with_capacity(192);
         let keep_alive = self.keep_alive && self.server.is_running();
         let ctx = |d: &[u8], out: &mut Vec<u8>| {
-            let c = ResponseContext {
-                keep_alive,
-                ..self.ctx(d)
-            };
+            let c = ResponseContext { keep_alive, ..self.ctx(d) };
             encode_head(status, &h, BodyLength::Known(msg.len() as u64), &c, out)
         };
         match with_date(|d| ctx(d, &mut out)) {
@@ -166,13 +145,7 @@ impl Exchange {
                 if f.body.has_body() {
                     out.extend_from_slice(msg.as_bytes());
                 }
-                self.conn.write(
-                    self.seq,
-                    Bytes::from(out),
-                    Bytes::new(),
-                    true,
-                    !f.keep_alive,
-                )
+                self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !f.keep_alive)
             }
             Err(_) => false,
         }
@@ -187,7 +160,17 @@ impl Exchange {
             }
             *st = RespState::Done;
         }
-        self.write_error(status, msg)
+        let ok = self.write_error(status, msg);
+        self.close_orphan_channel();
+        ok
+    }
+
+    /// A channel was made for this exchange but something else answered it: close it.
+    fn close_orphan_channel(&self) {
+        let weak = self.state.channel.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(inner) = weak.and_then(|w| w.upgrade()) {
+            crate::channel::Channel::from_inner(inner).end_exchange();
+        }
     }
 
     /// Writes the handler's `resp`, whatever its body, unless the exchange was already answered
@@ -205,39 +188,26 @@ impl Exchange {
             let mut st = self.lock();
             if *st != RespState::Idle {
                 drop(st);
-                self.server
-                    .loggers
-                    .warn("a handler returned a response after its channel had answered; ignored");
+                self.server.loggers.warn("a handler returned a response after its channel had answered; ignored");
                 return;
             }
             *st = RespState::Done;
         }
         self.write_response(resp);
+        self.close_orphan_channel();
     }
 
     /// Writes `resp` (the caller has claimed the exchange).
     pub(crate) fn write_response(&self, resp: Response) {
         if let Some(why) = &resp.invalid {
-            self.server.loggers.error(&format!(
-                "invalid response to {} request: {why}",
-                self.method
-            ));
+            self.server.loggers.error(&format!("invalid response to {} request: {why}", self.method));
             self.write_error(500, "Internal Server Error");
             return;
         }
         if self.server.loggers.has_event() {
-            self.server.loggers.event(&format!(
-                "{}{}",
-                events::STATUS_PROCESSED,
-                resp.status.as_u16()
-            ));
+            self.server.loggers.event(&format!("{}{}", events::STATUS_PROCESSED, resp.status.as_u16()));
         }
-        let Response {
-            status,
-            headers,
-            body,
-            ..
-        } = resp;
+        let Response { status, headers, body, .. } = resp;
         match body.kind {
             BodyKind::Empty => {
                 self.write_simple(status, &headers, Bytes::new());
@@ -246,8 +216,7 @@ impl Exchange {
                 self.write_simple(status, &headers, b);
             }
             BodyKind::File(mut f, len) => {
-                let Some((enc, close)) = self.start(status, &headers, BodyLength::Known(len))
-                else {
+                let Some((enc, close)) = self.start(status, &headers, BodyLength::Known(len)) else {
                     return;
                 };
                 if enc.has_body() {
@@ -296,9 +265,7 @@ impl Exchange {
                                 }
                             }
                             Err(e) => {
-                                self.server
-                                    .loggers
-                                    .error(&format!("response stream failed: {e}"));
+                                self.server.loggers.error(&format!("response stream failed: {e}"));
                                 self.conn.abort();
                                 return;
                             }
@@ -327,10 +294,7 @@ impl Exchange {
             self.write_error(500, "Internal Server Error");
             return None;
         };
-        if !self
-            .conn
-            .write(self.seq, Bytes::from(out), Bytes::new(), false, false)
-        {
+        if !self.conn.write(self.seq, Bytes::from(out), Bytes::new(), false, false) {
             return None;
         }
         Some((framing.body, !framing.keep_alive))
@@ -342,10 +306,7 @@ impl Exchange {
             // The Inline pool: waiting here would stop the loop that drains the queue.
             return true;
         }
-        if self
-            .conn
-            .wait_writable(self.server.write_high_water, DRAIN_WAIT)
-        {
+        if self.conn.wait_writable(self.server.write_high_water, DRAIN_WAIT) {
             return true;
         }
         self.conn.abort();
@@ -360,32 +321,17 @@ impl Exchange {
             if data.len() <= INLINE_BODY {
                 v.extend_from_slice(&data);
                 enc.chunk_trailer(&mut v);
-                return self
-                    .conn
-                    .write(self.seq, Bytes::from(v), Bytes::new(), false, false);
+                return self.conn.write(self.seq, Bytes::from(v), Bytes::new(), false, false);
             }
-            if !self
-                .conn
-                .write(self.seq, Bytes::from(v), data, false, false)
-            {
+            if !self.conn.write(self.seq, Bytes::from(v), data, false, false) {
                 return false;
             }
-            return self.conn.write(
-                self.seq,
-                Bytes::from_static(b"\r\n"),
-                Bytes::new(),
-                false,
-                false,
-            );
+            return self.conn.write(self.seq, Bytes::from_static(b"\r\n"), Bytes::new(), false, false);
         }
         self.conn.write(self.seq, Bytes::new(), data, false, false)
     }
 
-    fn pump(
-        &self,
-        enc: BodyEncoder,
-        mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
-    ) -> bool {
+    fn pump(&self, enc: BodyEncoder, mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> bool {
         loop {
             let mut buf = vec![0u8; PIECE];
             match read(&mut buf) {
@@ -398,9 +344,7 @@ impl Exchange {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.server
-                        .loggers
-                        .error(&format!("reading response body failed: {e}"));
+                    self.server.loggers.error(&format!("reading response body failed: {e}"));
                     self.conn.abort();
                     return false;
                 }
@@ -413,8 +357,7 @@ impl Exchange {
         let mut tail = Vec::new();
         enc.finish(&mut tail);
         let close = close || enc == BodyEncoder::CloseDelimited;
-        self.conn
-            .write(self.seq, Bytes::from(tail), Bytes::new(), true, close)
+        self.conn.write(self.seq, Bytes::from(tail), Bytes::new(), true, close)
     }
 }
 
@@ -432,7 +375,20 @@ impl<H: Handler> Task for RequestTask<H> {
         };
         let target = req.target_bytes();
         match catch_unwind(AssertUnwindSafe(move || handler.call(req))) {
-            Ok(resp) => ex.send_response(resp),
+            Ok(resp) => {
+                // Body streams and readers are user code too.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| ex.send_response(resp))) {
+                    ex.server.loggers.error(&format!(
+                        "response body panicked on {} {}: {}",
+                        ex.method,
+                        String::from_utf8_lossy(&target),
+                        panic_message(&*panic)
+                    ));
+                    if !ex.send_error(500, "Internal Server Error") {
+                        ex.conn.abort();
+                    }
+                }
+            }
             Err(panic) => {
                 let msg = panic_message(&*panic);
                 ex.server.loggers.error(&format!(
@@ -448,9 +404,7 @@ impl<H: Handler> Task for RequestTask<H> {
 
     fn reject(self: Box<Self>) {
         if let Some(ex) = &self.req.exchange {
-            ex.server
-                .loggers
-                .warn("worker pool rejected a request: 503");
+            ex.server.loggers.warn("worker pool rejected a request: 503");
             ex.server.loggers.event(events::STATUS_503);
             ex.send_error(503, "Server unavailable, please try again");
         }
@@ -467,24 +421,52 @@ pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
     }
 }
 
-/// What a connection's user data points to: whoever wants its WebSocket events and its close.
+/// Whoever wants a connection's WebSocket events and its close: channels and sockets.
 pub(crate) trait ConnListener: Send + Sync {
+    fn is_websocket(&self) -> bool;
     fn on_ws_event(&self, ev: WsEvent);
     fn on_peer_eof(&self);
     fn on_closed(&self, reason: CloseReason);
     fn on_frame_written(&self, _token: u64) {}
 }
 
-/// The box stored in the reactor's user-data slot.
-pub(crate) struct Attachment(pub(crate) Arc<dyn ConnListener>);
+/// The value stored in the reactor's user-data slot: every listener of the connection's
+/// exchanges (several HTTP channels can wait on one pipelined connection), by id.
+pub(crate) struct Attachment(Vec<(u64, Arc<dyn ConnListener>)>);
 
-pub(crate) fn attach(conn: &ConnHandle, l: Arc<dyn ConnListener>) {
-    conn.set_user_data(Some(Arc::new(Attachment(l))));
+/// Adds a listener; `false` when the connection is already closed (nothing will be reported).
+pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Arc<dyn ConnListener>) -> bool {
+    conn.update_user_data(|slot| {
+        let mut v: Vec<(u64, Arc<dyn ConnListener>)> = slot
+            .as_ref()
+            .and_then(|a| a.clone().downcast::<Attachment>().ok())
+            .map(|a| a.0.clone())
+            .unwrap_or_default();
+        v.push((id, l));
+        *slot = Some(Arc::new(Attachment(v)));
+    })
 }
 
-fn listener(conn: &ConnHandle) -> Option<Arc<dyn ConnListener>> {
-    let any = conn.user_data()?;
-    any.downcast::<Attachment>().ok().map(|a| a.0.clone())
+/// Removes the listener `id`, if it is still there.
+pub(crate) fn detach(conn: &ConnHandle, id: u64) {
+    conn.update_user_data(|slot| {
+        let Some(a) = slot.as_ref().and_then(|a| a.clone().downcast::<Attachment>().ok()) else {
+            return;
+        };
+        if !a.0.iter().any(|(i, _)| *i == id) {
+            return;
+        }
+        let v: Vec<_> = a.0.iter().filter(|(i, _)| *i != id).cloned().collect();
+        *slot = if v.is_empty() { None } else { Some(Arc::new(Attachment(v))) };
+    });
+}
+
+fn attachment(conn: &ConnHandle) -> Option<Arc<Attachment>> {
+    conn.user_data()?.downcast::<Attachment>().ok()
+}
+
+fn ws_listener(conn: &ConnHandle) -> Option<Arc<dyn ConnListener>> {
+    attachment(conn)?.0.iter().find(|(_, l)| l.is_websocket()).map(|(_, l)| l.clone())
 }
 
 /// The reactor's view of the server.
@@ -496,16 +478,8 @@ pub(crate) struct Dispatcher<H> {
 
 impl<H: Handler> Dispatch for Dispatcher<H> {
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
-        let InboundRequest {
-            seq,
-            head,
-            body,
-            trailers,
-            received,
-        } = req;
-        let ws = head
-            .is_websocket()
-            .then(|| check_handshake(&head).map(|h| h.accept));
+        let InboundRequest { seq, head, body, trailers, received } = req;
+        let ws = head.is_websocket().then(|| check_handshake(&head).map(|h| h.accept));
         let ex = Exchange {
             ws,
             conn: conn.clone(),
@@ -514,40 +488,41 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
             version: head.version,
             keep_alive: head.keep_alive && !head.upgrade,
             server: self.server.clone(),
-            state: Arc::new(Mutex::new(RespState::Idle)),
+            state: Arc::new(ExShared { resp: Mutex::new(RespState::Idle), channel: Mutex::new(None) }),
         };
         let request = Request::new(head, body, trailers, conn, received, ex);
-        let job = Job::new(Box::new(RequestTask {
-            handler: self.handler.clone(),
-            req: request,
-        }));
+        let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
         if let Err(job) = self.pool.execute(job) {
             job.reject();
         }
     }
 
     fn on_ws_event(&mut self, conn: &ConnHandle, event: WsEvent) {
-        if let Some(l) = listener(conn) {
+        if let Some(l) = ws_listener(conn) {
             l.on_ws_event(event);
         }
     }
 
     fn on_frame_written(&mut self, conn: &ConnHandle, token: u64) {
-        if let Some(l) = listener(conn) {
+        if let Some(l) = ws_listener(conn) {
             l.on_frame_written(token);
         }
     }
 
     fn on_peer_eof(&mut self, conn: &ConnHandle) {
-        if let Some(l) = listener(conn) {
-            l.on_peer_eof();
+        if let Some(a) = attachment(conn) {
+            for (_, l) in &a.0 {
+                l.on_peer_eof();
+            }
         }
     }
 
     fn on_close(&mut self, conn: &ConnHandle, reason: CloseReason) {
-        if let Some(l) = listener(conn) {
-            conn.set_user_data(None);
-            l.on_closed(reason);
+        let Some(a) = conn.take_user_data().and_then(|a| a.downcast::<Attachment>().ok()) else {
+            return;
+        };
+        for (_, l) in &a.0 {
+            l.on_closed(reason.clone());
         }
     }
 }

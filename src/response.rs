@@ -38,22 +38,14 @@ impl fmt::Debug for Response {
 
 impl Default for Response {
     fn default() -> Self {
-        Self {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Body::empty(),
-            invalid: None,
-        }
+        Self { status: StatusCode::OK, headers: HeaderMap::new(), body: Body::empty(), invalid: None }
     }
 }
 
 impl Response {
     /// `200 OK` with `body`.
     pub fn ok(body: impl Into<Body>) -> Self {
-        Self {
-            body: body.into(),
-            ..Self::default()
-        }
+        Self { body: body.into(), ..Self::default() }
     }
 
     /// A response with `status` (100–999) and no body. An invalid status answers 500.
@@ -83,10 +75,7 @@ impl Response {
     /// Appends a header. An invalid name or a value with CR, LF, NUL or other control bytes
     /// makes the response a 500 (never written to the wire).
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value.as_ref()),
-        ) {
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_ref())) {
             (Ok(n), Ok(v)) => {
                 self.headers.append(n, v);
             }
@@ -125,12 +114,7 @@ impl Response {
 impl<B: Into<Body>> From<http::Response<B>> for Response {
     fn from(r: http::Response<B>) -> Self {
         let (parts, body) = r.into_parts();
-        Self {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.into(),
-            invalid: None,
-        }
+        Self { status: parts.status, headers: parts.headers, body: body.into(), invalid: None }
     }
 }
 
@@ -172,9 +156,7 @@ impl fmt::Debug for Body {
 impl Body {
     /// No body.
     pub fn empty() -> Self {
-        Self {
-            kind: BodyKind::Empty,
-        }
+        Self { kind: BodyKind::Empty }
     }
 
     /// A file, sent with `Content-Length` from its size and streamed in pieces.
@@ -183,9 +165,7 @@ impl Body {
     /// Reading the file's metadata failed.
     pub fn file(file: File) -> io::Result<Self> {
         let len = file.metadata()?.len();
-        Ok(Self {
-            kind: BodyKind::File(file, len),
-        })
+        Ok(Self { kind: BodyKind::File(file, len) })
     }
 
     /// Opens the file at `path` (see [`Body::file`]).
@@ -204,9 +184,7 @@ impl Body {
         I::IntoIter: Send + 'static,
         B: Into<Bytes>,
     {
-        Self {
-            kind: BodyKind::Stream(Box::new(chunks.into_iter().map(|b| Ok(b.into())))),
-        }
+        Self { kind: BodyKind::Stream(Box::new(chunks.into_iter().map(|b| Ok(b.into())))) }
     }
 
     /// A stream of chunks that may fail; an error ends the response abruptly (the connection is
@@ -216,16 +194,12 @@ impl Body {
         I: IntoIterator<Item = io::Result<Bytes>>,
         I::IntoIter: Send + 'static,
     {
-        Self {
-            kind: BodyKind::Stream(Box::new(chunks.into_iter())),
-        }
+        Self { kind: BodyKind::Stream(Box::new(chunks.into_iter())) }
     }
 
     /// A reader of unknown length, sent in pieces (chunked encoding).
     pub fn reader(r: impl Read + Send + 'static) -> Self {
-        Self {
-            kind: BodyKind::Reader(Box::new(r)),
-        }
+        Self { kind: BodyKind::Reader(Box::new(r)) }
     }
 
     /// The bytes of an in-memory body, if it is one.
@@ -240,9 +214,7 @@ impl Body {
 
 impl From<Bytes> for Body {
     fn from(b: Bytes) -> Self {
-        Self {
-            kind: BodyKind::Bytes(b),
-        }
+        Self { kind: BodyKind::Bytes(b) }
     }
 }
 impl From<Vec<u8>> for Body {

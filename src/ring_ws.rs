@@ -43,7 +43,7 @@ use httpkit_reactor::{CloseReason, ConnHandle, WsClose, WsEvent};
 
 use crate::channel::{frame_head, Message};
 use crate::date::with_date;
-use crate::respond::{attach, ConnListener, Exchange, RespState};
+use crate::respond::{attach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
 use crate::serial::Serial;
 use crate::Response;
@@ -177,16 +177,8 @@ pub(crate) struct Upgrade {
 /// `{::ws/listener …}`). Answered to a request that is not a WebSocket upgrade, it is an empty
 /// `400`; to an invalid handshake, `400` (or `426` for a wrong version).
 pub fn websocket_response(listener: impl WebSocketListener) -> Response {
-    let up = Upgrade {
-        listener: Arc::new(listener),
-        protocol: None,
-    };
-    Response {
-        body: Body {
-            kind: BodyKind::WebSocket(up),
-        },
-        ..Response::default()
-    }
+    let up = Upgrade { listener: Arc::new(listener), protocol: None };
+    Response { body: Body { kind: BodyKind::WebSocket(up) }, ..Response::default() }
 }
 
 impl Response {
@@ -207,6 +199,7 @@ type Callbacks = (Box<dyn FnOnce() + Send>, Box<dyn FnOnce(io::Error) + Send>);
 
 struct SocketInner {
     id: u64,
+    high_water: usize,
     conn: ConnHandle,
     open: AtomicBool,
     close_fired: AtomicBool,
@@ -224,10 +217,7 @@ pub struct Socket {
 
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket")
-            .field("id", &self.inner.id)
-            .field("open", &self.is_open())
-            .finish()
+        f.debug_struct("Socket").field("id", &self.inner.id).field("open", &self.is_open()).finish()
     }
 }
 impl PartialEq for Socket {
@@ -250,10 +240,7 @@ fn encode_message(msg: &Message) -> (Bytes, Bytes) {
     let (op, payload) = match msg {
         Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
         Message::Binary(b) => (OpCode::Binary, b.clone()),
-        Message::Response(r) => (
-            OpCode::Binary,
-            Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[])),
-        ),
+        Message::Response(r) => (OpCode::Binary, Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[]))),
     };
     let mut head = Vec::with_capacity(10);
     frame_head(op, payload.len(), &mut head);
@@ -290,6 +277,9 @@ impl Socket {
     fn check_writable(&self) -> io::Result<()> {
         if !self.is_open() {
             return Err(closed_error());
+        }
+        if self.inner.conn.queued_bytes() > self.inner.high_water {
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "websocket write buffer full: the client is slow"));
         }
         Ok(())
     }
@@ -342,18 +332,11 @@ impl Socket {
     fn control(&self, op: OpCode, data: &[u8]) -> io::Result<()> {
         self.check_writable()?;
         if data.len() > 125 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "control frame payload over 125 bytes",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "control frame payload over 125 bytes"));
         }
         let mut out = Vec::with_capacity(data.len() + 2);
         encode_frame(op, true, data, &mut out);
-        if self
-            .inner
-            .conn
-            .send_frame(Bytes::from(out), Bytes::new(), None)
-        {
+        if self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), None) {
             Ok(())
         } else {
             Err(closed_error())
@@ -367,42 +350,24 @@ impl Socket {
     /// `InvalidInput` for a code that may not be sent; `NotConnected` when already closed.
     pub fn close(&self, code: u16, reason: &str) -> io::Result<()> {
         if !httpkit_codec::ws::is_valid_close_code(code) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("invalid close code {code}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid close code {code}")));
         }
         if reason.len() > 123 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "close reason over 123 bytes",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "close reason over 123 bytes"));
         }
         if !self.inner.open.swap(false, Ordering::AcqRel) {
             return Err(closed_error());
         }
         let mut out = Vec::with_capacity(4 + reason.len());
         encode_close(code, reason, &mut out);
-        let info = WsClose {
-            code,
-            reason: reason.to_owned(),
-            by_peer: false,
-        };
-        self.inner
-            .conn
-            .send_frame(Bytes::from(out), Bytes::new(), Some(info));
+        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
+        self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
         Ok(())
     }
 
     fn fail_pending(&self) {
-        let all: Vec<Callbacks> = self
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, v)| v)
-            .collect();
+        let all: Vec<Callbacks> =
+            self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, v)| v).collect();
         for (_, fail) in all {
             self.inner.serial.push(move || fail(closed_error()));
         }
@@ -415,6 +380,10 @@ impl Socket {
 }
 
 impl ConnListener for Socket {
+    fn is_websocket(&self) -> bool {
+        true
+    }
+
     fn on_ws_event(&self, ev: WsEvent) {
         match ev {
             WsEvent::Text(t) => self.push(move |l, s| l.on_message(s, Message::Text(t))),
@@ -428,12 +397,7 @@ impl ConnListener for Socket {
     fn on_peer_eof(&self) {}
 
     fn on_frame_written(&self, token: u64) {
-        let cb = self
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&token);
+        let cb = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
         if let Some((ok, _)) = cb {
             self.inner.serial.push(ok);
         }
@@ -447,11 +411,7 @@ impl ConnListener for Socket {
         }
         let (code, text, error) = match reason {
             CloseReason::ServerStop => (1001, "server stopping".to_owned(), None),
-            CloseReason::WebSocket(WsClose {
-                code,
-                reason,
-                by_peer,
-            }) => {
+            CloseReason::WebSocket(WsClose { code, reason, by_peer }) => {
                 let err = (!by_peer && matches!(code, 1002 | 1007 | 1009)).then(|| reason.clone());
                 (code, reason, err)
             }
@@ -494,16 +454,13 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
         reject_conn.send_frame(
             Bytes::from(out),
             Bytes::new(),
-            Some(WsClose {
-                code: 1013,
-                reason: "Server overloaded".into(),
-                by_peer: false,
-            }),
+            Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }),
         );
     });
     let socket = Socket {
         inner: Arc::new(SocketInner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_id(),
+            high_water: ex.server.write_high_water,
             conn: conn.clone(),
             open: AtomicBool::new(true),
             close_fired: AtomicBool::new(false),
@@ -513,14 +470,17 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             pending: Mutex::new(HashMap::new()),
         }),
     };
-    attach(&conn, Arc::new(socket.clone()) as Arc<dyn ConnListener>);
+    // on_open is queued before the socket can hear a close, so it always comes first.
+    let s = socket.clone();
+    socket.inner.serial.push_quiet(move || s.inner.listener.on_open(&s));
+    if !attach(&conn, socket.inner.id, Arc::new(socket.clone()) as Arc<dyn ConnListener>) {
+        // The client left before the handshake: no on_open, just the close (1006).
+        socket.inner.serial.clear();
+        socket.on_closed(CloseReason::PeerClosed);
+        return;
+    }
     let mut out = Vec::with_capacity(256);
     with_date(|d| encode_handshake_response(&accept, up.protocol.as_deref(), extra, d, &mut out));
-    let s = socket.clone();
-    socket
-        .inner
-        .serial
-        .push_quiet(move || s.inner.listener.on_open(&s));
     // Pings go to the listener, whose default answers them.
     conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, false);
     socket.inner.serial.kick();

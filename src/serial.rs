@@ -34,15 +34,32 @@ impl Serial {
         loggers: Loggers,
         on_reject: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(State {
-                tasks: VecDeque::new(),
-                running: false,
-            }),
-            pool,
-            loggers,
-            on_reject,
-        })
+        Arc::new(Self { state: Mutex::new(State { tasks: VecDeque::new(), running: false }), pool, loggers, on_reject })
+    }
+
+    /// Runs `f` now on this thread, as part of the queue: tasks queued meanwhile run after it.
+    pub(crate) fn run_inline(self: &Arc<Self>, f: impl FnOnce()) {
+        {
+            let mut st = self.lock();
+            if st.running {
+                drop(st);
+                // Another drain owns the order; `f` must still run now (it is synchronous
+                // by contract), which only happens if the queue was kicked earlier.
+                f();
+                return;
+            }
+            st.running = true;
+        }
+        if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+            self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
+        }
+        self.lock().running = false;
+        self.kick();
+    }
+
+    /// Drops every queued task (nothing ran yet).
+    pub(crate) fn clear(&self) {
+        self.lock().tasks.clear();
     }
 
     /// Queues `f` without starting a drain (see [`Serial::kick`]).
@@ -88,17 +105,12 @@ impl Serial {
                     }
                 };
                 if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
-                    self.loggers
-                        .error(&format!("callback panicked: {}", panic_message(&*p)));
+                    self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
                     self.loggers.event(events::WS_FRAME_ERROR);
                 }
             }
             // More work: give other connections a turn, or go on here if the pool is full.
-            if self
-                .pool
-                .execute(Job::new(Box::new(Drain(self.clone()))))
-                .is_ok()
-            {
+            if self.pool.execute(Job::new(Box::new(Drain(self.clone())))).is_ok() {
                 return;
             }
         }
@@ -115,15 +127,11 @@ impl Task for Drain {
     fn reject(self: Box<Self>) {
         // The pool is full or shut down. Tell the owner (it closes the connection), and still
         // run what is queued, on a thread of its own, so no callback (on_close above all) is lost.
-        self.0
-            .loggers
-            .warn("worker pool rejected connection callbacks");
+        self.0.loggers.warn("worker pool rejected connection callbacks");
         self.0.loggers.event(events::STATUS_503);
         (self.0.on_reject)();
         let s = self.0.clone();
-        let spawned = std::thread::Builder::new()
-            .name("httpkit-overflow".into())
-            .spawn(move || s.drain());
+        let spawned = std::thread::Builder::new().name("httpkit-overflow".into()).spawn(move || s.drain());
         if spawned.is_err() {
             self.0.drain();
         }

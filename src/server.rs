@@ -37,10 +37,7 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
-            .field("status", &self.status())
-            .finish()
+        f.debug_struct("Server").field("local_addr", &self.local_addr).field("status", &self.status()).finish()
     }
 }
 
@@ -90,12 +87,7 @@ impl Server {
 
     fn stop_with(&self, timeout: Option<Duration>) {
         let _g = self.stop_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self
-            .shared
-            .status
-            .compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        if self.shared.status.compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return;
         }
         let start = Instant::now();

@@ -22,39 +22,21 @@ fn echo_server(log: Log) -> httpkit::Server {
     let handlers = {
         let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
         ChannelHandlers::new()
-            .on_open(move |ch| {
-                l1.lock()
-                    .unwrap()
-                    .push(format!("open ws={}", ch.is_websocket()))
-            })
+            .on_open(move |ch| l1.lock().unwrap().push(format!("open ws={}", ch.is_websocket())))
             .on_receive(move |ch, msg| {
-                l2.lock()
-                    .unwrap()
-                    .push(format!("recv {}", msg.to_text().len()));
+                l2.lock().unwrap().push(format!("recv {}", msg.to_text().len()));
                 match msg {
                     Message::Text(t) => ch.send(t),
                     Message::Binary(b) => ch.send(b),
                     _ => false,
                 };
             })
-            .on_ping(move |_ch, data| {
-                l3.lock()
-                    .unwrap()
-                    .push(format!("ping {}", String::from_utf8_lossy(&data)))
-            })
+            .on_ping(move |_ch, data| l3.lock().unwrap().push(format!("ping {}", String::from_utf8_lossy(&data))))
             .on_close(move |_ch, st| {
-                l4.lock().unwrap().push(format!(
-                    "close {:?} {:?} {}",
-                    st.kind(),
-                    st.code(),
-                    st.reason()
-                ))
+                l4.lock().unwrap().push(format!("close {:?} {:?} {}", st.kind(), st.code(), st.reason()))
             })
     };
-    start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts().max_ws(16 << 20).thread(4),
-    )
+    start(move |req: Request| as_channel(&req, handlers.clone()), opts().max_ws(16 << 20).thread(4))
 }
 
 fn ws(addr: SocketAddr) -> tungstenite::WebSocket<MaybeTlsStream<std::net::TcpStream>> {
@@ -93,20 +75,13 @@ fn fragmented_messages_and_interleaved_ping() {
     let s = echo_server(log.clone());
     let (mut c, r) = ws_connect(addr(&s), "/ws", "");
     assert_eq!(r.status, 101);
-    assert_eq!(
-        r.header("sec-websocket-accept"),
-        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
-    );
+    assert_eq!(r.header("sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     let mut frames = client_frame(0x1, false, b"Hel");
     frames.extend(client_frame(0x9, true, b"pi"));
     frames.extend(client_frame(0x0, false, b"l"));
     frames.extend(client_frame(0x0, true, b"o"));
     c.send(&frames);
-    assert_eq!(
-        c.read_frame().unwrap(),
-        (true, 0xA, b"pi".to_vec()),
-        "pong first"
-    );
+    assert_eq!(c.read_frame().unwrap(), (true, 0xA, b"pi".to_vec()), "pong first");
     assert_eq!(c.read_frame().unwrap(), (true, 0x1, b"Hello".to_vec()));
     wait_until("on_ping", || has(&log, "ping pi"));
 }
@@ -119,17 +94,9 @@ fn client_close_code_and_reason_reach_on_close_and_are_echoed() {
     let mut p = 4001u16.to_be_bytes().to_vec();
     p.extend_from_slice(b"custom bye");
     c.send(&client_frame(0x8, true, &p));
-    assert_eq!(
-        c.read_close().unwrap(),
-        (Some(4001), "custom bye".to_owned())
-    );
-    assert!(
-        c.is_closed_within(Duration::from_secs(10)),
-        "server closes TCP after the handshake"
-    );
-    wait_until("on_close", || {
-        has(&log, "close Custom Some(4001) custom bye")
-    });
+    assert_eq!(c.read_close().unwrap(), (Some(4001), "custom bye".to_owned()));
+    assert!(c.is_closed_within(Duration::from_secs(10)), "server closes TCP after the handshake");
+    wait_until("on_close", || has(&log, "close Custom Some(4001) custom bye"));
 }
 
 #[test]
@@ -137,30 +104,20 @@ fn oversize_message_closes_1009_and_bad_utf8_1007() {
     let log: Log = Arc::default();
     let handlers = {
         let l = log.clone();
-        ChannelHandlers::new().on_close(move |_c, st| {
-            l.lock()
-                .unwrap()
-                .push(format!("close {:?} {:?}", st.kind(), st.code()))
-        })
+        ChannelHandlers::new()
+            .on_close(move |_c, st| l.lock().unwrap().push(format!("close {:?} {:?}", st.kind(), st.code())))
     };
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts().max_ws(1000),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts().max_ws(1000));
     let (mut c, _) = ws_connect(addr(&s), "/ws", "");
     c.send(&client_frame(0x2, true, &[0u8; 1001]));
     assert_eq!(c.read_close().unwrap().0, Some(1009));
     assert!(c.is_closed_within(Duration::from_secs(10)));
-    wait_until("1009 on_close", || {
-        has(&log, "close MessageTooBig Some(1009)")
-    });
+    wait_until("1009 on_close", || has(&log, "close MessageTooBig Some(1009)"));
 
     let (mut c, _) = ws_connect(addr(&s), "/ws", "");
     c.send(&client_frame(0x1, true, &[b'a', 0xff, 0xfe]));
     assert_eq!(c.read_close().unwrap().0, Some(1007));
-    wait_until("1007 on_close", || {
-        has(&log, "close InvalidPayloadData Some(1007)")
-    });
+    wait_until("1007 on_close", || has(&log, "close InvalidPayloadData Some(1007)"));
 
     let (mut c, _) = ws_connect(addr(&s), "/ws", "");
     c.send(&[0x81, 0x02, b'h', b'i']); // unmasked
@@ -193,10 +150,7 @@ fn invalid_handshake_is_400_and_bad_version_426() {
         addr(&s),
         b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
     );
-    assert_eq!(
-        (r.status, r.header("sec-websocket-version")),
-        (426, Some("13"))
-    );
+    assert_eq!((r.status, r.header("sec-websocket-version")), (426, Some("13")));
 }
 
 #[test]
@@ -204,10 +158,7 @@ fn server_close_completes_handshake_and_closes_tcp() {
     let handlers = ChannelHandlers::new().on_receive(|ch, _m| {
         ch.close_with(4000, "bye");
     });
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts(),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
     let (mut c, _) = ws_connect(addr(&s), "/ws", "");
     c.send(&client_frame(0x1, true, b"x"));
     assert_eq!(c.read_close().unwrap(), (Some(4000), "bye".to_owned()));
@@ -218,10 +169,7 @@ fn server_close_completes_handshake_and_closes_tcp() {
 #[test]
 fn subprotocol_is_negotiated() {
     let handlers = ChannelHandlers::new().subprotocols(["v2.chat", "chat"]);
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts(),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
     let (_c, r) = ws_connect(addr(&s), "/ws", "Sec-WebSocket-Protocol: chat, v2.chat\r\n");
     assert_eq!(r.header("sec-websocket-protocol"), Some("v2.chat"));
     let (_c, r) = ws_connect(addr(&s), "/ws", "Sec-WebSocket-Protocol: other\r\n");
@@ -239,10 +187,7 @@ fn broadcast_to_a_hundred_clients_from_another_thread() {
         .on_close(move |ch, _| {
             b.lock().unwrap().remove(ch);
         });
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts(),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
     let mut clients: Vec<_> = (0..100).map(|_| ws(addr(&s))).collect();
     wait_until("100 open channels", || chans.lock().unwrap().len() == 100);
     let c2 = chans.clone();
@@ -269,10 +214,7 @@ fn thousand_messages_keep_their_order_per_connection() {
     let handlers = ChannelHandlers::new().on_receive(move |_ch, m| {
         s2.lock().unwrap().push(m.to_text().parse().unwrap());
     });
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts().thread(8),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts().thread(8));
     let mut c = ws(addr(&s));
     for i in 0..1000u32 {
         c.send(WsMsg::text(i.to_string())).unwrap();
@@ -291,10 +233,7 @@ fn on_close_runs_after_queued_messages() {
             l1.lock().unwrap().push(m.to_text());
         })
         .on_close(move |_c, st| l2.lock().unwrap().push(format!("{:?}", st.kind())));
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts().thread(4),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts().thread(4));
     let (mut c, _) = ws_connect(addr(&s), "/ws", "");
     let mut all = Vec::new();
     for i in 0..20 {
@@ -305,10 +244,7 @@ fn on_close_runs_after_queued_messages() {
     wait_until("close", || log.lock().unwrap().len() == 21);
     let l = log.lock().unwrap();
     assert_eq!(l[20], "Abnormal", "{l:?}");
-    assert_eq!(
-        l[..20].to_vec(),
-        (0..20).map(|i| i.to_string()).collect::<Vec<_>>()
-    );
+    assert_eq!(l[..20].to_vec(), (0..20).map(|i| i.to_string()).collect::<Vec<_>>());
 }
 
 #[test]
@@ -316,10 +252,7 @@ fn send_on_closed_channel_returns_false() {
     let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
     let k = kept.clone();
     let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts(),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
     let mut c = ws(addr(&s));
     wait_until("open", || kept.lock().unwrap().is_some());
     let ch = kept.lock().unwrap().clone().unwrap();
@@ -328,10 +261,7 @@ fn send_on_closed_channel_returns_false() {
     let _ = c.read();
     wait_until("closed", || !ch.is_open());
     assert!(!ch.send("late"));
-    assert!(matches!(
-        ch.try_send("late", false),
-        Err(httpkit::SendError::Closed(_))
-    ));
+    assert!(matches!(ch.try_send("late", false), Err(httpkit::SendError::Closed(_))));
 }
 
 #[test]
@@ -357,9 +287,7 @@ fn poll_server(chans: Arc<Mutex<Vec<Channel>>>, log: Log) -> httpkit::Server {
         let l = log.clone();
         ChannelHandlers::new()
             .on_open(move |ch| chans.lock().unwrap().push(ch.clone()))
-            .on_close(move |_ch, st: CloseStatus| {
-                l.lock().unwrap().push(format!("close {:?}", st.kind()))
-            })
+            .on_close(move |_ch, st: CloseStatus| l.lock().unwrap().push(format!("close {:?}", st.kind())))
     };
     start(
         move |req: Request| match req.path() {
@@ -383,16 +311,10 @@ fn long_poll_is_held_until_another_thread_sends() {
     thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
         assert!(ch.send(Response::ok("event!").with_status(202).header("x-k", "v")));
-        assert!(
-            !ch.send("second"),
-            "the channel closed after a full response"
-        );
+        assert!(!ch.send("second"), "the channel closed after a full response");
     });
     let r = c.read_response().unwrap();
-    assert_eq!(
-        (r.status, r.text().as_str(), r.header("x-k")),
-        (202, "event!", Some("v"))
-    );
+    assert_eq!((r.status, r.text().as_str(), r.header("x-k")), (202, "event!", Some("v")));
     wait_until("on_close", || has(&log, "close ServerClose"));
     // The keep-alive connection is still usable.
     assert_eq!(c.get("/plain").text(), "plain");
@@ -416,10 +338,7 @@ fn streaming_three_chunks_read_as_they_arrive() {
         assert!(n > 0, "closed early: {first}");
         first.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(
-        first.contains("transfer-encoding: chunked") && first.contains("data: one"),
-        "{first}"
-    );
+    assert!(first.contains("transfer-encoding: chunked") && first.contains("data: one"), "{first}");
     assert!(ch.send_with("data: two\n\n", false));
     assert!(ch.send_with("data: three\n\n", true));
     let mut rest = Vec::new();
@@ -453,10 +372,7 @@ fn close_before_send_gives_a_valid_empty_response() {
     let handlers = ChannelHandlers::new().on_open(|ch| {
         ch.close();
     });
-    let s = start(
-        move |req: Request| as_channel(&req, handlers.clone()),
-        opts(),
-    );
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
     let mut c = Client::connect(addr(&s));
     let r = c.get("/");
     assert_eq!((r.status, r.body.len()), (200, 0));
@@ -478,11 +394,7 @@ fn send_and_ordinary_return_never_give_two_responses() {
     );
     let mut c = Client::connect(addr(&s));
     assert_eq!(c.get("/").text(), "from channel");
-    assert_eq!(
-        c.get("/").text(),
-        "from channel",
-        "no second response was written"
-    );
+    assert_eq!(c.get("/").text(), "from channel", "no second response was written");
 }
 
 #[test]

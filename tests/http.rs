@@ -78,9 +78,7 @@ fn pipelined_requests_are_answered_in_order() {
     let mut all = Vec::new();
     // Earlier requests sleep longer, so workers finish them out of order.
     for i in 0..10 {
-        all.extend_from_slice(
-            format!("GET /sleep/{} HTTP/1.1\r\nHost: x\r\n\r\n", (10 - i) * 10).as_bytes(),
-        );
+        all.extend_from_slice(format!("GET /sleep/{} HTTP/1.1\r\nHost: x\r\n\r\n", (10 - i) * 10).as_bytes());
     }
     c.send(&all);
     for i in 0..10 {
@@ -131,22 +129,14 @@ fn chunked_request_body_is_decoded() {
 #[test]
 fn eight_mib_body_is_echoed_intact() {
     let s = start(echo, opts());
-    let body: Vec<u8> = (0..8 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let body: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let mut c = Client::connect(addr(&s));
     let writer = {
         let mut w = c.stream.try_clone().unwrap();
         let body = body.clone();
         thread::spawn(move || {
-            w.write_all(
-                format!(
-                    "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .unwrap();
+            w.write_all(format!("PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
+                .unwrap();
             w.write_all(&body).unwrap();
         })
     };
@@ -171,10 +161,7 @@ fn expect_100_continue_is_answered_before_the_body() {
 
 #[test]
 fn limits_answer_413_414_431_and_close() {
-    let s = start(
-        echo,
-        opts().max_body(1000).max_line(256).max_header_bytes(1024),
-    );
+    let s = start(echo, opts().max_body(1000).max_line(256).max_header_bytes(1024));
     let a = addr(&s);
     let mut c = Client::connect(a);
     c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n");
@@ -183,16 +170,11 @@ fn limits_answer_413_414_431_and_close() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.is_closed_within(Duration::from_secs(10)));
 
-    let mut exact =
-        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n".to_vec();
+    let mut exact = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n".to_vec();
     exact.extend_from_slice(&[b'z'; 1000]);
     exact.extend_from_slice(b"\r\n0\r\n\r\n");
     let r = request(a, &exact);
-    assert_eq!(
-        (r.status, r.body.len()),
-        (200, 1000),
-        "exactly max_body is fine"
-    );
+    assert_eq!((r.status, r.body.len()), (200, 1000), "exactly max_body is fine");
     let mut c = Client::connect(a);
     c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n");
     assert_eq!(c.read_response().unwrap().status, 413);
@@ -215,20 +197,11 @@ fn malformed_requests_answer_400_505_501() {
     for (raw, status) in [
         (&b"GARBAGE\r\n\r\n"[..], 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            400,
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            400,
-        ),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
-        (
-            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
-            501,
-        ),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
     ] {
         let mut c = Client::connect(a);
         c.send(raw);
@@ -254,9 +227,9 @@ fn head_has_length_but_no_body() {
 fn server_owns_framing_and_refuses_header_injection() {
     let s = start(
         |req: Request| match req.path() {
-            "/wrong-length" => Response::ok("abc")
-                .header("content-length", "99")
-                .header("transfer-encoding", "chunked"),
+            "/wrong-length" => {
+                Response::ok("abc").header("content-length", "99").header("transfer-encoding", "chunked")
+            }
             "/inject" => Response::ok("x").header("x-evil", "a\r\nSet-Cookie: pwned=1"),
             _ => Response::ok("ok"),
         },
@@ -284,9 +257,7 @@ fn handler_panic_answers_500_and_server_keeps_serving() {
             }
             Response::ok("fine")
         },
-        opts()
-            .thread(1)
-            .error_logger(move |m| e2.lock().unwrap().push(m.to_owned())),
+        opts().thread(1).error_logger(move |m| e2.lock().unwrap().push(m.to_owned())),
     );
     let mut c = Client::connect(addr(&s));
     let r = c.get("/boom");
@@ -295,11 +266,7 @@ fn handler_panic_answers_500_and_server_keeps_serving() {
     let r = c.get("/");
     assert_eq!((r.status, r.text().as_str()), (200, "fine"));
     let errs = errors.lock().unwrap().clone();
-    assert!(
-        errs.iter()
-            .any(|m| m.contains("secret internals") && m.contains("/boom")),
-        "{errs:?}"
-    );
+    assert!(errs.iter().any(|m| m.contains("secret internals") && m.contains("/boom")), "{errs:?}");
 }
 
 #[test]
@@ -337,11 +304,7 @@ fn full_queue_answers_503_and_recovers() {
     gate.wait();
     assert_eq!(c1.read_response().unwrap().text(), "done");
     assert_eq!(c2.read_response().unwrap().text(), "done");
-    assert_eq!(
-        c3.get("/again").status,
-        200,
-        "recovers once the queue drains"
-    );
+    assert_eq!(c3.get("/again").status, 200, "recovers once the queue drains");
 }
 
 #[test]
@@ -358,10 +321,7 @@ fn graceful_stop_answers_in_flight_request() {
     assert_eq!((r.status, r.text().as_str()), (200, "slept 200"));
     assert_eq!(r.header("connection"), Some("close"));
     assert!(idle.is_closed_within(Duration::from_secs(5)));
-    assert!(
-        std::net::TcpStream::connect(addr(&s)).is_err(),
-        "listener closed"
-    );
+    assert!(std::net::TcpStream::connect(addr(&s)).is_err(), "listener closed");
 }
 
 #[test]
@@ -383,10 +343,7 @@ fn graceful_stop_timeout_bounds_the_wait() {
     thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     s.stop_graceful(Duration::from_millis(100));
-    assert!(
-        t.elapsed() < Duration::from_millis(2900),
-        "stop waited for the handler"
-    );
+    assert!(t.elapsed() < Duration::from_millis(2900), "stop waited for the handler");
     assert!(c.read_response().is_err());
 }
 
@@ -420,9 +377,7 @@ fn streamed_body_is_chunked_and_close_delimited_on_http10() {
     let s = start(
         |_req: Request| {
             Response::ok(Body::stream(
-                ["a", "b", "c"]
-                    .into_iter()
-                    .inspect(|_| thread::sleep(Duration::from_millis(20))),
+                ["a", "b", "c"].into_iter().inspect(|_| thread::sleep(Duration::from_millis(20))),
             ))
         },
         opts(),
@@ -432,11 +387,7 @@ fn streamed_body_is_chunked_and_close_delimited_on_http10() {
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(r.chunks, 3);
     assert_eq!(r.text(), "abc");
-    assert_eq!(
-        c.get("/").text(),
-        "abc",
-        "keep-alive after a chunked response"
-    );
+    assert_eq!(c.get("/").text(), "abc", "keep-alive after a chunked response");
 
     let mut c = Client::connect(addr(&s));
     c.send(b"GET / HTTP/1.0\r\n\r\n");
@@ -466,10 +417,7 @@ fn large_file_is_streamed_with_bounded_memory() {
         f.write_all(b"END!").unwrap();
     }
     let p2 = path.clone();
-    let s = start(
-        move |_req: Request| Response::ok(Body::from_path(&p2).unwrap()),
-        opts(),
-    );
+    let s = start(move |_req: Request| Response::ok(Body::from_path(&p2).unwrap()), opts());
     let before = rss_kib();
     let mut c = Client::connect(addr(&s));
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -498,19 +446,13 @@ fn large_file_is_streamed_with_bounded_memory() {
     }
     assert_eq!(got, len);
     assert!(tail.ends_with(b"END!"));
-    assert!(
-        peak < 40 * 1024,
-        "memory grew by {peak} KiB while serving an 80 MiB file"
-    );
+    assert!(peak < 40 * 1024, "memory grew by {peak} KiB while serving an 80 MiB file");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn slowloris_gets_408_and_does_not_delay_others() {
-    let s = start(
-        hello,
-        opts().header_read_timeout(Duration::from_millis(600)),
-    );
+    let s = start(hello, opts().header_read_timeout(Duration::from_millis(600)));
     let a = addr(&s);
     let mut slow = Client::connect(a);
     slow.send(b"GET / HTTP/1.1\r\nHo");
@@ -560,9 +502,7 @@ fn request_fields_are_exposed() {
                 req.version(),
                 req.server_port(),
                 req.server_name(),
-                req.remote_addr()
-                    .map(|a| a.ip().to_string())
-                    .unwrap_or_default(),
+                req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
                 req.scheme(),
                 req.body().is_none(),
             );
@@ -570,10 +510,7 @@ fn request_fields_are_exposed() {
         },
         opts(),
     );
-    request(
-        addr(&s),
-        b"DELETE /a/b?x=1 HTTP/1.1\r\nHost: example.com:8443\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
-    );
+    request(addr(&s), b"DELETE /a/b?x=1 HTTP/1.1\r\nHost: example.com:8443\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n");
     assert_eq!(
         *seen.lock().unwrap(),
         "DELETE /a/b Some(\"x=1\") HTTP/1.1 8443 Some(\"example.com\") 127.0.0.1 http true"
@@ -587,24 +524,12 @@ fn methods_and_http_types_round_trip() {
             let m = req.method().clone();
             let r = req.into_http();
             assert_eq!(r.method(), m);
-            Response::from(
-                http::Response::builder()
-                    .status(201)
-                    .header("x-m", m.as_str())
-                    .body(r.into_body())
-                    .unwrap(),
-            )
+            Response::from(http::Response::builder().status(201).header("x-m", m.as_str()).body(r.into_body()).unwrap())
         },
         opts(),
     );
-    let r = request(
-        addr(&s),
-        b"PATCH /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
-    );
-    assert_eq!(
-        (r.status, r.header("x-m"), r.text().as_str()),
-        (201, Some("PATCH"), "abc")
-    );
+    let r = request(addr(&s), b"PATCH /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!((r.status, r.header("x-m"), r.text().as_str()), (201, Some("PATCH"), "abc"));
     let _ = Method::GET;
 }
 

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use httpkit::{
-    as_channel, serve, ChannelHandlers, Message, Options, ProxyProtocol, Request, Response,
-};
+use httpkit::{as_channel, serve, ChannelHandlers, Message, Options, ProxyProtocol, Request, Response};
 use util::*;
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -39,8 +37,7 @@ fn whoami(req: Request) -> Response {
 fn uds_get(path: &Path) -> String {
     let mut s = UnixStream::connect(path).unwrap();
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -58,10 +55,7 @@ fn unix_socket_serves_replaces_stale_file_and_cleans_up() {
     assert_eq!(s.port(), None);
     let out = uds_get(&path);
     assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
-    assert!(
-        out.ends_with("None"),
-        "UDS requests have no remote address: {out}"
-    );
+    assert!(out.ends_with("None"), "UDS requests have no remote address: {out}");
     // A second server on a live socket fails instead of stealing it.
     let e = httpkit::run_server(whoami, Options::default().unix_socket(&path)).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
@@ -141,20 +135,9 @@ fn proxy_protocol_required() {
 fn proxy_protocol_optional_and_split_header() {
     let s = start(whoami, opts().proxy_protocol(ProxyProtocol::Optional));
     let a = addr(&s);
-    assert!(get_with_prefix(a, b"")
-        .unwrap()
-        .text()
-        .contains("127.0.0.1"));
-    assert_eq!(
-        get_with_prefix(a, b"PROXY TCP4 10.1.2.3 127.0.0.1 9 80\r\n")
-            .unwrap()
-            .text(),
-        "Some(10.1.2.3:9)"
-    );
-    assert!(
-        get_with_prefix(a, b"PROXY garbage\r\n").is_none(),
-        "invalid header closes"
-    );
+    assert!(get_with_prefix(a, b"").unwrap().text().contains("127.0.0.1"));
+    assert_eq!(get_with_prefix(a, b"PROXY TCP4 10.1.2.3 127.0.0.1 9 80\r\n").unwrap().text(), "Some(10.1.2.3:9)");
+    assert!(get_with_prefix(a, b"PROXY garbage\r\n").is_none(), "invalid header closes");
     // The header may arrive a byte at a time.
     let mut c = Client::connect(a);
     for b in b"PROXY TCP4 10.9.9.9 127.0.0.1 1 2\r\n" {
@@ -164,42 +147,20 @@ fn proxy_protocol_optional_and_split_header() {
     assert_eq!(c.get("/").text(), "Some(10.9.9.9:1)");
     // Off: a PROXY line is just a bad request.
     let s = start(whoami, opts());
-    assert_eq!(
-        get_with_prefix(addr(&s), b"PROXY TCP4 10.1.2.3 127.0.0.1 9 80\r\n")
-            .unwrap()
-            .status,
-        400
-    );
+    assert_eq!(get_with_prefix(addr(&s), b"PROXY TCP4 10.1.2.3 127.0.0.1 9 80\r\n").unwrap().status, 400);
 }
 
 #[test]
 fn forwarded_headers_only_from_trusted_proxies() {
     let hdrs = b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6, 10.0.0.8\r\n\r\n";
     let s = start(whoami, opts());
-    assert!(
-        request(addr(&s), hdrs).text().contains("127.0.0.1"),
-        "untrusted by default"
-    );
-    let s = start(
-        whoami,
-        opts().trusted_proxies(["127.0.0.1".parse().unwrap()]),
-    );
-    assert_eq!(
-        request(addr(&s), hdrs).text(),
-        "Some(10.0.0.8:0)",
-        "the entry the proxy added"
-    );
-    let real =
-        b"GET / HTTP/1.1\r\nHost: x\r\nX-Real-IP: 10.0.0.9\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
+    assert!(request(addr(&s), hdrs).text().contains("127.0.0.1"), "untrusted by default");
+    let s = start(whoami, opts().trusted_proxies(["127.0.0.1".parse().unwrap()]));
+    assert_eq!(request(addr(&s), hdrs).text(), "Some(10.0.0.8:0)", "the entry the proxy added");
+    let real = b"GET / HTTP/1.1\r\nHost: x\r\nX-Real-IP: 10.0.0.9\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
     assert_eq!(request(addr(&s), real).text(), "Some(10.0.0.9:0)");
-    let s = start(
-        whoami,
-        opts().trusted_proxies(["10.9.9.9".parse().unwrap()]),
-    );
-    assert!(
-        request(addr(&s), hdrs).text().contains("127.0.0.1"),
-        "peer not in the trusted list"
-    );
+    let s = start(whoami, opts().trusted_proxies(["10.9.9.9".parse().unwrap()]));
+    assert!(request(addr(&s), hdrs).text().contains("127.0.0.1"), "peer not in the trusted list");
 }
 
 // ---- nginx ----
@@ -212,20 +173,14 @@ struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"].iter().map(PathBuf::from).find(|p| p.exists())
 }
 
 /// Starts nginx on a free loopback port in front of `upstream` (`127.0.0.1:P` or `unix:/path`),
@@ -236,11 +191,7 @@ fn start_nginx(name: &str, upstream: &str) -> Option<Nginx> {
         return None;
     };
     let dir = tmpdir(&format!("nginx-{name}"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let d = dir.display();
     let conf = format!(
         r#"
@@ -311,8 +262,7 @@ fn nginx_addr(n: &Nginx) -> SocketAddr {
 /// Connects to `to` from the loopback address `from` (so nginx sees a distinct client).
 fn connect_from(from: &str, to: SocketAddr) -> Client {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&format!("{from}:0").parse::<SocketAddr>().unwrap().into())
-        .unwrap();
+    sock.bind(&format!("{from}:0").parse::<SocketAddr>().unwrap().into()).unwrap();
     sock.connect(&to.into()).unwrap();
     Client::from_stream(sock.into())
 }
@@ -325,25 +275,17 @@ fn nginx_keeps_upstream_connections_alive() {
     };
     for i in 0..60 {
         // New client connections to nginx each time; nginx reuses its upstream connections.
-        let r = request(
-            nginx_addr(&ng),
-            format!("GET /{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        );
+        let r =
+            request(nginx_addr(&ng), format!("GET /{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
         assert_eq!(r.status, 200);
     }
     let accepted = s.connections_accepted();
-    assert!(
-        accepted <= 3,
-        "60 requests through nginx opened {accepted} upstream connections"
-    );
+    assert!(accepted <= 3, "60 requests through nginx opened {accepted} upstream connections");
 }
 
 #[test]
 fn nginx_forwarded_address_reaches_the_handler_when_trusted() {
-    let s = start(
-        whoami,
-        opts().trusted_proxies(["127.0.0.1".parse().unwrap()]),
-    );
+    let s = start(whoami, opts().trusted_proxies(["127.0.0.1".parse().unwrap()]));
     let Some(ng) = start_nginx("forwarded", &addr(&s).to_string()) else {
         return;
     };
@@ -367,15 +309,10 @@ fn nginx_proxies_websockets() {
     let Some(ng) = start_nginx("ws", &addr(&s).to_string()) else {
         return;
     };
-    let (mut ws, resp) =
-        tungstenite::connect(format!("ws://{}/ws", nginx_addr(&ng))).expect("ws via nginx");
+    let (mut ws, resp) = tungstenite::connect(format!("ws://{}/ws", nginx_addr(&ng))).expect("ws via nginx");
     assert_eq!(resp.status(), 101);
-    ws.send(tungstenite::Message::text("through nginx"))
-        .unwrap();
-    assert_eq!(
-        ws.read().unwrap(),
-        tungstenite::Message::text("echo through nginx")
-    );
+    ws.send(tungstenite::Message::text("through nginx")).unwrap();
+    assert_eq!(ws.read().unwrap(), tungstenite::Message::text("echo through nginx"));
     ws.close(None).unwrap();
 }
 
@@ -383,12 +320,7 @@ fn nginx_proxies_websockets() {
 fn nginx_to_a_unix_socket() {
     let dir = tmpdir("nginx-uds-upstream");
     let path = dir.join("app.sock");
-    let s = start(
-        whoami,
-        Options::default()
-            .unix_socket(&path)
-            .trusted_proxies(["127.0.0.1".parse().unwrap()]),
-    );
+    let s = start(whoami, Options::default().unix_socket(&path).trusted_proxies(["127.0.0.1".parse().unwrap()]));
     // nginx workers may run as another user: let them reach the socket.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -399,11 +331,7 @@ fn nginx_to_a_unix_socket() {
     let mut c = connect_from("127.0.0.6", nginx_addr(&ng));
     let r = c.get("/");
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.text(),
-        "Some(127.0.0.6:0)",
-        "X-Real-IP trusted over the local socket"
-    );
+    assert_eq!(r.text(), "Some(127.0.0.6:0)", "X-Real-IP trusted over the local socket");
     drop(ng);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);

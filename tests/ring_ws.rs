@@ -6,9 +6,7 @@ mod util;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use httpkit::{
-    websocket_response, Message, Request, Response, Socket, WebSocketListener, WsListener,
-};
+use httpkit::{websocket_response, Message, Request, Response, Socket, WebSocketListener, WsListener};
 use util::*;
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -18,19 +16,9 @@ fn has(log: &Log, what: &str) -> bool {
 }
 
 fn recording(log: &Log) -> WsListener {
-    let (a, b, c, d, e) = (
-        log.clone(),
-        log.clone(),
-        log.clone(),
-        log.clone(),
-        log.clone(),
-    );
+    let (a, b, c, d, e) = (log.clone(), log.clone(), log.clone(), log.clone(), log.clone());
     WsListener::new()
-        .on_open(move |s| {
-            a.lock()
-                .unwrap()
-                .push(format!("open {:?}", s.subprotocol()))
-        })
+        .on_open(move |s| a.lock().unwrap().push(format!("open {:?}", s.subprotocol())))
         .on_message(move |s, m| {
             b.lock().unwrap().push(format!("message {}", m.to_text()));
             match m.to_text().as_str() {
@@ -39,11 +27,7 @@ fn recording(log: &Log) -> WsListener {
                 _ => s.send(m).unwrap(),
             }
         })
-        .on_pong(move |_s, d| {
-            c.lock()
-                .unwrap()
-                .push(format!("pong {}", String::from_utf8_lossy(&d)))
-        })
+        .on_pong(move |_s, d| c.lock().unwrap().push(format!("pong {}", String::from_utf8_lossy(&d))))
         .on_close(move |_s, code, reason| d.lock().unwrap().push(format!("close {code} {reason}")))
         .on_error(move |_s, err| e.lock().unwrap().push(format!("error {err}")))
 }
@@ -82,10 +66,7 @@ fn callbacks_fire_with_their_arguments() {
     let mut p = 1000u16.to_be_bytes().to_vec();
     p.extend_from_slice(b"normal closure");
     c.send(&client_frame(0x8, true, &p));
-    assert_eq!(
-        c.read_close().unwrap(),
-        (Some(1000), "normal closure".to_owned())
-    );
+    assert_eq!(c.read_close().unwrap(), (Some(1000), "normal closure".to_owned()));
     wait_until("close", || has(&log, "close 1000 normal closure"));
 }
 
@@ -95,10 +76,7 @@ fn automatic_pong_without_on_ping() {
     let s = server(&log);
     let (mut c, _) = ws_connect(addr(&s), "/", "");
     c.send(&client_frame(0x9, true, b"are you there"));
-    assert_eq!(
-        c.read_frame().unwrap(),
-        (true, 0xA, b"are you there".to_vec())
-    );
+    assert_eq!(c.read_frame().unwrap(), (true, 0xA, b"are you there".to_vec()));
 }
 
 #[test]
@@ -161,10 +139,7 @@ fn on_error_fires_on_a_protocol_error() {
     assert_eq!(c.read_close().unwrap().0, Some(1002));
     wait_until("on_error then on_close", || has(&log, "close 1002"));
     let l = log.lock().unwrap();
-    let e = l
-        .iter()
-        .position(|x| x.starts_with("error"))
-        .expect("on_error called");
+    let e = l.iter().position(|x| x.starts_with("error")).expect("on_error called");
     let c = l.iter().position(|x| x.starts_with("close")).unwrap();
     assert!(e < c);
 }
@@ -176,9 +151,7 @@ fn send_async_success_and_failure_callbacks() {
     let s = start(
         move |_req: Request| {
             let k = k.clone();
-            websocket_response(
-                WsListener::new().on_open(move |s| *k.lock().unwrap() = Some(s.clone())),
-            )
+            websocket_response(WsListener::new().on_open(move |s| *k.lock().unwrap() = Some(s.clone())))
         },
         opts(),
     );
@@ -242,9 +215,5 @@ fn a_trait_listener_works() {
     c.send(&client_frame(0x2, true, &[1, 2, 3]));
     assert_eq!(c.read_frame().unwrap(), (true, 0x2, vec![1, 2, 3]));
     c.send(&client_frame(0x9, true, b"p"));
-    assert_eq!(
-        c.read_frame().unwrap(),
-        (true, 0xA, b"p".to_vec()),
-        "default on_ping pongs"
-    );
+    assert_eq!(c.read_frame().unwrap(), (true, 0xA, b"p".to_vec()), "default on_ping pongs");
 }

@@ -30,10 +30,7 @@ impl Gate {
     }
 }
 
-fn blocking_app(
-    gate: Gate,
-    running: Arc<AtomicUsize>,
-) -> impl Fn(Request) -> Response + Send + Sync + 'static {
+fn blocking_app(gate: Gate, running: Arc<AtomicUsize>) -> impl Fn(Request) -> Response + Send + Sync + 'static {
     move |req: Request| {
         if req.path() == "/block" {
             running.fetch_add(1, Ordering::SeqCst);
@@ -55,10 +52,7 @@ fn default_pool_grows_to_max_under_load_and_shrinks_back() {
         .unwrap();
     assert_eq!(pool.threads(), 2);
     let (gate, running) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
-    let s = start(
-        blocking_app(gate.clone(), running.clone()),
-        opts().worker_pool(pool.clone()),
-    );
+    let s = start(blocking_app(gate.clone(), running.clone()), opts().worker_pool(pool.clone()));
     let mut clients: Vec<Client> = (0..6)
         .map(|_| {
             let mut c = Client::connect(addr(&s));
@@ -66,33 +60,22 @@ fn default_pool_grows_to_max_under_load_and_shrinks_back() {
             c
         })
         .collect();
-    wait_until("6 handlers running at once", || {
-        running.load(Ordering::SeqCst) == 6
-    });
+    wait_until("6 handlers running at once", || running.load(Ordering::SeqCst) == 6);
     assert_eq!(pool.threads(), 6);
     assert_eq!(pool.active(), 6);
     gate.open();
     for c in &mut clients {
         assert!(c.read_response().unwrap().text().starts_with("grow-"));
     }
-    wait_until("extra threads exit after keep_alive", || {
-        pool.threads() == 2
-    });
+    wait_until("extra threads exit after keep_alive", || pool.threads() == 2);
     assert_eq!(pool.completed(), 6);
 }
 
 #[test]
 fn queue_length_moves_under_a_blocked_handler() {
-    let pool = ThreadPool::builder()
-        .threads(1)
-        .queue_capacity(10)
-        .build()
-        .unwrap();
+    let pool = ThreadPool::builder().threads(1).queue_capacity(10).build().unwrap();
     let (gate, running) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
-    let s = start(
-        blocking_app(gate.clone(), running.clone()),
-        opts().worker_pool(pool.clone()),
-    );
+    let s = start(blocking_app(gate.clone(), running.clone()), opts().worker_pool(pool.clone()));
     let mut clients: Vec<Client> = (0..5)
         .map(|_| {
             let mut c = Client::connect(addr(&s));
@@ -100,9 +83,7 @@ fn queue_length_moves_under_a_blocked_handler() {
             c
         })
         .collect();
-    wait_until("one running, four queued", || {
-        running.load(Ordering::SeqCst) == 1 && pool.queue_len() == 4
-    });
+    wait_until("one running, four queued", || running.load(Ordering::SeqCst) == 1 && pool.queue_len() == 4);
     assert_eq!(pool.active(), 1);
     gate.open();
     for c in &mut clients {
@@ -116,10 +97,7 @@ fn queue_length_moves_under_a_blocked_handler() {
 fn thread_per_task_serves_and_caps() {
     let pool = ThreadPerTask::new().name_prefix("vt-").max_threads(2);
     let (gate, running) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
-    let s = start(
-        blocking_app(gate.clone(), running.clone()),
-        opts().worker_pool(pool.clone()).warn_logger(|_| {}),
-    );
+    let s = start(blocking_app(gate.clone(), running.clone()), opts().worker_pool(pool.clone()).warn_logger(|_| {}));
     let r = request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(r.text().starts_with("vt-"), "{}", r.text());
     let mut a = Client::connect(addr(&s));
@@ -127,18 +105,12 @@ fn thread_per_task_serves_and_caps() {
     let mut b = Client::connect(addr(&s));
     b.send(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
     wait_until("two running", || running.load(Ordering::SeqCst) == 2);
-    assert_eq!(
-        request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status,
-        503
-    );
+    assert_eq!(request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status, 503);
     gate.open();
     assert_eq!(a.read_response().unwrap().status, 200);
     assert_eq!(b.read_response().unwrap().status, 200);
     wait_until("threads gone", || pool.live_threads() == 0);
-    assert_eq!(
-        request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status,
-        200
-    );
+    assert_eq!(request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status, 200);
     assert_eq!(pool.rejected(), 1);
 }
 
@@ -170,14 +142,8 @@ impl WorkerPool for Counting {
 #[test]
 fn a_custom_executor_receives_every_job() {
     let jobs = Arc::new(AtomicUsize::new(0));
-    let pool = Counting {
-        inner: ThreadPool::builder().threads(2).build().unwrap(),
-        jobs: jobs.clone(),
-    };
-    let s = start(
-        |_r: Request| Response::ok("counted"),
-        opts().worker_pool(pool),
-    );
+    let pool = Counting { inner: ThreadPool::builder().threads(2).build().unwrap(), jobs: jobs.clone() };
+    let s = start(|_r: Request| Response::ok("counted"), opts().worker_pool(pool));
     let mut c = Client::connect(addr(&s));
     for _ in 0..50 {
         assert_eq!(c.get("/").text(), "counted");
@@ -197,11 +163,7 @@ impl WorkerPool for Rayon {
 
 #[test]
 fn rayon_pool_works() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .thread_name(|i| format!("rayon-{i}"))
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).thread_name(|i| format!("rayon-{i}")).build().unwrap();
     let s = start(
         |_r: Request| Response::ok(thread::current().name().unwrap_or("?").to_owned()),
         opts().worker_pool(Rayon(pool)),
@@ -227,12 +189,8 @@ fn websocket_message_rejected_by_the_pool_closes_1013() {
     }
     let got = Arc::new(Mutex::new(Vec::<String>::new()));
     let g = got.clone();
-    let handlers = httpkit::ChannelHandlers::new()
-        .on_receive(move |_c, m| g.lock().unwrap().push(m.to_text()));
-    let pool = OneShot(
-        ThreadPool::builder().threads(1).build().unwrap(),
-        AtomicUsize::new(0),
-    );
+    let handlers = httpkit::ChannelHandlers::new().on_receive(move |_c, m| g.lock().unwrap().push(m.to_text()));
+    let pool = OneShot(ThreadPool::builder().threads(1).build().unwrap(), AtomicUsize::new(0));
     let s = start(
         move |req: Request| httpkit::as_channel(&req, handlers.clone()),
         opts().worker_pool(pool).warn_logger(|_| {}),
@@ -240,10 +198,7 @@ fn websocket_message_rejected_by_the_pool_closes_1013() {
     let (mut c, r) = ws_connect(addr(&s), "/", "");
     assert_eq!(r.status, 101);
     c.send(&client_frame(0x1, true, b"hello"));
-    assert_eq!(
-        c.read_close().unwrap(),
-        (Some(1013), "Server overloaded".to_owned())
-    );
+    assert_eq!(c.read_close().unwrap(), (Some(1013), "Server overloaded".to_owned()));
     // The message that was already received is still delivered (on an overflow thread).
     wait_until("delivered", || got.lock().unwrap().len() == 1);
 }

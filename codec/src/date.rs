@@ -7,9 +7,8 @@
 pub const DATE_LEN: usize = 29;
 
 const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+const MONTHS: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 /// Formats `unix_secs` (seconds since 1970-01-01T00:00:00Z) as an IMF-fixdate.
 ///
@@ -60,17 +59,8 @@ mod tests {
     #[test]
     fn epoch_and_known_dates() {
         assert_eq!(&fmt_http_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            &fmt_http_date(951_782_400),
-            b"Tue, 29 Feb 2000 00:00:00 GMT"
-        );
-        assert_eq!(
-            &fmt_http_date(1_795_651_199),
-            b"Wed, 25 Nov 2026 23:59:59 GMT"
-        );
-        assert_eq!(
-            &fmt_http_date(4_102_444_800),
-            b"Fri, 01 Jan 2100 00:00:00 GMT"
-        );
+        assert_eq!(&fmt_http_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(&fmt_http_date(1_795_651_199), b"Wed, 25 Nov 2026 23:59:59 GMT");
+        assert_eq!(&fmt_http_date(4_102_444_800), b"Fri, 01 Jan 2100 00:00:00 GMT");
     }
 }

@@ -82,11 +82,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(usize, ProxyHeader)>, ProxyError> {
 
 fn parse_v1(buf: &[u8]) -> Result<Option<(usize, ProxyHeader)>, ProxyError> {
     let Some(nl) = buf.iter().take(V1_MAX).position(|&b| b == b'\n') else {
-        return if buf.len() >= V1_MAX {
-            Err(ProxyError("v1 line too long"))
-        } else {
-            Ok(None)
-        };
+        return if buf.len() >= V1_MAX { Err(ProxyError("v1 line too long")) } else { Ok(None) };
     };
     if nl == 0 || buf[nl - 1] != b'\r' {
         return Err(ProxyError("v1 line must end with CRLF"));
@@ -104,10 +100,7 @@ fn parse_v1(buf: &[u8]) -> Result<Option<(usize, ProxyHeader)>, ProxyError> {
                 }
             };
             let port = |s: &str| -> Result<u16, ProxyError> {
-                if s.is_empty()
-                    || (s.len() > 1 && s.starts_with('0'))
-                    || !s.bytes().all(|b| b.is_ascii_digit())
-                {
+                if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(ProxyError("bad port"));
                 }
                 s.parse().map_err(|_| ProxyError("bad port"))
@@ -163,14 +156,8 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(usize, ProxyHeader)>, ProxyError> {
             let mut b = [0u8; 16];
             b.copy_from_slice(&body[16..32]);
             ProxyHeader::Proxied {
-                source: SocketAddr::new(
-                    Ipv6Addr::from(a).into(),
-                    u16::from_be_bytes([body[32], body[33]]),
-                ),
-                destination: SocketAddr::new(
-                    Ipv6Addr::from(b).into(),
-                    u16::from_be_bytes([body[34], body[35]]),
-                ),
+                source: SocketAddr::new(Ipv6Addr::from(a).into(), u16::from_be_bytes([body[32], body[33]])),
+                destination: SocketAddr::new(Ipv6Addr::from(b).into(), u16::from_be_bytes([body[34], body[35]])),
             }
         }
         0x00 | 0x31 | 0x32 => ProxyHeader::Local,
@@ -195,9 +182,7 @@ mod tests {
 
     #[test]
     fn v1_tcp4_tcp6_unknown() {
-        let (n, h) = parse(b"PROXY TCP6 2001:db8::1 ::1 1 65535\r\nrest")
-            .unwrap()
-            .unwrap();
+        let (n, h) = parse(b"PROXY TCP6 2001:db8::1 ::1 1 65535\r\nrest").unwrap().unwrap();
         assert_eq!(n, 36);
         assert_eq!(
             h,
@@ -206,15 +191,8 @@ mod tests {
                 destination: "[::1]:65535".parse().unwrap()
             }
         );
-        assert_eq!(
-            parse(b"PROXY UNKNOWN\r\n").unwrap(),
-            Some((15, ProxyHeader::Local))
-        );
-        assert_eq!(
-            parse(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2").unwrap(),
-            None,
-            "incomplete"
-        );
+        assert_eq!(parse(b"PROXY UNKNOWN\r\n").unwrap(), Some((15, ProxyHeader::Local)));
+        assert_eq!(parse(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2").unwrap(), None, "incomplete");
         assert_eq!(parse(b"PRO").unwrap(), None);
     }
 
@@ -262,15 +240,9 @@ mod tests {
         let buf = v2(1, 0x21, &b6);
         assert_eq!(
             parse(&buf).unwrap().unwrap().1,
-            ProxyHeader::Proxied {
-                source: "[::1]:7".parse().unwrap(),
-                destination: "[::2]:9".parse().unwrap()
-            }
+            ProxyHeader::Proxied { source: "[::1]:7".parse().unwrap(), destination: "[::2]:9".parse().unwrap() }
         );
-        assert_eq!(
-            parse(&v2(0, 0x00, &[])).unwrap(),
-            Some((16, ProxyHeader::Local))
-        );
+        assert_eq!(parse(&v2(0, 0x00, &[])).unwrap(), Some((16, ProxyHeader::Local)));
         assert_eq!(parse(&buf[..20]).unwrap(), None);
         assert!(parse(&v2(2, 0x11, &body)).is_err());
         assert!(parse(&v2(1, 0x11, &body[..5])).is_err());

@@ -45,10 +45,7 @@ pub(crate) fn feed(dec: &mut RequestDecoder, pieces: &[&[u8]]) -> (Vec<Ev>, usiz
 
 /// Decodes `input` whole, one byte at a time, and split in two at every position, and asserts
 /// all give the same events; returns them.
-pub(crate) fn assert_split_invariant(
-    mk: &dyn Fn() -> RequestDecoder,
-    input: &[u8],
-) -> (Vec<Ev>, usize) {
+pub(crate) fn assert_split_invariant(mk: &dyn Fn() -> RequestDecoder, input: &[u8]) -> (Vec<Ev>, usize) {
     let whole = feed(&mut mk(), &[input]);
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     assert_eq!(feed(&mut mk(), &bytes), whole, "one byte at a time");

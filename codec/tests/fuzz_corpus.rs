@@ -7,9 +7,7 @@ use httpkit_codec::h1::{Limits, RequestDecoder};
 use httpkit_codec::ws::FrameDecoder;
 
 fn inputs(dir: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(dir);
     let mut out = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let p = e.map(|e| e.path()).unwrap_or_default();
@@ -22,12 +20,7 @@ fn inputs(dir: &str) -> Vec<Vec<u8>> {
 }
 
 fn drive_h1(pieces: &[&[u8]]) {
-    let mut d = RequestDecoder::new(Limits {
-        max_line: 256,
-        max_header_bytes: 1024,
-        max_headers: 16,
-        max_body: 4096,
-    });
+    let mut d = RequestDecoder::new(Limits { max_line: 256, max_header_bytes: 1024, max_headers: 16, max_body: 4096 });
     let mut buf = Vec::new();
     for p in pieces {
         buf.extend_from_slice(p);

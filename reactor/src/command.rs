@@ -11,35 +11,11 @@ use crate::{ConnId, WsClose};
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    Write {
-        id: ConnId,
-        seq: u64,
-        head: Bytes,
-        body: Bytes,
-        end: bool,
-        close: bool,
-    },
-    Upgrade {
-        id: ConnId,
-        seq: u64,
-        head: Bytes,
-        max_message: usize,
-        auto_pong: bool,
-    },
-    Frame {
-        id: ConnId,
-        head: Bytes,
-        payload: Bytes,
-        close: Option<WsClose>,
-        ack: Option<u64>,
-    },
-    Close {
-        id: ConnId,
-        abort: bool,
-    },
-    Stop {
-        deadline: Option<Instant>,
-    },
+    Write { id: ConnId, seq: u64, head: Bytes, body: Bytes, end: bool, close: bool },
+    Upgrade { id: ConnId, seq: u64, head: Bytes, max_message: usize, auto_pong: bool },
+    Frame { id: ConnId, head: Bytes, payload: Bytes, close: Option<WsClose>, ack: Option<u64> },
+    Close { id: ConnId, abort: bool },
+    Stop { deadline: Option<Instant> },
 }
 
 #[derive(Debug)]

@@ -24,9 +24,7 @@ use httpkit_codec::ws::{encode_close, encode_frame, FrameDecoder, OpCode, WsEven
 
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
-use crate::{
-    CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, ReactorConfig, WsClose,
-};
+use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, ReactorConfig, WsClose};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
@@ -109,12 +107,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(
-        stream: Stream,
-        handle: ConnHandle,
-        cfg: &ReactorConfig,
-        now: Instant,
-    ) -> Self {
+    pub(crate) fn new(stream: Stream, handle: ConnHandle, cfg: &ReactorConfig, now: Instant) -> Self {
         Self {
             stream,
             handle,
@@ -137,7 +130,7 @@ impl Conn {
             ws: None,
             stopping: false,
             timer: Timer::HeaderRead,
-            deadline: Some(now + cfg.header_read_timeout),
+            deadline: now.checked_add(cfg.header_read_timeout),
         }
     }
 
@@ -158,8 +151,16 @@ impl Conn {
     }
 
     /// Whether the loop should call [`Conn::on_ready`] again without a new event.
-    pub(crate) fn wants_revisit(&self) -> bool {
-        self.closing.is_none() && self.readable && self.can_read_more()
+    pub(crate) fn wants_revisit(&self, cfg: &ReactorConfig) -> bool {
+        if self.closing.is_some() || !self.readable {
+            return false;
+        }
+        if self.lingering {
+            return true;
+        }
+        // A paused connection is driven again by the command or writable event that unpauses
+        // it; revisiting it now would spin.
+        self.can_read_more() && self.can_decode(cfg) && self.wq.len() < cfg.write_high_water
     }
 
     fn close(&mut self, reason: CloseReason) {
@@ -169,9 +170,7 @@ impl Conn {
     }
 
     fn can_decode(&self, cfg: &ReactorConfig) -> bool {
-        !self.stop_reading
-            && self.closing.is_none()
-            && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
+        !self.stop_reading && self.closing.is_none() && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
     }
 
     fn can_read_more(&self) -> bool {
@@ -183,9 +182,14 @@ impl Conn {
         readable: bool,
         writable: bool,
         read_closed: bool,
+        error: bool,
         ctx: &mut Ctx<'_, D>,
         scratch: &mut [u8],
     ) {
+        if error && !self.lingering {
+            self.close(CloseReason::Error);
+            return;
+        }
         self.peer_fin |= read_closed;
         if writable {
             self.writable = true;
@@ -229,6 +233,17 @@ impl Conn {
                 Err(_) => self.close(CloseReason::Error),
             }
         }
+        if self.peer_fin
+            && self.stop_reading
+            && !self.read_eof
+            && self.ws.is_none()
+            && self.closing.is_none()
+            && !self.lingering
+        {
+            // The peer is gone while we no longer read its requests (a long-poll after
+            // `Connection: close`, a pending upgrade): same as reading EOF.
+            self.on_eof(ctx);
+        }
         self.flush(ctx);
     }
 
@@ -247,6 +262,7 @@ impl Conn {
             self.cur = None;
             self.rbuf = Vec::new();
             self.close_after_flush_when_done();
+            self.handle.shared.peer_eof.store(true, Ordering::SeqCst);
             ctx.dispatch.on_peer_eof(&self.handle);
         }
     }
@@ -305,7 +321,9 @@ impl Conn {
                             if let Some(p) = &mut self.cur {
                                 p.body.extend_from_slice(b);
                             }
-                            self.deadline = Some(ctx.now + ctx.cfg.body_read_timeout);
+                            if self.timer == Timer::BodyRead {
+                                self.deadline = ctx.now.checked_add(ctx.cfg.body_read_timeout);
+                            }
                         }
                         Some(RequestEvent::End) => self.on_end(ctx),
                         None => {}
@@ -313,12 +331,8 @@ impl Conn {
                 }
                 Err(e) => {
                     let mut headers = HeaderMap::new();
-                    headers.insert(
-                        http::header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; charset=utf-8"),
-                    );
-                    let status =
-                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                     let msg = e.description();
                     let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
                     self.cur = None;
@@ -346,7 +360,7 @@ impl Conn {
         };
         if head.body != BodyKind::Empty {
             self.timer = Timer::BodyRead;
-            self.deadline = Some(ctx.now + ctx.cfg.body_read_timeout);
+            self.deadline = ctx.now.checked_add(ctx.cfg.body_read_timeout);
         }
         self.cur = Some(Box::new(Pending { head, body }));
     }
@@ -357,34 +371,21 @@ impl Conn {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.slots.push_back(Slot {
-            seq,
-            parts: Vec::new(),
-            done: false,
-            close: false,
-            upgrade: None,
-        });
-        if head.upgrade || !head.keep_alive {
-            // After an upgrade request or a request that closes, nothing more is read as HTTP.
+        self.slots.push_back(Slot { seq, parts: Vec::new(), done: false, close: false, upgrade: None });
+        if head.upgrade || !head.keep_alive || self.stopping {
+            // After an upgrade request or a request that closes, nothing more is read as HTTP;
+            // unless the upgrade happens, the connection closes after the response.
             self.stop_reading = true;
+            self.draining = true;
         }
         let trailers = self.decoder.take_trailers();
-        let req = InboundRequest {
-            seq,
-            head,
-            body,
-            trailers,
-            received: ctx.now,
-        };
+        let req = InboundRequest { seq, head, body, trailers, received: ctx.now };
         ctx.dispatch.on_request(&self.handle, req);
     }
 
     /// Bytes the reactor writes on its own, outside any response slot (100 Continue).
     fn queue_local(&mut self, b: Bytes) {
-        self.handle
-            .shared
-            .queued
-            .fetch_add(b.len(), Ordering::AcqRel);
+        self.handle.shared.queued.fetch_add(b.len(), Ordering::AcqRel);
         self.wq.push(b);
     }
 
@@ -392,17 +393,8 @@ impl Conn {
     fn push_local(&mut self, b: Bytes, close: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.handle
-            .shared
-            .queued
-            .fetch_add(b.len(), Ordering::AcqRel);
-        self.slots.push_back(Slot {
-            seq,
-            parts: vec![b],
-            done: true,
-            close,
-            upgrade: None,
-        });
+        self.handle.shared.queued.fetch_add(b.len(), Ordering::AcqRel);
+        self.slots.push_back(Slot { seq, parts: vec![b], done: true, close, upgrade: None });
         self.advance_slots();
     }
 
@@ -417,10 +409,7 @@ impl Conn {
         ctx: &mut Ctx<'_, D>,
     ) {
         let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.done) else {
-            self.handle
-                .shared
-                .queued
-                .fetch_sub(head.len() + body.len(), Ordering::AcqRel);
+            self.handle.shared.queued.fetch_sub(head.len() + body.len(), Ordering::AcqRel);
             return;
         };
         let front = pos == 0;
@@ -460,14 +449,15 @@ impl Conn {
             let upgrade = front.upgrade;
             self.slots.pop_front();
             if let Some((max, auto_pong)) = upgrade {
+                if self.read_eof {
+                    // The client left before the 101: there is no WebSocket to serve.
+                    self.close(CloseReason::PeerClosed);
+                    break;
+                }
                 // The 101 is queued: from here on the connection speaks WebSocket.
                 self.slots.clear();
-                self.ws = Some(Box::new(WsState {
-                    dec: FrameDecoder::new(max),
-                    auto_pong,
-                    close_sent: false,
-                    info: None,
-                }));
+                self.ws =
+                    Some(Box::new(WsState { dec: FrameDecoder::new(max), auto_pong, close_sent: false, info: None }));
                 self.stop_reading = false;
                 self.draining = false;
                 if self.stopping {
@@ -476,16 +466,8 @@ impl Conn {
                 break;
             }
             if close {
-                let dropped: usize = self
-                    .slots
-                    .iter()
-                    .flat_map(|s| s.parts.iter())
-                    .map(Bytes::len)
-                    .sum();
-                self.handle
-                    .shared
-                    .queued
-                    .fetch_sub(dropped, Ordering::AcqRel);
+                let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
+                self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
                 self.slots.clear();
                 self.stop_reading = true;
                 self.close_after_flush = true;
@@ -507,10 +489,7 @@ impl Conn {
         ctx: &mut Ctx<'_, D>,
     ) {
         let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
-            self.handle
-                .shared
-                .queued
-                .fetch_sub(head.len(), Ordering::AcqRel);
+            self.handle.shared.queued.fetch_sub(head.len(), Ordering::AcqRel);
             return;
         };
         slot.parts.push(head);
@@ -549,7 +528,7 @@ impl Conn {
                 ws.info = Some(info);
             }
             self.timer = Timer::CloseHandshake;
-            self.deadline = Some(ctx.now + CLOSE_HANDSHAKE);
+            self.deadline = ctx.now.checked_add(CLOSE_HANDSHAKE);
         }
         if self.wq.len() >= ctx.cfg.write_high_water {
             self.flush(ctx);
@@ -568,18 +547,11 @@ impl Conn {
                 encode_close(code, reason, &mut out);
             }
             ws.close_sent = true;
-            self.handle
-                .shared
-                .queued
-                .fetch_add(out.len(), Ordering::AcqRel);
+            self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
             self.wq.push(Bytes::from(out));
         }
         if ws.info.is_none() {
-            ws.info = Some(WsClose {
-                code,
-                reason: reason.to_owned(),
-                by_peer: false,
-            });
+            ws.info = Some(WsClose { code, reason: reason.to_owned(), by_peer: false });
         }
         if done {
             self.stop_reading = true;
@@ -631,15 +603,10 @@ impl Conn {
                     off += n;
                     match ev {
                         WsEvent::Close(frame) => {
-                            let (code, reason) =
-                                frame.map_or((1005, String::new()), |f| (f.code, f.reason));
+                            let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason));
                             let we_closed = ws.close_sent;
                             if ws.info.is_none() {
-                                ws.info = Some(WsClose {
-                                    code,
-                                    reason: reason.clone(),
-                                    by_peer: true,
-                                });
+                                ws.info = Some(WsClose { code, reason: reason.clone(), by_peer: true });
                             }
                             if we_closed {
                                 // The reply to our close: the handshake is complete.
@@ -654,10 +621,7 @@ impl Conn {
                             if ws.auto_pong && !ws.close_sent {
                                 let mut out = Vec::with_capacity(p.len() + 2);
                                 encode_frame(OpCode::Pong, true, &p, &mut out);
-                                self.handle
-                                    .shared
-                                    .queued
-                                    .fetch_add(out.len(), Ordering::AcqRel);
+                                self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
                                 self.wq.push(Bytes::from(out));
                             }
                             ctx.dispatch.on_ws_event(&self.handle, WsEvent::Ping(p));
@@ -680,6 +644,8 @@ impl Conn {
         } else {
             self.stop_reading = true;
             self.close_after_flush = true;
+            let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
+            self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
             self.slots.clear();
         }
     }
@@ -698,7 +664,7 @@ impl Conn {
                             self.handle.shared.notify();
                         }
                         if self.timer == Timer::Write {
-                            self.deadline = Some(ctx.now + ctx.cfg.write_timeout);
+                            self.deadline = ctx.now.checked_add(ctx.cfg.write_timeout);
                         }
                     }
                     if !self.wq.is_empty() {
@@ -728,7 +694,7 @@ impl Conn {
                 self.lingering = true;
                 self.rbuf = Vec::new();
                 self.timer = Timer::Linger;
-                self.deadline = Some(ctx.now + LINGER);
+                self.deadline = ctx.now.checked_add(LINGER);
             }
         }
     }
@@ -760,11 +726,7 @@ impl Conn {
             Timer::Write
         } else if self.ws.is_some() || !self.slots.is_empty() {
             Timer::None
-        } else if self
-            .cur
-            .as_ref()
-            .is_some_and(|p| p.head.body != BodyKind::Empty)
-        {
+        } else if self.cur.as_ref().is_some_and(|p| p.head.body != BodyKind::Empty) {
             Timer::BodyRead
         } else if !self.rbuf.is_empty() || !self.decoder.is_idle() {
             Timer::HeaderRead
@@ -775,12 +737,12 @@ impl Conn {
             self.timer = want;
             self.deadline = match want {
                 Timer::None => None,
-                Timer::HeaderRead => Some(now + cfg.header_read_timeout),
-                Timer::BodyRead => Some(now + cfg.body_read_timeout),
-                Timer::Idle => Some(now + cfg.idle_timeout),
-                Timer::Write => Some(now + cfg.write_timeout),
-                Timer::Linger => Some(now + LINGER),
-                Timer::CloseHandshake => Some(now + CLOSE_HANDSHAKE),
+                Timer::HeaderRead => now.checked_add(cfg.header_read_timeout),
+                Timer::BodyRead => now.checked_add(cfg.body_read_timeout),
+                Timer::Idle => now.checked_add(cfg.idle_timeout),
+                Timer::Write => now.checked_add(cfg.write_timeout),
+                Timer::Linger => now.checked_add(LINGER),
+                Timer::CloseHandshake => now.checked_add(CLOSE_HANDSHAKE),
             };
         }
     }
@@ -803,16 +765,8 @@ impl Conn {
         match self.timer {
             Timer::HeaderRead | Timer::BodyRead if self.slots.is_empty() => {
                 let mut headers = HeaderMap::new();
-                headers.insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                let bytes = simple_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &headers,
-                    b"request timeout",
-                    ctx,
-                );
+                headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                let bytes = simple_response(StatusCode::REQUEST_TIMEOUT, &headers, b"request timeout", ctx);
                 self.cur = None;
                 self.push_local(bytes, true);
                 self.stop_reading = true;
@@ -824,6 +778,8 @@ impl Conn {
                 }
             }
             Timer::None => {}
+            // The peer kept its side open after our last response: a normal end.
+            Timer::Linger => self.close(CloseReason::Local),
             _ => self.close(CloseReason::Timeout),
         }
     }
@@ -837,8 +793,12 @@ impl Conn {
             self.flush(ctx);
             return;
         }
-        if self.slots.is_empty() && self.wq.is_empty() {
+        let receiving = self.cur.is_some() || !self.decoder.is_idle();
+        if self.slots.is_empty() && self.wq.is_empty() && !receiving {
             self.close(CloseReason::ServerStop);
+        } else if self.slots.is_empty() && receiving {
+            // A request is arriving: let it finish (within the stop deadline); `on_end`
+            // stops reading after it and the connection closes once it is answered.
         } else {
             self.cur = None;
             self.rbuf = Vec::new();
@@ -853,35 +813,23 @@ impl Conn {
         if self.ws.is_some() && self.closing.is_none() {
             self.ws_close(1001, "server stopping", true);
             if self.writable {
-                let _ = self.wq.write_to(&mut self.stream);
+                if let Ok(n) = self.wq.write_to(&mut self.stream) {
+                    self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
+                }
             }
         }
     }
 
     /// Drops everything queued (the connection is being removed).
     pub(crate) fn discard_output(&mut self) {
-        let dropped = self.wq.clear()
-            + self
-                .slots
-                .iter()
-                .flat_map(|s| s.parts.iter())
-                .map(Bytes::len)
-                .sum::<usize>();
+        let dropped = self.wq.clear() + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>();
         self.slots.clear();
-        self.handle
-            .shared
-            .queued
-            .fetch_sub(dropped, Ordering::AcqRel);
+        self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
     }
 }
 
 /// A complete response of the reactor's own (errors, timeouts): always `Connection: close`.
-fn simple_response<D>(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    ctx: &Ctx<'_, D>,
-) -> Bytes {
+fn simple_response<D>(status: StatusCode, headers: &HeaderMap, body: &[u8], ctx: &Ctx<'_, D>) -> Bytes {
     let rctx = ResponseContext {
         method: &Method::GET,
         version: Version::HTTP_11,
@@ -890,15 +838,7 @@ fn simple_response<D>(
         server: ctx.cfg.server_header.as_deref(),
     };
     let mut out = Vec::with_capacity(160 + body.len());
-    if encode_head(
-        status,
-        headers,
-        BodyLength::Known(body.len() as u64),
-        &rctx,
-        &mut out,
-    )
-    .is_ok()
-    {
+    if encode_head(status, headers, BodyLength::Known(body.len() as u64), &rctx, &mut out).is_ok() {
         out.extend_from_slice(body);
     }
     Bytes::from(out)

@@ -54,13 +54,7 @@ impl<D: Dispatch> EventLoop<D> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let remote = Remote {
-            inner: Arc::new(RemoteInner {
-                tx,
-                waker,
-                sleeping: AtomicBool::new(false),
-            }),
-        };
+        let remote = Remote { inner: Arc::new(RemoteInner { tx, waker, sleeping: AtomicBool::new(false) }) };
         let (mut listener, local) = match listener {
             Listener::Tcp(l) => {
                 l.set_nonblocking(true)?;
@@ -72,19 +66,12 @@ impl<D: Dispatch> EventLoop<D> {
                 (MioListener::Unix(mio::net::UnixListener::from_std(l)), None)
             }
         };
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let shortest = [
-            cfg.header_read_timeout,
-            cfg.body_read_timeout,
-            cfg.idle_timeout,
-            cfg.write_timeout,
-        ]
-        .into_iter()
-        .min()
-        .unwrap_or(Duration::from_secs(1));
-        let sweep_every =
-            (shortest / 8).clamp(Duration::from_millis(10), Duration::from_millis(500));
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let shortest = [cfg.header_read_timeout, cfg.body_read_timeout, cfg.idle_timeout, cfg.write_timeout]
+            .into_iter()
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        let sweep_every = (shortest / 8).clamp(Duration::from_millis(10), Duration::from_millis(500));
         let lp = Self {
             poll,
             listener: Some(listener),
@@ -114,10 +101,7 @@ impl<D: Dispatch> EventLoop<D> {
     }
 
     fn update_date(&mut self) {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if secs != self.date_secs {
             self.date_secs = secs;
             self.date = fmt_http_date(secs);
@@ -178,10 +162,11 @@ impl<D: Dispatch> EventLoop<D> {
                     LISTENER => self.accept(now),
                     t => {
                         let id = ConnId::from_token(t.0);
-                        let closed = ev.is_read_closed() || ev.is_error();
-                        let readable = ev.is_readable() || closed;
+                        let closed = ev.is_read_closed();
+                        let error = ev.is_error();
+                        let readable = ev.is_readable() || closed || error;
                         self.with_conn(id, now, |c, ctx, scratch| {
-                            c.on_ready(readable, ev.is_writable(), closed, ctx, scratch)
+                            c.on_ready(readable, ev.is_writable(), closed, error, ctx, scratch)
                         });
                     }
                 }
@@ -223,28 +208,18 @@ impl<D: Dispatch> EventLoop<D> {
     }
 
     /// Runs `f` on connection `id` (if it still exists), then reaps or re-arms it.
-    fn with_conn(
-        &mut self,
-        id: ConnId,
-        now: Instant,
-        f: impl FnOnce(&mut Conn, &mut Ctx<'_, D>, &mut [u8]),
-    ) {
+    fn with_conn(&mut self, id: ConnId, now: Instant, f: impl FnOnce(&mut Conn, &mut Ctx<'_, D>, &mut [u8])) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            dispatch: &mut self.dispatch,
-            now,
-            date: &self.date,
-        };
+        let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
         f(conn, &mut ctx, &mut self.scratch);
         if let Some(reason) = conn.is_closing() {
             self.reap(id, reason);
             return;
         }
         conn.update_timer(&self.cfg, now);
-        if conn.wants_revisit() && !self.ready.contains(&id) {
+        if conn.wants_revisit(&self.cfg) && !self.ready.contains(&id) {
             self.ready.push(id);
         }
     }
@@ -253,63 +228,29 @@ impl<D: Dispatch> EventLoop<D> {
         let mut touched: Vec<ConnId> = Vec::new();
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
-                Command::Write {
-                    id,
-                    seq,
-                    head,
-                    body,
-                    end,
-                    close,
-                } => {
+                Command::Write { id, seq, head, body, end, close } => {
                     let Some(conn) = self.conns.get_mut(id) else {
                         continue;
                     };
-                    let mut ctx = Ctx {
-                        cfg: &self.cfg,
-                        dispatch: &mut self.dispatch,
-                        now,
-                        date: &self.date,
-                    };
+                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
                     conn.on_write(seq, head, body, end, close, &mut ctx);
                     if touched.last() != Some(&id) {
                         touched.push(id);
                     }
                 }
-                Command::Upgrade {
-                    id,
-                    seq,
-                    head,
-                    max_message,
-                    auto_pong,
-                } => {
+                Command::Upgrade { id, seq, head, max_message, auto_pong } => {
                     let Some(conn) = self.conns.get_mut(id) else {
                         continue;
                     };
-                    let mut ctx = Ctx {
-                        cfg: &self.cfg,
-                        dispatch: &mut self.dispatch,
-                        now,
-                        date: &self.date,
-                    };
+                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
                     conn.on_upgrade(seq, head, max_message, auto_pong, &mut ctx);
                     touched.push(id);
                 }
-                Command::Frame {
-                    id,
-                    head,
-                    payload,
-                    close,
-                    ack,
-                } => {
+                Command::Frame { id, head, payload, close, ack } => {
                     let Some(conn) = self.conns.get_mut(id) else {
                         continue;
                     };
-                    let mut ctx = Ctx {
-                        cfg: &self.cfg,
-                        dispatch: &mut self.dispatch,
-                        now,
-                        date: &self.date,
-                    };
+                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
                     conn.on_frame(head, payload, close, ack, &mut ctx);
                     if touched.last() != Some(&id) {
                         touched.push(id);
@@ -373,7 +314,11 @@ impl<D: Dispatch> EventLoop<D> {
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
         conn.discard_output();
-        conn.handle.shared.closed.store(true, Ordering::Release);
+        {
+            // Under the user-data lock, so nothing is attached after `on_close` looked.
+            let _g = conn.handle.shared.user.lock().unwrap_or_else(|e| e.into_inner());
+            conn.handle.shared.closed.store(true, Ordering::Release);
+        }
         conn.handle.shared.notify();
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
         self.dispatch.on_close(&conn.handle, reason);
@@ -401,6 +346,7 @@ impl<D: Dispatch> EventLoop<D> {
                         local,
                         user: Mutex::new(None),
                         proxied: std::sync::OnceLock::new(),
+                        peer_eof: AtomicBool::new(false),
                     });
                     let remote = self.remote.clone();
                     let cfg = &self.cfg;

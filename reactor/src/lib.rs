@@ -220,6 +220,7 @@ struct ConnShared {
     local: Option<SocketAddr>,
     user: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
     proxied: std::sync::OnceLock<SocketAddr>,
+    peer_eof: AtomicBool,
 }
 
 impl std::fmt::Debug for ConnShared {
@@ -267,6 +268,12 @@ impl ConnHandle {
         self.shared.peer
     }
 
+    /// Whether the peer has closed its sending side (it may still be reading what is owed to
+    /// it, but it sends no more requests). Set before [`Dispatch::on_peer_eof`] is called.
+    pub fn peer_closed(&self) -> bool {
+        self.shared.peer_eof.load(Ordering::SeqCst)
+    }
+
     /// Whether a PROXY protocol header gave the client's address.
     pub fn is_proxied(&self) -> bool {
         self.shared.proxied.get().is_some()
@@ -294,17 +301,8 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared
-            .queued
-            .fetch_add(head.len() + body.len(), Ordering::AcqRel);
-        self.remote.send(Command::Write {
-            id: self.id,
-            seq,
-            head,
-            body,
-            end,
-            close,
-        });
+        self.shared.queued.fetch_add(head.len() + body.len(), Ordering::AcqRel);
+        self.remote.send(Command::Write { id: self.id, seq, head, body, end, close });
         true
     }
 
@@ -341,13 +339,7 @@ impl ConnHandle {
             return false;
         }
         self.shared.queued.fetch_add(head.len(), Ordering::AcqRel);
-        self.remote.send(Command::Upgrade {
-            id: self.id,
-            seq,
-            head,
-            max_message,
-            auto_pong,
-        });
+        self.remote.send(Command::Upgrade { id: self.id, seq, head, max_message, auto_pong });
         true
     }
 
@@ -359,16 +351,8 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared
-            .queued
-            .fetch_add(head.len() + payload.len(), Ordering::AcqRel);
-        self.remote.send(Command::Frame {
-            id: self.id,
-            head,
-            payload,
-            close,
-            ack: None,
-        });
+        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.remote.send(Command::Frame { id: self.id, head, payload, close, ack: None });
         true
     }
 
@@ -378,51 +362,46 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared
-            .queued
-            .fetch_add(head.len() + payload.len(), Ordering::AcqRel);
-        self.remote.send(Command::Frame {
-            id: self.id,
-            head,
-            payload,
-            close: None,
-            ack: Some(token),
-        });
+        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: Some(token) });
         true
     }
 
-    /// Attaches a value of the caller's to the connection (replacing any), e.g. the object that
-    /// receives its WebSocket messages. The reactor never looks at it.
-    pub fn set_user_data(&self, v: Option<Arc<dyn std::any::Any + Send + Sync>>) {
-        *self.shared.user.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    /// Changes the value of the caller's attached to the connection (e.g. the objects that
+    /// receive its WebSocket messages), under its lock. The reactor never looks at it.
+    /// Returns `false`, without calling `f`, once the connection is closed: from then on the
+    /// slot only empties (see [`ConnHandle::take_user_data`]), so whatever `on_close` finds
+    /// there is all that was ever attached.
+    pub fn update_user_data(&self, f: impl FnOnce(&mut Option<Arc<dyn std::any::Any + Send + Sync>>)) -> bool {
+        let mut g = self.shared.user.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_closed() {
+            return false;
+        }
+        f(&mut g);
+        true
+    }
+
+    /// Removes and returns the attached value.
+    pub fn take_user_data(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.shared.user.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The value attached with [`ConnHandle::set_user_data`].
     pub fn user_data(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
-        self.shared
-            .user
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Closes the connection after what is already queued has been written.
     pub fn close(&self) {
         if !self.is_closed() {
-            self.remote.send(Command::Close {
-                id: self.id,
-                abort: false,
-            });
+            self.remote.send(Command::Close { id: self.id, abort: false });
         }
     }
 
     /// Closes the connection now, dropping queued output.
     pub fn abort(&self) {
         if !self.is_closed() {
-            self.remote.send(Command::Close {
-                id: self.id,
-                abort: true,
-            });
+            self.remote.send(Command::Close { id: self.id, abort: true });
         }
     }
 }
@@ -499,11 +478,7 @@ impl Handle {
 
     /// Whether the loop has exited.
     pub fn is_finished(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_none_or(|t| t.is_finished())
+        self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(|t| t.is_finished())
     }
 }
 
@@ -511,20 +486,9 @@ impl Handle {
 ///
 /// # Errors
 /// Creating the poller, registering the listener or spawning the thread failed.
-pub fn spawn<D: Dispatch>(
-    config: ReactorConfig,
-    listener: Listener,
-    dispatch: D,
-) -> io::Result<Handle> {
+pub fn spawn<D: Dispatch>(config: ReactorConfig, listener: Listener, dispatch: D) -> io::Result<Handle> {
     let (lp, remote, local_addr) = event_loop::EventLoop::new(config.clone(), listener, dispatch)?;
     let stats = lp.stats();
-    let thread = std::thread::Builder::new()
-        .name(config.thread_name.clone())
-        .spawn(move || lp.run())?;
-    Ok(Handle {
-        remote,
-        thread: Mutex::new(Some(thread)),
-        local_addr,
-        stats,
-    })
+    let thread = std::thread::Builder::new().name(config.thread_name.clone()).spawn(move || lp.run())?;
+    Ok(Handle { remote, thread: Mutex::new(Some(thread)), local_addr, stats })
 }

@@ -8,6 +8,11 @@ pub struct ConnId {
     pub(crate) gen: u32,
 }
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "httpkit-reactor packs a 32-bit generation and a 32-bit index into a mio token: it needs a 64-bit target"
+);
+
 impl ConnId {
     /// Packs the id into a mio token value: `(generation << 32) | index`.
     pub(crate) fn to_token(self) -> usize {
@@ -15,10 +20,7 @@ impl ConnId {
     }
 
     pub(crate) fn from_token(t: usize) -> Self {
-        Self {
-            index: (t & 0xffff_ffff) as u32,
-            gen: (t >> 32) as u32,
-        }
+        Self { index: (t & 0xffff_ffff) as u32, gen: (t >> 32) as u32 }
     }
 }
 
@@ -38,11 +40,7 @@ pub(crate) struct Slab<T> {
 
 impl<T> Slab<T> {
     pub(crate) fn new() -> Self {
-        Self {
-            entries: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-        }
+        Self { entries: Vec::new(), free: Vec::new(), len: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -54,10 +52,7 @@ impl<T> Slab<T> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.entries.push(Entry {
-                    gen: 0,
-                    value: None,
-                });
+                self.entries.push(Entry { gen: 0, value: None });
                 (self.entries.len() - 1) as u32
             }
         };
@@ -93,10 +88,7 @@ impl<T> Slab<T> {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.value.is_some())
-            .map(|(i, e)| ConnId {
-                index: i as u32,
-                gen: e.gen,
-            })
+            .map(|(i, e)| ConnId { index: i as u32, gen: e.gen })
             .collect()
     }
 }
@@ -109,10 +101,7 @@ mod tests {
     fn token_packing_round_trips() {
         let id = ConnId { index: 7, gen: 3 };
         assert_eq!(ConnId::from_token(id.to_token()), id);
-        let id = ConnId {
-            index: u32::MAX - 5,
-            gen: u32::MAX - 1,
-        };
+        let id = ConnId { index: u32::MAX - 5, gen: u32::MAX - 1 };
         assert_eq!(ConnId::from_token(id.to_token()), id);
     }
 

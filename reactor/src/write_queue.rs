@@ -62,13 +62,7 @@ impl WriteQueue {
         let mut total = 0;
         while !self.segs.is_empty() {
             let mut slices = [IoSlice::new(&[]); 32];
-            let n = self
-                .segs
-                .iter()
-                .take(32)
-                .zip(slices.iter_mut())
-                .map(|(s, d)| *d = IoSlice::new(s))
-                .count();
+            let n = self.segs.iter().take(32).zip(slices.iter_mut()).map(|(s, d)| *d = IoSlice::new(s)).count();
             let written = match w.write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => k,
@@ -153,11 +147,7 @@ mod tests {
         q.push(Bytes::from_static(b"hello "));
         q.push(Bytes::from_static(b""));
         q.push(Bytes::from_static(b"world"));
-        let mut w = Trickle {
-            out: Vec::new(),
-            cap: 4,
-            calls: 2,
-        };
+        let mut w = Trickle { out: Vec::new(), cap: 4, calls: 2 };
         // "hell", then "o " (the default write_vectored writes the first non-empty slice)
         assert_eq!(q.write_to(&mut w).unwrap(), 6);
         assert_eq!(q.len(), 5);

@@ -32,16 +32,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn header_count(&self, name: &str) -> usize {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .count()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count()
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -59,20 +53,14 @@ impl Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        Self {
-            stream,
-            buf: Vec::new(),
-        }
+        Self { stream, buf: Vec::new() }
     }
 
     /// A client around a stream connected elsewhere.
     pub fn from_stream(stream: TcpStream) -> Self {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        Self {
-            stream,
-            buf: Vec::new(),
-        }
+        Self { stream, buf: Vec::new() }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -121,15 +109,9 @@ impl Client {
     pub fn read_response_to(&mut self, head: bool) -> io::Result<Resp> {
         let status_line = self.read_until_crlf()?;
         let status_line = String::from_utf8_lossy(&status_line).into_owned();
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad status line {status_line:?}"),
-                )
+        let status: u16 =
+            status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {status_line:?}"))
             })?;
         let mut headers = Vec::new();
         loop {
@@ -141,26 +123,17 @@ impl Client {
             let (n, v) = line.split_once(':').unwrap_or((&line, ""));
             headers.push((n.trim().to_owned(), v.trim().to_owned()));
         }
-        let mut r = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-            chunks: 0,
-        };
+        let mut r = Resp { status, headers, body: Vec::new(), chunks: 0 };
         if head || status < 200 || status == 204 || status == 304 {
             return Ok(r);
         }
         if let Some(cl) = r.header("content-length") {
             let n: usize = cl.parse().unwrap();
             r.body = self.read_exact_buf(n)?;
-        } else if r
-            .header("transfer-encoding")
-            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-        {
+        } else if r.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
             loop {
                 let size_line = self.read_until_crlf()?;
-                let size =
-                    usize::from_str_radix(String::from_utf8_lossy(&size_line).trim(), 16).unwrap();
+                let size = usize::from_str_radix(String::from_utf8_lossy(&size_line).trim(), 16).unwrap();
                 if size == 0 {
                     while !self.read_until_crlf()?.is_empty() {}
                     break;
@@ -190,12 +163,7 @@ impl Client {
                         break false;
                     }
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut =>
-                {
-                    break false
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => break false,
                 Err(_) => break true,
             }
         };
@@ -283,10 +251,7 @@ impl Client {
                 if p.len() < 2 {
                     return Ok((None, String::new()));
                 }
-                return Ok((
-                    Some(u16::from_be_bytes([p[0], p[1]])),
-                    String::from_utf8_lossy(&p[2..]).into_owned(),
-                ));
+                return Ok((Some(u16::from_be_bytes([p[0], p[1]])), String::from_utf8_lossy(&p[2..]).into_owned()));
             }
         }
     }

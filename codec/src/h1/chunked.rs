@@ -109,11 +109,8 @@ impl ChunkedDecoder {
                         if self.digits > 16 {
                             return Err(ParseError::ChunkSize);
                         }
-                        self.size = self
-                            .size
-                            .checked_mul(16)
-                            .and_then(|s| s.checked_add(d))
-                            .ok_or(ParseError::ChunkSize)?;
+                        self.size =
+                            self.size.checked_mul(16).and_then(|s| s.checked_add(d)).ok_or(ParseError::ChunkSize)?;
                     }
                     _ if self.digits == 0 => return Err(ParseError::ChunkSize),
                     b' ' | b'\t' => self.state = SizeWs,
@@ -202,14 +199,10 @@ impl ChunkedDecoder {
         };
         let mut map = HeaderMap::with_capacity(parsed.len());
         for h in parsed {
-            if FORBIDDEN_TRAILERS
-                .iter()
-                .any(|f| h.name.eq_ignore_ascii_case(f))
-            {
+            if FORBIDDEN_TRAILERS.iter().any(|f| h.name.eq_ignore_ascii_case(f)) {
                 return Err(ParseError::Trailer);
             }
-            let name =
-                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::Trailer)?;
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::Trailer)?;
             let value = HeaderValue::from_bytes(h.value).map_err(|_| ParseError::Trailer)?;
             map.append(name, value);
         }

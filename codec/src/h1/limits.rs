@@ -24,11 +24,6 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_line: 8192,
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            max_body: 8 * 1024 * 1024,
-        }
+        Self { max_line: 8192, max_header_bytes: 64 * 1024, max_headers: 100, max_body: 8 * 1024 * 1024 }
     }
 }

@@ -85,10 +85,7 @@ impl RequestHead {
 
     /// Whether the request asks for a WebSocket: an `Upgrade` header with the `websocket` token.
     pub fn is_websocket(&self) -> bool {
-        self.headers
-            .get_all(http::header::UPGRADE)
-            .iter()
-            .any(|v| has_token(v.as_bytes(), b"websocket"))
+        self.headers.get_all(http::header::UPGRADE).iter().any(|v| has_token(v.as_bytes(), b"websocket"))
     }
 }
 
@@ -159,14 +156,7 @@ pub struct RequestDecoder {
 impl RequestDecoder {
     /// A decoder enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            state: State::Head,
-            line_start: 0,
-            lines: 0,
-            head_start: 0,
-            trailers: None,
-        }
+        Self { limits, state: State::Head, line_start: 0, lines: 0, head_start: 0, trailers: None }
     }
 
     /// The limits this decoder enforces.
@@ -195,10 +185,7 @@ impl RequestDecoder {
     ///
     /// # Errors
     /// A [`ParseError`] naming the status to answer; the connection must then be closed.
-    pub fn decode<'a>(
-        &mut self,
-        input: &'a [u8],
-    ) -> Result<(usize, Option<RequestEvent<'a>>), ParseError> {
+    pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, Option<RequestEvent<'a>>), ParseError> {
         match &mut self.state {
             State::Head => self.decode_head(input),
             State::EndPending => {
@@ -240,10 +227,7 @@ impl RequestDecoder {
         }
     }
 
-    fn decode_head<'a>(
-        &mut self,
-        buf: &'a [u8],
-    ) -> Result<(usize, Option<RequestEvent<'a>>), ParseError> {
+    fn decode_head<'a>(&mut self, buf: &'a [u8]) -> Result<(usize, Option<RequestEvent<'a>>), ParseError> {
         // Fast path: the whole head usually arrives in one read.
         if self.lines == 0 && self.line_start == 0 && buf.first().is_some_and(|b| *b != b'\r') {
             if let Some((end, head)) = self.parse(buf, 0)? {
@@ -290,11 +274,7 @@ impl RequestDecoder {
     }
 
     /// Parses the head in `buf[start..]`; `Ok(None)` when it is incomplete.
-    fn parse(
-        &mut self,
-        buf: &[u8],
-        start: usize,
-    ) -> Result<Option<(usize, RequestHead)>, ParseError> {
+    fn parse(&mut self, buf: &[u8], start: usize) -> Result<Option<(usize, RequestHead)>, ParseError> {
         let lim = self.limits;
         let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); Limits::HEADERS_CAP];
         let n_slots = lim.max_headers.min(Limits::HEADERS_CAP);
@@ -315,11 +295,7 @@ impl RequestDecoder {
         if method.len() + path.len() + 11 > lim.max_line {
             return Err(ParseError::UriTooLong);
         }
-        let version = if minor == 1 {
-            Version::HTTP_11
-        } else {
-            Version::HTTP_10
-        };
+        let version = if minor == 1 { Version::HTTP_11 } else { Version::HTTP_10 };
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| ParseError::Malformed)?;
 
         let mut content_length: Option<u64> = None;
@@ -401,10 +377,8 @@ impl RequestDecoder {
         let raw = Bytes::copy_from_slice(&src[..len]);
         let mut headers = HeaderMap::with_capacity(req.headers.len());
         for h in req.headers.iter() {
-            let name =
-                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::HeaderName)?;
-            let value = HeaderValue::from_maybe_shared(sub(&raw, src, h.value))
-                .map_err(|_| ParseError::HeaderValue)?;
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::HeaderName)?;
+            let value = HeaderValue::from_maybe_shared(sub(&raw, src, h.value)).map_err(|_| ParseError::HeaderValue)?;
             headers.append(name, value);
         }
         let target = sub(&raw, src, path.as_bytes());
@@ -418,9 +392,7 @@ impl RequestDecoder {
             version,
             headers,
             keep_alive,
-            expect_continue: expect_continue
-                && version == Version::HTTP_11
-                && body != BodyKind::Empty,
+            expect_continue: expect_continue && version == Version::HTTP_11 && body != BodyKind::Empty,
             upgrade: conn_upgrade && has_upgrade,
             body,
             target,
@@ -456,17 +428,13 @@ fn split_target(t: &str) -> Result<(usize, usize), ParseError> {
     let before_query = &t[..path_end];
     if let Some(i) = before_query.find("://") {
         let scheme = &t[..i];
-        let scheme_ok = !scheme.is_empty()
-            && scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        let scheme_ok =
+            !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
         if !scheme_ok {
             return Err(ParseError::Target);
         }
         let after = i + 3;
-        let path_start = before_query[after..]
-            .find('/')
-            .map_or(path_end, |p| after + p);
+        let path_start = before_query[after..].find('/').map_or(path_end, |p| after + p);
         // With no path (`http://host?q`) the range is empty and `path()` answers `/`.
         return Ok((path_start, path_end));
     }
@@ -485,10 +453,7 @@ fn map_httparse_error(e: httparse::Error, src: &[u8]) -> ParseError {
         httparse::Error::Version => {
             // `HTTP/2.0`, `HTTP/0.9`, `HTTP/3`: a version we do not speak (505); anything else
             // is garbage (400).
-            let line_end = src
-                .iter()
-                .position(|&b| b == b'\r' || b == b'\n')
-                .unwrap_or(src.len());
+            let line_end = src.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(src.len());
             let line = &src[..line_end];
             let last = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
             let looks_like_version = last.len() >= 6
@@ -516,14 +481,8 @@ fn parse_content_length(v: &[u8]) -> Result<u64, ParseError> {
 }
 
 pub(crate) fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
+    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |e| e + 1);
     &v[start..end.max(start)]
 }
 

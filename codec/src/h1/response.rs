@@ -136,11 +136,7 @@ pub fn encode_head(
     };
 
     dst.extend_from_slice(b"HTTP/1.1 ");
-    let digits = [
-        b'0' + (code / 100) as u8,
-        b'0' + (code / 10 % 10) as u8,
-        b'0' + (code % 10) as u8,
-    ];
+    let digits = [b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8];
     dst.extend_from_slice(&digits);
     dst.push(b' ');
     dst.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
@@ -150,9 +146,7 @@ pub fn encode_head(
     let mut has_date = false;
     for (name, value) in headers {
         if !upgrade
-            && (name == header::CONTENT_LENGTH
-                || name == header::TRANSFER_ENCODING
-                || name == header::CONNECTION)
+            && (name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::CONNECTION)
         {
             continue;
         }

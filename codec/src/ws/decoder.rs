@@ -123,8 +123,7 @@ impl FrameDecoder {
                             return Ok((off, None));
                         }
                         let take = (need - self.hdr_len).min(input.len() - off);
-                        self.hdr[self.hdr_len..self.hdr_len + take]
-                            .copy_from_slice(&input[off..off + take]);
+                        self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(&input[off..off + take]);
                         self.hdr_len += take;
                         off += take;
                         if self.hdr_len == 2 {
@@ -145,11 +144,7 @@ impl FrameDecoder {
                     }
                     let chunk = &input[off..off + take];
                     let control = self.op.is_control();
-                    let dst = if control {
-                        &mut self.ctrl
-                    } else {
-                        &mut self.msg
-                    };
+                    let dst = if control { &mut self.ctrl } else { &mut self.msg };
                     let start = dst.len();
                     dst.extend_from_slice(chunk);
                     apply_mask(&mut dst[start..], self.key, self.offset);
@@ -213,12 +208,8 @@ impl FrameDecoder {
         self.remaining = len;
         self.offset = 0;
         match self.op {
-            OpCode::Continuation if self.msg_op.is_none() => {
-                return Err(ProtocolError::UnexpectedContinuation)
-            }
-            OpCode::Text | OpCode::Binary if self.msg_op.is_some() => {
-                return Err(ProtocolError::ExpectedContinuation)
-            }
+            OpCode::Continuation if self.msg_op.is_none() => return Err(ProtocolError::UnexpectedContinuation),
+            OpCode::Text | OpCode::Binary if self.msg_op.is_some() => return Err(ProtocolError::ExpectedContinuation),
             OpCode::Text | OpCode::Binary => {
                 self.msg_op = Some(self.op);
                 self.utf8_checked = 0;
@@ -266,8 +257,7 @@ impl FrameDecoder {
                         if !is_valid_close_code(code) {
                             return Err(ProtocolError::InvalidCloseCode);
                         }
-                        let reason = String::from_utf8(p[2..].to_vec())
-                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        let reason = String::from_utf8(p[2..].to_vec()).map_err(|_| ProtocolError::InvalidUtf8)?;
                         Ok(Some(WsEvent::Close(Some(CloseFrame { code, reason }))))
                     }
                 }

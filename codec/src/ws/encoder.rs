@@ -50,11 +50,7 @@ impl OpCode {
 /// Appends one frame. Control payloads longer than 125 bytes are truncated to 125 (the
 /// protocol forbids more).
 pub fn encode_frame(op: OpCode, fin: bool, payload: &[u8], dst: &mut Vec<u8>) {
-    let payload = if op.is_control() {
-        &payload[..payload.len().min(125)]
-    } else {
-        payload
-    };
+    let payload = if op.is_control() { &payload[..payload.len().min(125)] } else { payload };
     dst.reserve(payload.len() + 10);
     dst.push(if fin { 0x80 } else { 0 } | op.bits());
     let len = payload.len();

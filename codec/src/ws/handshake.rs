@@ -30,11 +30,10 @@ pub struct Handshake {
 }
 
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
 }
 
 /// Validates an upgrade request: GET, HTTP/1.1, `Upgrade: websocket`, `Connection: upgrade`,
@@ -55,11 +54,7 @@ pub fn check_handshake(head: &RequestHead) -> Result<Handshake, HandshakeError> 
     if !has_token(&head.headers, header::CONNECTION, "upgrade") {
         return Err(HandshakeError::Connection);
     }
-    let versions: Vec<_> = head
-        .headers
-        .get_all(header::SEC_WEBSOCKET_VERSION)
-        .iter()
-        .collect();
+    let versions: Vec<_> = head.headers.get_all(header::SEC_WEBSOCKET_VERSION).iter().collect();
     if versions.len() != 1 || versions[0].as_bytes().trim_ascii() != b"13" {
         return Err(HandshakeError::Version);
     }
@@ -69,9 +64,7 @@ pub fn check_handshake(head: &RequestHead) -> Result<Handshake, HandshakeError> 
     };
     let key = key.as_bytes().trim_ascii();
     match STANDARD.decode(key) {
-        Ok(raw) if raw.len() == 16 => Ok(Handshake {
-            accept: accept_key(key),
-        }),
+        Ok(raw) if raw.len() == 16 => Ok(Handshake { accept: accept_key(key) }),
         _ => Err(HandshakeError::Key),
     }
 }
@@ -97,7 +90,9 @@ pub fn encode_handshake_response(
     date: &[u8],
     dst: &mut Vec<u8>,
 ) {
-    dst.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ");
+    dst.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
+    );
     dst.extend_from_slice(accept.as_bytes());
     dst.extend_from_slice(b"\r\n");
     if let Some(p) = protocol {
@@ -115,12 +110,7 @@ pub fn encode_handshake_response(
             header::CONTENT_LENGTH,
             header::TRANSFER_ENCODING,
         ];
-        if skip.contains(name)
-            || value
-                .as_bytes()
-                .iter()
-                .any(|&b| b == b'\r' || b == b'\n' || b == 0)
-        {
+        if skip.contains(name) || value.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
             continue;
         }
         dst.extend_from_slice(name.as_str().as_bytes());

@@ -55,18 +55,10 @@ fn feed(dec: &mut FrameDecoder, pieces: &[&[u8]]) -> Vec<Result<WsEvent, Protoco
 fn run(input: &[u8]) -> Vec<Result<WsEvent, ProtocolError>> {
     let whole = feed(&mut FrameDecoder::new(1 << 20), &[input]);
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
-    assert_eq!(
-        feed(&mut FrameDecoder::new(1 << 20), &bytes),
-        whole,
-        "byte at a time"
-    );
+    assert_eq!(feed(&mut FrameDecoder::new(1 << 20), &bytes), whole, "byte at a time");
     for i in 0..input.len() {
         let (a, b) = input.split_at(i);
-        assert_eq!(
-            feed(&mut FrameDecoder::new(1 << 20), &[a, b]),
-            whole,
-            "split at {i}"
-        );
+        assert_eq!(feed(&mut FrameDecoder::new(1 << 20), &[a, b]), whole, "split at {i}");
     }
     whole
 }
@@ -81,9 +73,7 @@ fn err(input: &[u8]) -> ProtocolError {
 #[test]
 fn rfc6455_5_7_examples() {
     // A single-frame masked text message ("Hello").
-    let masked = [
-        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-    ];
+    let masked = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
     assert_eq!(run(&masked), vec![Ok(WsEvent::Text("Hello".into()))]);
     // The same unmasked, as a server sends it.
     let mut out = Vec::new();
@@ -100,9 +90,7 @@ fn rfc6455_5_7_examples() {
     let mut out = Vec::new();
     encode_frame(OpCode::Ping, true, b"Hello", &mut out);
     assert_eq!(out, [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-    let pong = [
-        0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-    ];
+    let pong = [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
     assert_eq!(run(&pong), vec![Ok(WsEvent::Pong(b"Hello".to_vec()))]);
     // 256 bytes and 64 KiB binary messages: length encodings.
     let mut out = Vec::new();
@@ -122,11 +110,7 @@ fn fragmented_message_with_interleaved_control_frames() {
     input.extend(client_frame(0x0, true, b"o", KEY));
     assert_eq!(
         run(&input),
-        vec![
-            Ok(WsEvent::Ping(b"p".to_vec())),
-            Ok(WsEvent::Pong(vec![])),
-            Ok(WsEvent::Text("Hello".into()))
-        ]
+        vec![Ok(WsEvent::Ping(b"p".to_vec())), Ok(WsEvent::Pong(vec![])), Ok(WsEvent::Text("Hello".into()))]
     );
 }
 
@@ -143,59 +127,24 @@ fn large_lengths_decode() {
 #[test]
 fn protocol_errors() {
     assert_eq!(err(&[0xC1, 0x80, 1, 2, 3, 4]), ProtocolError::ReservedBits);
-    assert_eq!(
-        err(&[0x83, 0x80, 1, 2, 3, 4]),
-        ProtocolError::ReservedOpcode
-    );
-    assert_eq!(
-        err(&[0x8B, 0x80, 1, 2, 3, 4]),
-        ProtocolError::ReservedOpcode
-    );
-    assert_eq!(
-        err(&client_frame(0x9, false, b"x", KEY)),
-        ProtocolError::InvalidControlFrame
-    );
-    assert_eq!(
-        err(&client_frame(0x9, true, &[0; 126], KEY)),
-        ProtocolError::InvalidControlFrame
-    );
-    assert_eq!(
-        err(&client_frame(0x0, true, b"x", KEY)),
-        ProtocolError::UnexpectedContinuation
-    );
+    assert_eq!(err(&[0x83, 0x80, 1, 2, 3, 4]), ProtocolError::ReservedOpcode);
+    assert_eq!(err(&[0x8B, 0x80, 1, 2, 3, 4]), ProtocolError::ReservedOpcode);
+    assert_eq!(err(&client_frame(0x9, false, b"x", KEY)), ProtocolError::InvalidControlFrame);
+    assert_eq!(err(&client_frame(0x9, true, &[0; 126], KEY)), ProtocolError::InvalidControlFrame);
+    assert_eq!(err(&client_frame(0x0, true, b"x", KEY)), ProtocolError::UnexpectedContinuation);
     let mut two = client_frame(0x1, false, b"a", KEY);
     two.extend(client_frame(0x1, true, b"b", KEY));
     assert_eq!(err(&two), ProtocolError::ExpectedContinuation);
-    assert_eq!(
-        err(&[0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]),
-        ProtocolError::InvalidLength
-    );
-    assert_eq!(
-        err(&[0x82, 0xFE, 0, 5, 1, 2, 3, 4]),
-        ProtocolError::InvalidLength,
-        "non-minimal 16-bit length"
-    );
-    assert_eq!(
-        err(&[0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4]),
-        ProtocolError::InvalidLength
-    );
-    assert_eq!(
-        err(&client_frame(0x8, true, &[3], KEY)),
-        ProtocolError::InvalidClosePayload
-    );
+    assert_eq!(err(&[0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]), ProtocolError::InvalidLength);
+    assert_eq!(err(&[0x82, 0xFE, 0, 5, 1, 2, 3, 4]), ProtocolError::InvalidLength, "non-minimal 16-bit length");
+    assert_eq!(err(&[0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4]), ProtocolError::InvalidLength);
+    assert_eq!(err(&client_frame(0x8, true, &[3], KEY)), ProtocolError::InvalidClosePayload);
     for bad in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
-        assert_eq!(
-            err(&client_frame(0x8, true, &bad.to_be_bytes(), KEY)),
-            ProtocolError::InvalidCloseCode,
-            "{bad}"
-        );
+        assert_eq!(err(&client_frame(0x8, true, &bad.to_be_bytes(), KEY)), ProtocolError::InvalidCloseCode, "{bad}");
     }
     let mut close = 1000u16.to_be_bytes().to_vec();
     close.extend_from_slice(&[0xff, 0xfe]);
-    assert_eq!(
-        err(&client_frame(0x8, true, &close, KEY)),
-        ProtocolError::InvalidUtf8
-    );
+    assert_eq!(err(&client_frame(0x8, true, &close, KEY)), ProtocolError::InvalidUtf8);
     assert_eq!(ProtocolError::InvalidUtf8.close_code(), 1007);
     assert_eq!(ProtocolError::MessageTooBig.close_code(), 1009);
     assert_eq!(ProtocolError::ReservedBits.close_code(), 1002);
@@ -208,16 +157,10 @@ fn close_codes() {
         p.extend_from_slice("bye ✓".as_bytes());
         assert_eq!(
             run(&client_frame(0x8, true, &p, KEY)),
-            vec![Ok(WsEvent::Close(Some(CloseFrame {
-                code: ok,
-                reason: "bye ✓".into()
-            })))]
+            vec![Ok(WsEvent::Close(Some(CloseFrame { code: ok, reason: "bye ✓".into() })))]
         );
     }
-    assert_eq!(
-        run(&client_frame(0x8, true, b"", KEY)),
-        vec![Ok(WsEvent::Close(None))]
-    );
+    assert_eq!(run(&client_frame(0x8, true, b"", KEY)), vec![Ok(WsEvent::Close(None))]);
     let mut out = Vec::new();
     encode_close(4000, "bye", &mut out);
     assert_eq!(out, [0x88, 5, 0x0f, 0xa0, b'b', b'y', b'e']);
@@ -227,10 +170,7 @@ fn close_codes() {
 fn utf8_is_validated_incrementally_and_fails_fast() {
     // Invalid byte in the first fragment of a message that never finishes: fail at once.
     let first = client_frame(0x1, false, &[b'a', 0xff], KEY);
-    assert_eq!(
-        feed(&mut FrameDecoder::new(100), &[&first]),
-        vec![Err(ProtocolError::InvalidUtf8)]
-    );
+    assert_eq!(feed(&mut FrameDecoder::new(100), &[&first]), vec![Err(ProtocolError::InvalidUtf8)]);
     // A code point split across fragments is fine.
     let snow = "☃".as_bytes();
     let mut input = client_frame(0x1, false, &snow[..1], KEY);
@@ -238,51 +178,29 @@ fn utf8_is_validated_incrementally_and_fails_fast() {
     input.extend(client_frame(0x0, true, &snow[2..], KEY));
     assert_eq!(run(&input), vec![Ok(WsEvent::Text("☃".into()))]);
     // An incomplete sequence at the end of the message is invalid.
-    assert_eq!(
-        err(&client_frame(0x1, true, &snow[..2], KEY)),
-        ProtocolError::InvalidUtf8
-    );
+    assert_eq!(err(&client_frame(0x1, true, &snow[..2], KEY)), ProtocolError::InvalidUtf8);
     // Beyond U+10FFFF is caught at the second byte.
     let bad = client_frame(0x1, false, &[0xf4, 0x90], KEY);
-    assert_eq!(
-        feed(&mut FrameDecoder::new(100), &[&bad]),
-        vec![Err(ProtocolError::InvalidUtf8)]
-    );
+    assert_eq!(feed(&mut FrameDecoder::new(100), &[&bad]), vec![Err(ProtocolError::InvalidUtf8)]);
 }
 
 #[test]
 fn message_size_limit_counts_all_fragments() {
     let mut input = client_frame(0x2, false, &[1; 60], KEY);
     input.extend(client_frame(0x0, true, &[1; 50], KEY));
-    assert_eq!(
-        feed(&mut FrameDecoder::new(100), &[&input]),
-        vec![Err(ProtocolError::MessageTooBig)]
-    );
+    assert_eq!(feed(&mut FrameDecoder::new(100), &[&input]), vec![Err(ProtocolError::MessageTooBig)]);
     // A single frame header announcing too much fails before any payload arrives.
     let input = [0x82, 0xFE, 0x01, 0x00, 1, 2, 3, 4];
-    assert_eq!(
-        feed(&mut FrameDecoder::new(100), &[&input]),
-        vec![Err(ProtocolError::MessageTooBig)]
-    );
+    assert_eq!(feed(&mut FrameDecoder::new(100), &[&input]), vec![Err(ProtocolError::MessageTooBig)]);
     // Control frames are exempt.
-    assert_eq!(
-        feed(
-            &mut FrameDecoder::new(10),
-            &[&client_frame(0x9, true, &[0; 100], KEY)]
-        )
-        .len(),
-        1
-    );
+    assert_eq!(feed(&mut FrameDecoder::new(10), &[&client_frame(0x9, true, &[0; 100], KEY)]).len(), 1);
 }
 
 #[test]
 fn encode_message_fragments() {
     let mut out = Vec::new();
     encode_message(OpCode::Text, b"abcdefg", 3, &mut out);
-    assert_eq!(
-        out,
-        [0x01, 3, b'a', b'b', b'c', 0x00, 3, b'd', b'e', b'f', 0x80, 1, b'g']
-    );
+    assert_eq!(out, [0x01, 3, b'a', b'b', b'c', 0x00, 3, b'd', b'e', b'f', 0x80, 1, b'g']);
 }
 
 fn head(raw: &[u8]) -> crate::h1::RequestHead {
@@ -298,24 +216,12 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: chat, sup
 
 #[test]
 fn handshake_rfc_example() {
-    assert_eq!(
-        accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    );
+    assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     let h = head(GOOD);
-    assert_eq!(
-        check_handshake(&h).unwrap().accept,
-        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    );
+    assert_eq!(check_handshake(&h).unwrap().accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     assert_eq!(requested_protocols(&h.headers), ["chat", "superchat"]);
     let mut out = Vec::new();
-    encode_handshake_response(
-        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
-        Some("chat"),
-        &http::HeaderMap::new(),
-        b"D",
-        &mut out,
-    );
+    encode_handshake_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", Some("chat"), &http::HeaderMap::new(), b"D", &mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
@@ -325,48 +231,24 @@ fn handshake_rfc_example() {
 
 #[test]
 fn handshake_rejections() {
-    let swap =
-        |from: &str, to: &str| head(String::from_utf8_lossy(GOOD).replace(from, to).as_bytes());
-    assert_eq!(
-        check_handshake(&swap("GET /chat", "POST /chat")),
-        Err(HandshakeError::Method)
-    );
-    assert_eq!(
-        check_handshake(&swap("Upgrade: websocket", "Upgrade: h2c")),
-        Err(HandshakeError::Upgrade)
-    );
-    assert_eq!(
-        check_handshake(&swap("keep-alive, Upgrade", "keep-alive")),
-        Err(HandshakeError::Connection)
-    );
+    let swap = |from: &str, to: &str| head(String::from_utf8_lossy(GOOD).replace(from, to).as_bytes());
+    assert_eq!(check_handshake(&swap("GET /chat", "POST /chat")), Err(HandshakeError::Method));
+    assert_eq!(check_handshake(&swap("Upgrade: websocket", "Upgrade: h2c")), Err(HandshakeError::Upgrade));
+    assert_eq!(check_handshake(&swap("keep-alive, Upgrade", "keep-alive")), Err(HandshakeError::Connection));
     let v = swap("Version: 13", "Version: 8");
     assert_eq!(check_handshake(&v), Err(HandshakeError::Version));
     assert_eq!(HandshakeError::Version.status(), 426);
-    assert_eq!(
-        check_handshake(&swap("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==")),
-        Err(HandshakeError::Key)
-    );
-    assert_eq!(
-        check_handshake(&swap("dGhlIHNhbXBsZSBub25jZQ==", "!!!")),
-        Err(HandshakeError::Key)
-    );
+    assert_eq!(check_handshake(&swap("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==")), Err(HandshakeError::Key));
+    assert_eq!(check_handshake(&swap("dGhlIHNhbXBsZSBub25jZQ==", "!!!")), Err(HandshakeError::Key));
     assert_eq!(HandshakeError::Key.status(), 400);
-    let h10 = head(
-        &String::from_utf8_lossy(GOOD)
-            .replace("HTTP/1.1", "HTTP/1.0")
-            .into_bytes(),
-    );
+    let h10 = head(&String::from_utf8_lossy(GOOD).replace("HTTP/1.1", "HTTP/1.0").into_bytes());
     assert_eq!(check_handshake(&h10), Err(HandshakeError::HttpVersion));
 }
 
 fn arb_frames() -> impl Strategy<Value = Vec<(u8, bool, Vec<u8>)>> {
     // Well-formed sequences: messages of 1–3 fragments with pings/pongs in between.
     proptest::collection::vec(
-        (
-            any::<bool>(),
-            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..4),
-            any::<bool>(),
-        ),
+        (any::<bool>(), proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..4), any::<bool>()),
         1..5,
     )
     .prop_map(|msgs| {

@@ -1,0 +1,149 @@
+//! Regression tests for races and hangs found in review, each over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use httpkit::{as_channel, Body, ChannelHandlers, Request, Response};
+use util::*;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn recording(log: &Log) -> ChannelHandlers {
+    let (a, b) = (log.clone(), log.clone());
+    ChannelHandlers::new()
+        .on_open(move |_ch| a.lock().unwrap().push("open".into()))
+        .on_close(move |_ch, st| b.lock().unwrap().push(format!("close {:?}", st.kind())))
+}
+
+#[test]
+fn client_gone_before_as_channel_gets_on_close_and_no_on_open() {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let s = start(
+        move |req: Request| {
+            thread::sleep(Duration::from_millis(300));
+            as_channel(&req, recording(&l))
+        },
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    thread::sleep(Duration::from_millis(50));
+    drop(c);
+    wait_until("on_close", || log.lock().unwrap().iter().any(|l| l == "close ClientClose"));
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(*log.lock().unwrap(), vec!["close ClientClose".to_owned()]);
+}
+
+#[test]
+fn long_poll_after_connection_close_request_still_notices_the_client_leaving() {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let s = start(move |req: Request| as_channel(&req, recording(&l)), opts());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    wait_until("open", || log.lock().unwrap().iter().any(|l| l == "open"));
+    drop(c);
+    wait_until("on_close(ClientClose)", || log.lock().unwrap().iter().any(|l| l == "close ClientClose"));
+    wait_until("connection reaped", || s.connections_open() == 0);
+}
+
+#[test]
+fn a_channel_beaten_by_an_ordinary_response_is_closed() {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let s = start(
+        move |req: Request| {
+            let _ignored = as_channel(&req, recording(&l));
+            Response::ok("ordinary")
+        },
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    assert_eq!(c.get("/").text(), "ordinary");
+    wait_until("on_close", || log.lock().unwrap().iter().any(|l| l == "close ServerClose"));
+    // The connection stays usable and the stale channel does not react to its EOF.
+    assert_eq!(c.get("/").text(), "ordinary");
+}
+
+#[test]
+fn websocket_closed_in_init_is_refused() {
+    let s = start(
+        |req: Request| {
+            as_channel(
+                &req,
+                ChannelHandlers::new().init(|ch| {
+                    ch.close();
+                }),
+            )
+        },
+        opts(),
+    );
+    let (_c, r) = ws_connect(addr(&s), "/", "");
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn send_from_init_is_refused_before_the_handshake() {
+    let sent = Arc::new(Mutex::new(None));
+    let s2 = sent.clone();
+    let s = start(
+        move |req: Request| {
+            let s3 = s2.clone();
+            as_channel(&req, ChannelHandlers::new().init(move |ch| *s3.lock().unwrap() = Some(ch.send("too early"))))
+        },
+        opts(),
+    );
+    let (_c, r) = ws_connect(addr(&s), "/", "");
+    assert_eq!(r.status, 101);
+    assert_eq!(*sent.lock().unwrap(), Some(false));
+}
+
+#[test]
+fn a_panicking_body_stream_aborts_that_response_only() {
+    let s = start(
+        |req: Request| {
+            if req.path() == "/bad" {
+                let mut n = 0;
+                return Response::ok(Body::stream(std::iter::from_fn(move || {
+                    n += 1;
+                    if n == 2 {
+                        panic!("stream broke");
+                    }
+                    Some("first")
+                })));
+            }
+            Response::ok("fine")
+        },
+        opts().error_logger(|_| {}),
+    );
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /bad HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(c.read_response().is_err(), "incomplete chunked body, then the connection closes");
+    assert_eq!(request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").text(), "fine");
+}
+
+#[test]
+fn upgrade_request_from_a_client_that_left_leaves_no_connection_behind() {
+    let s = start(
+        |req: Request| {
+            thread::sleep(Duration::from_millis(200));
+            as_channel(&req, ChannelHandlers::new())
+        },
+        opts(),
+    );
+    let (c, _) = {
+        let mut c = Client::connect(addr(&s));
+        c.send(
+            b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        (c, ())
+    };
+    drop(c);
+    wait_until("connection reaped", || s.connections_open() == 0);
+}
