@@ -79,12 +79,12 @@ impl Request {
 
     /// The header fields (names case-insensitive; duplicates kept).
     pub fn headers(&self) -> &HeaderMap {
-        &self.head.headers
+        self.head.headers()
     }
 
     /// The first value of header `name` if it is valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.headers.get(name).and_then(|v| v.to_str().ok())
+        self.head.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The trailer fields of a chunked request body.
@@ -156,7 +156,7 @@ impl Request {
 
     /// The subprotocols the client offers in `Sec-WebSocket-Protocol`, in its order.
     pub fn websocket_protocols(&self) -> Vec<&str> {
-        httpkit_codec::ws::requested_protocols(&self.head.headers)
+        httpkit_codec::ws::requested_protocols(self.head.headers())
     }
 
     /// Whether the connection will be kept open after this exchange (if the response allows).
@@ -171,7 +171,7 @@ impl Request {
             .uri(self.head.target())
             .version(self.head.version);
         if let Some(h) = b.headers_mut() {
-            *h = self.head.headers.clone();
+            *h = self.head.headers().clone();
         }
         b.body(self.body.unwrap_or_default()).unwrap_or_else(|_| http::Request::new(Vec::new()))
     }
@@ -191,9 +191,9 @@ fn remote_addr(head: &RequestHead, conn: &ConnHandle, trusted: &[std::net::IpAdd
     if !trusted_peer {
         return peer;
     }
-    let real = head.headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let real = head.headers().get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let forwarded = || {
-        head.headers
+        head.headers()
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())

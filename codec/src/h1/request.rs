@@ -29,14 +29,16 @@ pub enum BodyKind {
 
 /// A decoded request head. Header values are kept as bytes; names are lower-case
 /// (`http::HeaderName`) and matched case-insensitively.
+///
+/// The head keeps one copy of its raw bytes; the [`HeaderMap`] is built from them the first
+/// time [`RequestHead::headers`] is called, so a handler that never looks at the headers never
+/// pays for the map.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     /// The request method (any token; extension methods are kept).
     pub method: Method,
     /// The protocol version: `HTTP/1.0` or `HTTP/1.1`.
     pub version: Version,
-    /// The header fields in arrival order (duplicates kept).
-    pub headers: HeaderMap,
     /// Whether the connection may be reused after this exchange, from the version and the
     /// `Connection` header (RFC 9112 §9.3).
     pub keep_alive: bool,
@@ -48,6 +50,10 @@ pub struct RequestHead {
     /// How the body is framed.
     pub body: BodyKind,
     target: Bytes,
+    raw: Bytes,
+    n_headers: usize,
+    websocket: bool,
+    headers: std::sync::OnceLock<HeaderMap>,
     path_start: usize,
     path_end: usize,
 }
@@ -85,7 +91,12 @@ impl RequestHead {
 
     /// Whether the request asks for a WebSocket: an `Upgrade` header with the `websocket` token.
     pub fn is_websocket(&self) -> bool {
-        self.headers.get_all(http::header::UPGRADE).iter().any(|v| has_token(v.as_bytes(), b"websocket"))
+        self.websocket
+    }
+
+    /// The header fields in arrival order (duplicates kept), built on first use.
+    pub fn headers(&self) -> &HeaderMap {
+        self.headers.get_or_init(|| build_headers(&self.raw, self.n_headers))
     }
 }
 
@@ -104,7 +115,7 @@ impl PartialEq for RequestHead {
     fn eq(&self, other: &Self) -> bool {
         self.method == other.method
             && self.version == other.version
-            && self.headers == other.headers
+            && self.raw == other.raw
             && self.keep_alive == other.keep_alive
             && self.expect_continue == other.expect_continue
             && self.upgrade == other.upgrade
@@ -305,6 +316,7 @@ impl RequestDecoder {
         let (mut conn_close, mut conn_keep_alive, mut conn_upgrade) = (false, false, false);
         let mut expect_continue = false;
         let mut has_upgrade = false;
+        let mut websocket = false;
         for h in req.headers.iter() {
             if h.name.len() + h.value.len() + 4 > lim.max_line {
                 return Err(ParseError::HeadersTooLarge);
@@ -315,7 +327,10 @@ impl RequestDecoder {
                 6 if name.eq_ignore_ascii_case(b"expect") => {
                     expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
                 }
-                7 if name.eq_ignore_ascii_case(b"upgrade") => has_upgrade = true,
+                7 if name.eq_ignore_ascii_case(b"upgrade") => {
+                    has_upgrade = true;
+                    websocket |= has_token(h.value, b"websocket");
+                }
                 10 if name.eq_ignore_ascii_case(b"connection") => {
                     for t in tokens(h.value) {
                         conn_close |= t.eq_ignore_ascii_case(b"close");
@@ -375,12 +390,6 @@ impl RequestDecoder {
 
         // One allocation holds the target and every header value.
         let raw = Bytes::copy_from_slice(&src[..len]);
-        let mut headers = HeaderMap::with_capacity(req.headers.len());
-        for h in req.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ParseError::HeaderName)?;
-            let value = HeaderValue::from_maybe_shared(sub(&raw, src, h.value)).map_err(|_| ParseError::HeaderValue)?;
-            headers.append(name, value);
-        }
         let target = sub(&raw, src, path.as_bytes());
         let (path_start, path_end) = split_target(path)?;
         let keep_alive = match version {
@@ -390,7 +399,10 @@ impl RequestDecoder {
         let head = RequestHead {
             method,
             version,
-            headers,
+            n_headers: req.headers.len(),
+            websocket,
+            headers: std::sync::OnceLock::new(),
+            raw,
             keep_alive,
             expect_continue: expect_continue && version == Version::HTTP_11 && body != BodyKind::Empty,
             upgrade: conn_upgrade && has_upgrade,
@@ -406,6 +418,25 @@ impl RequestDecoder {
         };
         Ok(Some((end, head)))
     }
+}
+
+/// Builds the header map from a head that already parsed once (so it cannot fail; a field that
+/// `http` would refuse is skipped rather than trusted).
+fn build_headers(raw: &Bytes, n: usize) -> HeaderMap {
+    let mut slots = vec![httparse::EMPTY_HEADER; n];
+    let mut req = httparse::Request::new(&mut slots);
+    let mut map = HeaderMap::with_capacity(n);
+    if req.parse(raw).is_err() {
+        return map;
+    }
+    for h in req.headers.iter() {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_maybe_shared(sub(raw, raw, h.value)))
+        {
+            map.append(name, value);
+        }
+    }
+    map
 }
 
 /// The part of `raw` (a copy of `src`) that `part` (a slice of `src`) covers.

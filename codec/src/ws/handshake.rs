@@ -48,17 +48,17 @@ pub fn check_handshake(head: &RequestHead) -> Result<Handshake, HandshakeError> 
     if head.version != Version::HTTP_11 {
         return Err(HandshakeError::HttpVersion);
     }
-    if !has_token(&head.headers, header::UPGRADE, "websocket") {
+    if !has_token(head.headers(), header::UPGRADE, "websocket") {
         return Err(HandshakeError::Upgrade);
     }
-    if !has_token(&head.headers, header::CONNECTION, "upgrade") {
+    if !has_token(head.headers(), header::CONNECTION, "upgrade") {
         return Err(HandshakeError::Connection);
     }
-    let versions: Vec<_> = head.headers.get_all(header::SEC_WEBSOCKET_VERSION).iter().collect();
+    let versions: Vec<_> = head.headers().get_all(header::SEC_WEBSOCKET_VERSION).iter().collect();
     if versions.len() != 1 || versions[0].as_bytes().trim_ascii() != b"13" {
         return Err(HandshakeError::Version);
     }
-    let mut keys = head.headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let mut keys = head.headers().get_all(header::SEC_WEBSOCKET_KEY).iter();
     let (Some(key), None) = (keys.next(), keys.next()) else {
         return Err(HandshakeError::Key);
     };

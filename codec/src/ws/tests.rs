@@ -219,7 +219,7 @@ fn handshake_rfc_example() {
     assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     let h = head(GOOD);
     assert_eq!(check_handshake(&h).unwrap().accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    assert_eq!(requested_protocols(&h.headers), ["chat", "superchat"]);
+    assert_eq!(requested_protocols(h.headers()), ["chat", "superchat"]);
     let mut out = Vec::new();
     encode_handshake_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", Some("chat"), &http::HeaderMap::new(), b"D", &mut out);
     assert_eq!(
