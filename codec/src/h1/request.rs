@@ -102,6 +102,7 @@ impl RequestHead {
 
 /// One step of decoding.
 #[derive(Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // moved once per request; boxing would cost an allocation
 pub enum RequestEvent<'a> {
     /// The head is complete. Body events follow, then [`RequestEvent::End`].
     Head(RequestHead),
