@@ -4,6 +4,7 @@ use crate::h1::{ParseError, RequestDecoder, RequestEvent, RequestHead};
 
 /// An owned decoder event; consecutive body pieces are merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Ev {
     Head(RequestHead),
     Body(Vec<u8>),
