@@ -49,7 +49,8 @@ pub struct RequestHead {
     pub upgrade: bool,
     /// How the body is framed.
     pub body: BodyKind,
-    target: Bytes,
+    /// Where the request-target lies in `raw` (no separate `Bytes`: slicing would allocate).
+    target: (u32, u32),
     raw: Bytes,
     n_headers: usize,
     websocket: bool,
@@ -61,12 +62,18 @@ pub struct RequestHead {
 impl RequestHead {
     /// The raw request-target as sent (not percent-decoded).
     pub fn target(&self) -> &str {
-        std::str::from_utf8(&self.target).unwrap_or("")
+        let (a, b) = self.target;
+        self.raw.get(a as usize..b as usize).and_then(|t| std::str::from_utf8(t).ok()).unwrap_or("")
     }
 
     /// The raw request-target as shared bytes (a cheap reference-counted clone).
     pub fn target_bytes(&self) -> Bytes {
-        self.target.clone()
+        let (a, b) = self.target;
+        if (b as usize) <= self.raw.len() && a <= b {
+            self.raw.slice(a as usize..b as usize)
+        } else {
+            Bytes::new()
+        }
     }
 
     /// The path: the target up to `?`; for absolute-form targets (`http://host/p?q`) the path
@@ -121,7 +128,7 @@ impl PartialEq for RequestHead {
             && self.expect_continue == other.expect_continue
             && self.upgrade == other.upgrade
             && self.body == other.body
-            && self.target == other.target
+            && self.target() == other.target()
     }
 }
 impl Eq for RequestHead {}
@@ -391,7 +398,8 @@ impl RequestDecoder {
 
         // One allocation holds the target and every header value.
         let raw = Bytes::copy_from_slice(&src[..len]);
-        let target = sub(&raw, src, path.as_bytes());
+        let t_off = (path.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+        let target = (t_off as u32, (t_off + path.len()) as u32);
         let (path_start, path_end) = split_target(path)?;
         let keep_alive = match version {
             Version::HTTP_11 => !conn_close,
