@@ -58,12 +58,13 @@ pub mod events {
     pub const ACCEPT_ERROR: &str = "httpkit.server.accept.error";
     /// A WebSocket peer broke the protocol.
     pub const WS_DECODE_ERROR: &str = "httpkit.server.ws.decode.error";
-    /// A WebSocket callback panicked.
+    /// A channel or WebSocket callback panicked.
     pub const WS_FRAME_ERROR: &str = "httpkit.server.ws.frame.error";
-    /// An `on_close` callback panicked.
-    pub const CHANNEL_CLOSE_ERROR: &str = "httpkit.server.channel.close.error";
     /// Prefix of `httpkit.server.status.processed.<status>`, fired for each handler response.
     pub const STATUS_PROCESSED: &str = "httpkit.server.status.processed.";
+    /// Prefix of `httpkit.server.status.<status>`, fired when the server itself answers an
+    /// invalid request (400, 413, 414, 431, 501, 505).
+    pub const STATUS_PREFIX: &str = "httpkit.server.status.";
     /// A handler panicked (500).
     pub const STATUS_500: &str = "httpkit.server.status.500";
     /// The worker pool rejected a request (503).

@@ -497,6 +497,19 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         }
     }
 
+    fn on_bad_request(&mut self, _conn: &ConnHandle, status: u16, reason: &str) {
+        let loggers = &self.server.loggers;
+        if loggers.has_event() {
+            loggers.event(&format!("{}{status}", events::STATUS_PREFIX));
+        }
+        log::debug!("bad request answered {status}: {reason}");
+    }
+
+    fn on_accept_error(&mut self, error: &std::io::Error) {
+        self.server.loggers.error(&format!("accept failed: {error}; retrying in 100 ms"));
+        self.server.loggers.event(events::ACCEPT_ERROR);
+    }
+
     fn on_ws_event(&mut self, conn: &ConnHandle, event: WsEvent) {
         if let Some(l) = ws_listener(conn) {
             l.on_ws_event(event);
@@ -518,6 +531,12 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     }
 
     fn on_close(&mut self, conn: &ConnHandle, reason: CloseReason) {
+        if let CloseReason::WebSocket(w) = &reason {
+            if !w.by_peer && matches!(w.code, 1002 | 1007 | 1009) {
+                self.server.loggers.warn(&format!("websocket closed {}: {}", w.code, w.reason));
+                self.server.loggers.event(events::WS_DECODE_ERROR);
+            }
+        }
         let Some(a) = conn.take_user_data().and_then(|a| a.downcast::<Attachment>().ok()) else {
             return;
         };

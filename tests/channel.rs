@@ -412,3 +412,86 @@ fn http10_streaming_is_close_delimited() {
     assert_eq!(r.header("transfer-encoding"), None);
     assert_eq!(r.text(), "abc");
 }
+
+#[test]
+fn concurrent_sends_never_interleave_frames() {
+    let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
+    let k = kept.clone();
+    let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    wait_until("open", || kept.lock().unwrap().is_some());
+    let ch = kept.lock().unwrap().clone().unwrap();
+    let senders: Vec<_> = (0..4u8)
+        .map(|t| {
+            let ch = ch.clone();
+            thread::spawn(move || {
+                for i in 0..200u32 {
+                    // Mixed sizes, including ones needing 16-bit lengths.
+                    let len = 1 + (i as usize * 37) % 3000;
+                    let mut msg: Message = vec![t; len].into();
+                    loop {
+                        match ch.try_send(msg, false) {
+                            Ok(()) => break,
+                            Err(httpkit::SendError::Full(m)) => {
+                                msg = m;
+                                thread::sleep(Duration::from_millis(1));
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut per_thread = [0u32; 4];
+    for _ in 0..800 {
+        let (fin, op, payload) = c.read_frame().unwrap();
+        assert!(fin && op == 0x2);
+        let t = payload[0];
+        assert!(payload.iter().all(|b| *b == t), "bytes of two frames mixed");
+        per_thread[t as usize] += 1;
+    }
+    assert_eq!(per_thread, [200; 4]);
+    for t in senders {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn sends_to_a_client_that_does_not_read_report_full() {
+    let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
+    let k = kept.clone();
+    let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts().write_buffer(256 * 1024));
+    let (_c, _) = ws_connect(addr(&s), "/ws", "");
+    wait_until("open", || kept.lock().unwrap().is_some());
+    let ch = kept.lock().unwrap().clone().unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut full = false;
+    for _ in 0..2000 {
+        match ch.try_send(chunk.clone(), false) {
+            Ok(()) => {}
+            Err(httpkit::SendError::Full(_)) => {
+                full = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(full, "a client that never reads must not make the server buffer 128 MiB");
+    assert!(ch.is_open());
+}
+
+#[test]
+fn graceful_stop_ends_long_polls_with_server_stop() {
+    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let log: Log = Arc::default();
+    let s = poll_server(chans.clone(), log.clone());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    s.stop_graceful(Duration::from_millis(200));
+    wait_until("on_close(ServerStop)", || has(&log, "close ServerStop"));
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+}

@@ -552,3 +552,26 @@ fn worker_threads_carry_the_prefix() {
     let r = request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(r.text().starts_with("pool-x-"), "{}", r.text());
 }
+
+#[test]
+fn event_logger_gets_http_kit_event_names() {
+    let events = Arc::new(Mutex::new(Vec::<String>::new()));
+    let e2 = events.clone();
+    let s = start(
+        |req: Request| {
+            if req.path() == "/boom" {
+                panic!("x");
+            }
+            Response::ok("ok")
+        },
+        opts().max_body(10).event_logger(move |e| e2.lock().unwrap().push(e.to_owned())).error_logger(|_| {}),
+    );
+    let a = addr(&s);
+    assert_eq!(request(a, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status, 200);
+    assert_eq!(request(a, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n").status, 500);
+    assert_eq!(request(a, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n").status, 413);
+    let ev = events.lock().unwrap().clone();
+    for want in ["httpkit.server.status.processed.200", "httpkit.server.status.500", "httpkit.server.status.413"] {
+        assert!(ev.iter().any(|e| e == want), "{want} missing in {ev:?}");
+    }
+}

@@ -334,6 +334,7 @@ impl Conn {
                     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                     let msg = e.description();
+                    ctx.dispatch.on_bad_request(&self.handle, status.as_u16(), msg);
                     let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
                     self.cur = None;
                     self.push_local(bytes, true);

@@ -374,7 +374,7 @@ impl<D: Dispatch> EventLoop<D> {
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: back off, retry later (or when a
                     // connection closes); never spin, never exit.
-                    log::error!("httpkit reactor: accept failed: {e}; retrying in 100 ms");
+                    self.dispatch.on_accept_error(&e);
                     self.accept_paused = true;
                     self.accept_retry = Some(now + Duration::from_millis(100));
                     return;

@@ -199,6 +199,16 @@ pub trait Dispatch: Send + 'static {
     /// been written to the socket.
     fn on_frame_written(&mut self, _conn: &ConnHandle, _token: u64) {}
 
+    /// The reactor answered an invalid request with `status` (400, 413, 414, 431, 501, 505)
+    /// and will close the connection.
+    fn on_bad_request(&mut self, _conn: &ConnHandle, _status: u16, _reason: &str) {}
+
+    /// Accepting failed for a reason other than a vanished client (e.g. out of file
+    /// descriptors); the listener pauses for 100 ms.
+    fn on_accept_error(&mut self, error: &io::Error) {
+        log::error!("httpkit reactor: accept failed: {error}; retrying in 100 ms");
+    }
+
     /// The peer closed its sending side while requests were still being answered.
     fn on_peer_eof(&mut self, _conn: &ConnHandle) {}
 
