@@ -396,7 +396,7 @@ impl ConnHandle {
         self.shared.user.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    /// The value attached with [`ConnHandle::set_user_data`].
+    /// The value attached with [`ConnHandle::update_user_data`].
     pub fn user_data(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         self.shared.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
