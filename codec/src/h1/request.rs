@@ -54,7 +54,7 @@ pub struct RequestHead {
     raw: Bytes,
     n_headers: usize,
     websocket: bool,
-    headers: std::sync::OnceLock<HeaderMap>,
+    headers: std::sync::OnceLock<Box<HeaderMap>>,
     path_start: usize,
     path_end: usize,
 }
@@ -103,7 +103,7 @@ impl RequestHead {
 
     /// The header fields in arrival order (duplicates kept), built on first use.
     pub fn headers(&self) -> &HeaderMap {
-        self.headers.get_or_init(|| build_headers(&self.raw, self.n_headers))
+        self.headers.get_or_init(|| Box::new(build_headers(&self.raw, self.n_headers)))
     }
 }
 
