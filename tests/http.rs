@@ -575,3 +575,23 @@ fn event_logger_gets_http_kit_event_names() {
         assert!(ev.iter().any(|e| e == want), "{want} missing in {ev:?}");
     }
 }
+
+#[test]
+fn max_connections_holds_new_clients_until_one_closes() {
+    let s = start(hello, opts().max_connections(2));
+    let a = addr(&s);
+    let mut c1 = Client::connect(a);
+    let mut c2 = Client::connect(a);
+    assert_eq!(c1.get("/").status, 200);
+    assert_eq!(c2.get("/").status, 200);
+    // The third waits in the listen backlog: no answer while two are open.
+    let mut c3 = Client::connect(a);
+    c3.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    c3.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut b = [0u8; 1];
+    assert!(c3.stream.read(&mut b).is_err(), "answered beyond max_connections");
+    c3.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    drop(c1);
+    assert_eq!(c3.read_response().unwrap().status, 200);
+    assert!(s.connections_open() <= 2);
+}
