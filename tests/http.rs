@@ -274,6 +274,7 @@ fn full_queue_answers_503_and_recovers() {
     let gate = Arc::new(Barrier::new(2));
     let started = Arc::new(AtomicUsize::new(0));
     let (g, st) = (gate.clone(), started.clone());
+    let pool = httpkit::ThreadPool::builder().threads(1).queue_capacity(1).build().unwrap();
     let s = start(
         move |req: Request| {
             if req.path() == "/block" {
@@ -282,7 +283,7 @@ fn full_queue_answers_503_and_recovers() {
             }
             Response::ok("done")
         },
-        opts().thread(1).queue_size(1).warn_logger(|_| {}),
+        opts().worker_pool(pool.clone()).warn_logger(|_| {}),
     );
     let a = addr(&s);
     // 1st occupies the only worker, 2nd fills the queue, 3rd is rejected.
@@ -296,7 +297,7 @@ fn full_queue_answers_503_and_recovers() {
     let mut c2 = Client::connect(a);
     c2.send(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n");
     // Wait until the queued request is really in the queue.
-    thread::sleep(Duration::from_millis(200));
+    wait_until("one queued", || pool.queue_len() == 1);
     let mut c3 = Client::connect(a);
     let r = c3.get("/rejected");
     assert_eq!(r.status, 503);
@@ -309,10 +310,20 @@ fn full_queue_answers_503_and_recovers() {
 
 #[test]
 fn graceful_stop_answers_in_flight_request() {
-    let s = start(echo, opts());
+    let started = Arc::new(AtomicUsize::new(0));
+    let st = started.clone();
+    let s = start(
+        move |req: Request| {
+            if req.path() == "/sleep/200" {
+                st.fetch_add(1, Ordering::SeqCst);
+            }
+            echo(req)
+        },
+        opts(),
+    );
     let mut c = Client::connect(addr(&s));
     c.send(b"GET /sleep/200 HTTP/1.1\r\nHost: x\r\n\r\n");
-    thread::sleep(Duration::from_millis(50));
+    wait_until("the request reached a worker", || started.load(Ordering::SeqCst) == 1);
     let mut idle = Client::connect(addr(&s));
     assert_eq!(idle.get("/").status, 200);
     s.stop_graceful(Duration::from_secs(5));
