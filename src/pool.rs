@@ -109,6 +109,9 @@ struct PoolShared {
     keep_alive: Duration,
     live: AtomicUsize,
     busy: AtomicUsize,
+    /// Jobs accepted and not yet finished (queued or running): the growth rule's measure,
+    /// counted before the job is queued so a job between queue and worker is never missed.
+    outstanding: AtomicUsize,
     spinners: AtomicUsize,
     next_id: AtomicUsize,
     completed: AtomicU64,
@@ -120,7 +123,8 @@ struct PoolShared {
 /// The default worker pool: a bounded queue in front of named threads.
 ///
 /// Threads: `min_threads` start at once and live until shutdown. When a job is submitted and
-/// every live thread is busy, one more thread is started, up to `max_threads`; such an extra
+/// the jobs accepted but not finished (queued or running) outnumber the live threads, one more
+/// thread is started, up to `max_threads`; such an extra
 /// thread exits after `keep_alive` without work. (Unlike Java's `ThreadPoolExecutor`, growth
 /// does not wait for the queue to fill: a blocked handler should not delay others while threads
 /// are allowed.) When the queue holds `queue_capacity` jobs, new jobs are rejected (503).
@@ -217,6 +221,7 @@ impl ThreadPoolBuilder {
             keep_alive: self.keep_alive,
             live: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
             spinners: AtomicUsize::new(0),
             next_id: AtomicUsize::new(1),
             completed: AtomicU64::new(0),
@@ -296,6 +301,7 @@ fn worker_loop(shared: &PoolShared, core: bool) {
         shared.busy.fetch_add(1, Ordering::SeqCst);
         let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
         shared.busy.fetch_sub(1, Ordering::SeqCst);
+        shared.outstanding.fetch_sub(1, Ordering::SeqCst);
         shared.completed.fetch_add(1, Ordering::Relaxed);
     }
     shared.live.fetch_sub(1, Ordering::SeqCst);
@@ -352,18 +358,20 @@ impl WorkerPool for ThreadPool {
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(job);
         };
+        let outstanding = self.shared.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
         let res = match tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                self.shared.outstanding.fetch_sub(1, Ordering::SeqCst);
                 self.shared.rejected.fetch_add(1, Ordering::Relaxed);
                 Err(j)
             }
         };
         drop(guard);
         if res.is_ok() {
+            // Grow while jobs outnumber threads (each accepted job is counted until it ends).
             let live = self.shared.live.load(Ordering::SeqCst);
-            let busy = self.shared.busy.load(Ordering::SeqCst);
-            if live < self.shared.max && busy + self.shared.rx.len() > live {
+            if live < self.shared.max && outstanding > live {
                 let _ = self.spawn_worker(false);
             }
         }

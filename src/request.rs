@@ -149,6 +149,12 @@ impl Request {
         self.received
     }
 
+    /// Whether the client has closed its side of the connection since sending this request (it
+    /// may have given up waiting). A long handler can check it and stop early.
+    pub fn client_closed(&self) -> bool {
+        self.exchange.as_ref().is_some_and(|e| e.conn.peer_closed() || e.conn.is_closed())
+    }
+
     /// Whether the client asks for a WebSocket (`Upgrade: websocket`).
     pub fn is_websocket(&self) -> bool {
         self.head.is_websocket()

@@ -167,7 +167,7 @@ fn forwarded_headers_only_from_trusted_proxies() {
 
 struct Nginx {
     child: Child,
-    port: u16,
+    addr: SocketAddr,
     dir: PathBuf,
 }
 
@@ -191,7 +191,11 @@ fn start_nginx(name: &str, upstream: &str) -> Option<Nginx> {
         return None;
     };
     let dir = tmpdir(&format!("nginx-{name}"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Each nginx gets a loopback address of its own, so no port-0 server of another test can
+    // take the port between picking it here and nginx binding it.
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    let ip = format!("127.0.1.{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let port = std::net::TcpListener::bind(format!("{ip}:0")).unwrap().local_addr().unwrap().port();
     let d = dir.display();
     let conf = format!(
         r#"
@@ -214,7 +218,7 @@ http {{
         keepalive 32;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen {ip}:{port};
         location / {{
             proxy_http_version                 1.1;
             proxy_pass                         http://my-pool;
@@ -243,11 +247,16 @@ http {{
         .stderr(Stdio::null())
         .spawn()
         .expect("start nginx");
-    let ng = Nginx { child, port, dir };
-    let a: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..200 {
+    let a: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let mut ng = Nginx { child, addr: a, dir };
+    let t = std::time::Instant::now();
+    while t.elapsed() < IO_TIMEOUT {
         if TcpStream::connect(a).is_ok() {
             return Some(ng);
+        }
+        if let Ok(Some(status)) = ng.child.try_wait() {
+            let log = std::fs::read_to_string(ng.dir.join("error.log")).unwrap_or_default();
+            panic!("nginx exited ({status}): {log}");
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -256,7 +265,7 @@ http {{
 }
 
 fn nginx_addr(n: &Nginx) -> SocketAddr {
-    format!("127.0.0.1:{}", n.port).parse().unwrap()
+    n.addr
 }
 
 /// Connects to `to` from the loopback address `from` (so nginx sees a distinct client).

@@ -25,14 +25,15 @@ fn client_gone_before_as_channel_gets_on_close_and_no_on_open() {
     let l = log.clone();
     let s = start(
         move |req: Request| {
-            thread::sleep(Duration::from_millis(300));
+            // The client leaves before the handler gets to as_channel.
+            wait_until("the server noticed the client left", || req.client_closed());
             as_channel(&req, recording(&l))
         },
         opts(),
     );
     let mut c = Client::connect(addr(&s));
     c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
-    thread::sleep(Duration::from_millis(50));
+    thread::sleep(Duration::from_millis(20));
     drop(c);
     wait_until("on_close", || log.lock().unwrap().iter().any(|l| l == "close ClientClose"));
     thread::sleep(Duration::from_millis(100));

@@ -68,7 +68,7 @@ fn default_pool_grows_to_max_under_load_and_shrinks_back() {
         assert!(c.read_response().unwrap().text().starts_with("grow-"));
     }
     wait_until("extra threads exit after keep_alive", || pool.threads() == 2);
-    assert_eq!(pool.completed(), 6);
+    wait_until("all counted", || pool.completed() == 6);
 }
 
 #[test]
@@ -100,6 +100,7 @@ fn thread_per_task_serves_and_caps() {
     let s = start(blocking_app(gate.clone(), running.clone()), opts().worker_pool(pool.clone()).warn_logger(|_| {}));
     let r = request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(r.text().starts_with("vt-"), "{}", r.text());
+    wait_until("the first task's thread exits", || pool.live_threads() == 0);
     let mut a = Client::connect(addr(&s));
     a.send(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
     let mut b = Client::connect(addr(&s));
