@@ -309,7 +309,8 @@ pub(crate) struct ChannelInner {
     ex: Exchange,
     ws: bool,
     handlers: ChannelHandlers,
-    open: AtomicBool,
+    /// Shared with the pool-rejection hook, which closes the channel.
+    open: Arc<AtomicBool>,
     close_fired: AtomicBool,
     serial: Arc<Serial>,
     protocol: Option<String>,
@@ -378,7 +379,11 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     };
     let conn = ex.conn.clone();
     let on_reject_conn = conn.clone();
+    let open = Arc::new(AtomicBool::new(true));
+    let reject_open = open.clone();
     let on_reject: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+        // The pool refused this channel's callbacks: it is closed from here on.
+        reject_open.store(false, Ordering::Release);
         if ws {
             let mut out = Vec::new();
             encode_close(1013, "Server overloaded", &mut out);
@@ -397,7 +402,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             ex,
             ws,
             handlers,
-            open: AtomicBool::new(true),
+            open,
             close_fired: AtomicBool::new(false),
             serial,
             protocol,

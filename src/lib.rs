@@ -20,6 +20,21 @@
 //! }
 //! ```
 //!
+//! ## WebSockets, long-polling, streaming
+//! * The unified channel API, [`as_channel`]: one set of callbacks serves WebSocket clients and
+//!   HTTP long-polling / streaming clients; [`Channel::send`] answers or streams.
+//! * The Ring-style API, [`websocket_response`] with a [`WebSocketListener`] (or the closure
+//!   builder [`WsListener`]) and a [`Socket`] to send, ping and close.
+//!
+//! ## Worker pools
+//! Handlers run on a [`WorkerPool`]: the default [`ThreadPool`] (bounded queue, growth, live
+//! figures), [`ThreadPerTask`], [`Inline`], or your own type ([`Options::worker_pool`]).
+//!
+//! ## Listeners and proxies
+//! TCP (`ip`/`port`), a Unix domain socket ([`Options::unix_socket`]), or a listener you bound
+//! ([`serve`]); the PROXY protocol ([`Options::proxy_protocol`]) and forwarding headers from
+//! proxies you trust ([`Options::trusted_proxies`]).
+//!
 //! ## Threads
 //! * `httpkit-reactor`: accepts, reads, parses, writes. Never runs your code.
 //! * the worker pool (default: [`ThreadPool`], threads `worker-1` … `worker-4`): runs handlers.

@@ -201,7 +201,7 @@ struct SocketInner {
     id: u64,
     high_water: usize,
     conn: ConnHandle,
-    open: AtomicBool,
+    open: Arc<AtomicBool>,
     close_fired: AtomicBool,
     serial: Arc<Serial>,
     listener: Arc<dyn WebSocketListener>,
@@ -448,7 +448,11 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     };
     let conn = ex.conn.clone();
     let reject_conn = conn.clone();
+    let open = Arc::new(AtomicBool::new(true));
+    let reject_open = open.clone();
     let on_reject: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+        // The pool refused this socket's callbacks: it is closed from here on.
+        reject_open.store(false, Ordering::Release);
         let mut out = Vec::new();
         encode_close(1013, "Server overloaded", &mut out);
         reject_conn.send_frame(
@@ -462,7 +466,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             id: next_id(),
             high_water: ex.server.write_high_water,
             conn: conn.clone(),
-            open: AtomicBool::new(true),
+            open,
             close_fired: AtomicBool::new(false),
             serial: Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject),
             listener: up.listener.clone(),

@@ -61,6 +61,12 @@ impl Server {
         }
     }
 
+    /// Jobs waiting in the worker pool's queue, if the pool has one — the analogue of the seed's
+    /// `(.size queue)` for the pool the server built (or the one you passed).
+    pub fn queue_len(&self) -> Option<usize> {
+        self.pool.queue_len()
+    }
+
     /// Connections accepted since start.
     pub fn connections_accepted(&self) -> u64 {
         self.reactor.stats().accepted()

@@ -85,6 +85,7 @@ fn queue_length_moves_under_a_blocked_handler() {
         .collect();
     wait_until("one running, four queued", || running.load(Ordering::SeqCst) == 1 && pool.queue_len() == 4);
     assert_eq!(pool.active(), 1);
+    assert_eq!(s.queue_len(), Some(4), "the server reports its pool's queue");
     gate.open();
     for c in &mut clients {
         assert_eq!(c.read_response().unwrap().status, 200);
