@@ -527,7 +527,7 @@ impl Channel {
             }
         };
         let mut head = Vec::with_capacity(10);
-        frame_head(op, payload.len(), &mut head);
+        httpkit_codec::ws::encode_frame_head(op, true, payload.len(), &mut head);
         if !self.inner.ex.conn.send_frame(Bytes::from(head), payload, None) {
             return Err(SendError::Closed(msg));
         }
@@ -708,29 +708,6 @@ impl Channel {
         }
         ex.conn.upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
         self.inner.serial.kick();
-    }
-}
-
-/// Writes a server frame header for a payload of `len` bytes.
-pub(crate) fn frame_head(op: OpCode, len: usize, dst: &mut Vec<u8>) {
-    let b0 = 0x80
-        | match op {
-            OpCode::Continuation => 0x0,
-            OpCode::Text => 0x1,
-            OpCode::Binary => 0x2,
-            OpCode::Close => 0x8,
-            OpCode::Ping => 0x9,
-            OpCode::Pong => 0xA,
-        };
-    dst.push(b0);
-    if len < 126 {
-        dst.push(len as u8);
-    } else if len <= 0xffff {
-        dst.push(126);
-        dst.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        dst.push(127);
-        dst.extend_from_slice(&(len as u64).to_be_bytes());
     }
 }
 

@@ -41,7 +41,7 @@ use http::HeaderMap;
 use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, OpCode};
 use httpkit_reactor::{CloseReason, ConnHandle, WsClose, WsEvent};
 
-use crate::channel::{frame_head, Message};
+use crate::channel::Message;
 use crate::date::with_date;
 use crate::respond::{attach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
@@ -243,7 +243,7 @@ fn encode_message(msg: &Message) -> (Bytes, Bytes) {
         Message::Response(r) => (OpCode::Binary, Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[]))),
     };
     let mut head = Vec::with_capacity(10);
-    frame_head(op, payload.len(), &mut head);
+    httpkit_codec::ws::encode_frame_head(op, true, payload.len(), &mut head);
     (Bytes::from(head), payload)
 }
 

@@ -52,8 +52,14 @@ impl OpCode {
 pub fn encode_frame(op: OpCode, fin: bool, payload: &[u8], dst: &mut Vec<u8>) {
     let payload = if op.is_control() { &payload[..payload.len().min(125)] } else { payload };
     dst.reserve(payload.len() + 10);
+    encode_frame_head(op, fin, payload.len(), dst);
+    dst.extend_from_slice(payload);
+}
+
+/// Appends only the header of a server frame whose payload of `len` bytes is sent separately
+/// (so a large payload need not be copied next to its header).
+pub fn encode_frame_head(op: OpCode, fin: bool, len: usize, dst: &mut Vec<u8>) {
     dst.push(if fin { 0x80 } else { 0 } | op.bits());
-    let len = payload.len();
     if len < 126 {
         dst.push(len as u8);
     } else if len <= 0xffff {
@@ -63,7 +69,6 @@ pub fn encode_frame(op: OpCode, fin: bool, payload: &[u8], dst: &mut Vec<u8>) {
         dst.push(127);
         dst.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    dst.extend_from_slice(payload);
 }
 
 /// Appends a whole message, fragmented into frames of at most `max_frame` payload bytes

@@ -11,7 +11,7 @@ mod mask;
 
 pub use close::{is_valid_close_code, CloseFrame};
 pub use decoder::{FrameDecoder, WsEvent};
-pub use encoder::{encode_close, encode_frame, encode_message, OpCode};
+pub use encoder::{encode_close, encode_frame, encode_frame_head, encode_message, OpCode};
 pub use error::{HandshakeError, ProtocolError};
 pub use handshake::{accept_key, check_handshake, encode_handshake_response, requested_protocols, Handshake};
 pub use mask::apply_mask;
