@@ -660,7 +660,7 @@ impl Conn {
             match self.wq.write_to(&mut self.stream) {
                 Ok(n) => {
                     if n > 0 {
-                        let left = self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel) - n;
+                        let left = self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
                         if left <= ctx.cfg.write_high_water {
                             self.handle.shared.notify();
                         }
@@ -843,4 +843,202 @@ fn simple_response<D>(status: StatusCode, headers: &HeaderMap, body: &[u8], ctx:
         out.extend_from_slice(body);
     }
     Bytes::from(out)
+}
+
+/// `Conn` driven directly, with a fake clock, over a Unix socket pair: timers fire at exactly
+/// their deadline and pausing rules hold, without sleeps or a running event loop.
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::{Arc, Condvar, Mutex};
+
+    use super::*;
+    use crate::command::{Remote, RemoteInner};
+    use crate::slab::ConnId;
+    use crate::ConnShared;
+
+    #[derive(Default)]
+    struct Recorder {
+        requests: Vec<InboundRequest>,
+        eofs: usize,
+    }
+
+    impl Dispatch for Recorder {
+        fn on_request(&mut self, _conn: &ConnHandle, req: InboundRequest) {
+            self.requests.push(req);
+        }
+        fn on_peer_eof(&mut self, _conn: &ConnHandle) {
+            self.eofs += 1;
+        }
+    }
+
+    struct Harness {
+        conn: Conn,
+        peer: std::os::unix::net::UnixStream,
+        cfg: ReactorConfig,
+        rec: Recorder,
+        t0: Instant,
+        scratch: Vec<u8>,
+        _poll: mio::Poll,
+    }
+
+    impl Harness {
+        fn new(cfg: ReactorConfig) -> Self {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let poll = mio::Poll::new().unwrap();
+            let waker = mio::Waker::new(poll.registry(), mio::Token(usize::MAX)).unwrap();
+            let (tx, _rx) = crossbeam_channel::unbounded();
+            let remote = Remote { inner: Arc::new(RemoteInner { tx, waker, sleeping: AtomicBool::new(false) }) };
+            let shared = Arc::new(ConnShared {
+                queued: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
+                waiters: AtomicUsize::new(0),
+                lock: Mutex::new(()),
+                cond: Condvar::new(),
+                peer: None,
+                local: None,
+                user: Mutex::new(None),
+                proxied: std::sync::OnceLock::new(),
+                peer_eof: AtomicBool::new(false),
+            });
+            let handle = ConnHandle { id: ConnId { index: 0, gen: 1 }, shared, remote };
+            let t0 = Instant::now();
+            let conn = Conn::new(Stream::Unix(mio::net::UnixStream::from_std(a)), handle, &cfg, t0);
+            Self { conn, peer: b, cfg, rec: Recorder::default(), t0, scratch: vec![0; 64 * 1024], _poll: poll }
+        }
+
+        fn ready(&mut self, at: Duration) {
+            let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now: self.t0 + at, date: b"D" };
+            self.conn.on_ready(true, true, false, false, &mut ctx, &mut self.scratch);
+            self.conn.update_timer(&self.cfg, self.t0 + at);
+        }
+
+        /// What `ConnHandle::write` + a loop iteration do: count the bytes, queue, flush.
+        fn respond(&mut self, seq: u64, data: &'static [u8], end: bool) {
+            self.conn.handle.shared.queued.fetch_add(data.len(), Ordering::AcqRel);
+            let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now: self.t0, date: b"D" };
+            self.conn.on_write(seq, Bytes::from_static(data), Bytes::new(), end, false, &mut ctx);
+            self.conn.drive(&mut ctx, &mut self.scratch);
+        }
+
+        fn timeout_if_due(&mut self, at: Duration) -> bool {
+            let now = self.t0 + at;
+            if self.conn.deadline().is_some_and(|d| d <= now) {
+                let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now, date: b"D" };
+                self.conn.on_timeout(&mut ctx);
+                return true;
+            }
+            false
+        }
+
+        fn read_peer(&mut self) -> String {
+            use std::io::Read;
+            self.peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = vec![0u8; 4096];
+            let n = self.peer.read(&mut b).unwrap();
+            String::from_utf8_lossy(&b[..n]).into_owned()
+        }
+    }
+
+    fn cfg() -> ReactorConfig {
+        ReactorConfig { header_read_timeout: Duration::from_secs(10), ..ReactorConfig::default() }
+    }
+
+    #[test]
+    fn slowloris_hits_the_header_deadline_exactly() {
+        let mut h = Harness::new(cfg());
+        // One byte per second: each arrival is progress, but the head never completes.
+        for (i, b) in b"GET / HTTP/1.1\r\nHost: x\r\n".iter().enumerate().take(10) {
+            h.peer.write_all(&[*b]).unwrap();
+            h.ready(Duration::from_secs(i as u64));
+            assert!(!h.timeout_if_due(Duration::from_secs(i as u64)), "no timeout at {i}s");
+        }
+        assert!(!h.timeout_if_due(Duration::from_millis(9_999)));
+        assert!(h.timeout_if_due(Duration::from_secs(10)), "deadline counted from the first byte");
+        assert!(h.read_peer().starts_with("HTTP/1.1 408 Request Timeout"));
+        assert!(h.rec.requests.is_empty());
+    }
+
+    #[test]
+    fn idle_keep_alive_times_out_quietly() {
+        let mut h = Harness::new(cfg());
+        h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        assert_eq!(h.rec.requests.len(), 1);
+        let seq = h.rec.requests[0].seq;
+        h.respond(
+            seq,
+            b"HTTP/1.1 200 OK
+content-length: 0
+
+",
+            true,
+        );
+        h.conn.update_timer(&h.cfg, h.t0);
+        assert!(h.read_peer().starts_with("HTTP/1.1 200 OK"));
+        let idle = h.cfg.idle_timeout;
+        assert!(!h.timeout_if_due(idle - Duration::from_millis(1)));
+        assert!(h.timeout_if_due(idle));
+        assert_eq!(h.conn.is_closing(), Some(CloseReason::Timeout));
+    }
+
+    #[test]
+    fn pipelining_stops_at_the_configured_depth() {
+        let mut h = Harness::new(ReactorConfig { max_pipelined: 3, ..cfg() });
+        let mut burst = Vec::new();
+        for i in 0..10 {
+            burst.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        }
+        h.peer.write_all(&burst).unwrap();
+        h.ready(Duration::ZERO);
+        assert_eq!(h.rec.requests.len(), 3, "three in flight at most");
+        assert!(!h.conn.wants_revisit(&h.cfg), "a paused connection is not spun on");
+        // Answering the first frees a slot: the next buffered request is decoded.
+        let seq = h.rec.requests[0].seq;
+        h.respond(seq, b"HTTP/1.1 204 No Content\r\n\r\n", true);
+        assert_eq!(h.rec.requests.len(), 4);
+        assert_eq!(h.rec.requests[3].head.path(), "/3");
+    }
+
+    #[test]
+    fn responses_leave_in_request_order() {
+        let mut h = Harness::new(cfg());
+        h.peer.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        let (a, b) = (h.rec.requests[0].seq, h.rec.requests[1].seq);
+        h.conn.handle.shared.queued.fetch_add(12, Ordering::AcqRel);
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        // The second finishes first; it must wait behind the first.
+        h.conn.on_write(b, Bytes::from_static(b"second"), Bytes::new(), true, false, &mut ctx);
+        h.conn.flush(&mut ctx);
+        h.conn.on_write(a, Bytes::from_static(b"first|"), Bytes::new(), true, false, &mut ctx);
+        h.conn.flush(&mut ctx);
+        assert_eq!(h.read_peer(), "first|second");
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_pauses_reading_at_the_high_water_mark() {
+        let mut h = Harness::new(ReactorConfig { write_high_water: 64 * 1024, ..cfg() });
+        h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        let seq = h.rec.requests[0].seq;
+        let big = Bytes::from(vec![b'x'; 4 << 20]);
+        h.conn.handle.shared.queued.fetch_add(big.len(), Ordering::AcqRel);
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        h.conn.on_write(seq, Bytes::new(), big, false, false, &mut ctx);
+        h.conn.flush(&mut ctx);
+        // The socket buffer is full; the next request is not read while output waits.
+        h.peer.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::from_millis(1));
+        assert_eq!(h.rec.requests.len(), 1, "reading paused above the high-water mark");
+        assert!(!h.conn.wants_revisit(&h.cfg));
+        // A stalled write hits the write timeout.
+        let wt = h.cfg.write_timeout;
+        assert!(h.timeout_if_due(wt + Duration::from_millis(1)));
+        assert_eq!(h.conn.is_closing(), Some(CloseReason::Timeout));
+    }
 }
