@@ -114,19 +114,31 @@ impl Exchange {
 
     /// Writes a complete in-memory response (the state must already say Done).
     pub(crate) fn write_simple(&self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> bool {
-        let mut out = Vec::with_capacity(192 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
-        let framing =
-            with_date(|d| encode_head(status, headers, BodyLength::Known(body.len() as u64), &self.ctx(d), &mut out));
-        let Ok(framing) = framing else {
+        // Encoded in a per-thread scratch buffer, then copied into one exactly sized allocation:
+        // cheaper than a growable Vec turned into `Bytes` (which needs a second, shared header).
+        thread_local!(static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+        let encoded = SCRATCH.with(|s| {
+            let mut out = s.borrow_mut();
+            out.clear();
+            let framing = with_date(|d| {
+                encode_head(status, headers, BodyLength::Known(body.len() as u64), &self.ctx(d), &mut out)
+            })
+            .ok()?;
+            let inline = framing.body.has_body() && body.len() <= INLINE_BODY;
+            if inline {
+                out.extend_from_slice(&body);
+            }
+            let head = Bytes::copy_from_slice(&out);
+            if out.capacity() > 64 * 1024 {
+                *out = Vec::new();
+            }
+            Some((head, framing, inline))
+        });
+        let Some((head, framing, inline)) = encoded else {
             return self.write_error(500, "Internal Server Error");
         };
-        let body = if framing.body.has_body() { body } else { Bytes::new() };
-        if body.len() <= INLINE_BODY {
-            out.extend_from_slice(&body);
-            self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !framing.keep_alive)
-        } else {
-            self.conn.write(self.seq, Bytes::from(out), body, true, !framing.keep_alive)
-        }
+        let body = if framing.body.has_body() && !inline { body } else { Bytes::new() };
+        self.conn.write(self.seq, head, body, true, !framing.keep_alive)
     }
 
     /// A plain-text error response (the state must already say Done).
