@@ -3,6 +3,8 @@
 //! The clients live in the same process but hold only a socket each, so the growth is the
 //! server's. Run: `ulimit -n 20000; cargo bench --bench idle_memory -- 5000`.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

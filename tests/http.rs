@@ -1,5 +1,5 @@
 //! The HTTP/1.1 server end to end, over real sockets.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod util;
 

@@ -1,5 +1,5 @@
 //! The Ring-style WebSocket listener API over real sockets.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod util;
 

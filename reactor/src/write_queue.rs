@@ -117,6 +117,7 @@ impl WriteQueue {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// A writer that takes at most `cap` bytes per call, then would block after `calls` calls.
