@@ -504,8 +504,14 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
         };
         let request = Request::new(head, body, trailers, conn, received, ex);
         let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
-        if let Err(job) = self.pool.execute(job) {
-            job.reject();
+        // A user pool runs here, on the reactor thread: its panic must not take the loop down.
+        match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {
+            Ok(Ok(())) => {}
+            Ok(Err(job)) => job.reject(),
+            Err(p) => {
+                self.server.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
+                conn.abort();
+            }
         }
     }
 

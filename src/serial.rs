@@ -82,8 +82,16 @@ impl Serial {
             }
             st.running = true;
         }
-        if let Err(job) = self.pool.execute(Job::new(Box::new(Drain(self.clone())))) {
-            job.reject();
+        let job = Job::new(Box::new(Drain(self.clone())));
+        match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {
+            Ok(Ok(())) => {}
+            Ok(Err(job)) => job.reject(),
+            Err(p) => {
+                // A user pool panicked (possibly on the reactor thread): treat it as a refusal.
+                self.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
+                self.lock().running = false;
+                (self.on_reject)();
+            }
         }
     }
 

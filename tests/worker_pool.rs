@@ -204,3 +204,26 @@ fn websocket_message_rejected_by_the_pool_closes_1013() {
     // The message that was already received is still delivered (on an overflow thread).
     wait_until("delivered", || got.lock().unwrap().len() == 1);
 }
+
+#[test]
+fn a_pool_that_panics_in_execute_does_not_take_the_server_down() {
+    /// Panics on every other job.
+    struct Flaky(ThreadPool, AtomicUsize);
+    impl WorkerPool for Flaky {
+        fn execute(&self, job: Job) -> Result<(), Job> {
+            if self.1.fetch_add(1, Ordering::SeqCst) % 2 == 1 {
+                panic!("pool bug");
+            }
+            self.0.execute(job)
+        }
+    }
+    let pool = Flaky(ThreadPool::builder().threads(1).build().unwrap(), AtomicUsize::new(0));
+    let s = start(|_r: Request| Response::ok("ok"), opts().worker_pool(pool).error_logger(|_| {}));
+    let a = addr(&s);
+    assert_eq!(request(a, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status, 200);
+    // The second job panics in execute: that connection is dropped, the server lives on.
+    let mut c = Client::connect(a);
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(c.read_response().is_err());
+    assert_eq!(request(a, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").status, 200);
+}

@@ -499,6 +499,12 @@ impl Handle {
 pub fn spawn<D: Dispatch>(config: ReactorConfig, listener: Listener, dispatch: D) -> io::Result<Handle> {
     let (lp, remote, local_addr) = event_loop::EventLoop::new(config.clone(), listener, dispatch)?;
     let stats = lp.stats();
-    let thread = std::thread::Builder::new().name(config.thread_name.clone()).spawn(move || lp.run())?;
+    let thread = std::thread::Builder::new().name(config.thread_name.clone()).spawn(move || {
+        // A bug here must not vanish silently: say so (the handle then reports the loop as
+        // finished, and stopping returns at once).
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run())).is_err() {
+            log::error!("httpkit reactor: the event loop panicked and stopped");
+        }
+    })?;
     Ok(Handle { remote, thread: Mutex::new(Some(thread)), local_addr, stats })
 }
