@@ -394,7 +394,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             );
         }
     });
-    let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject);
+    let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject, ws.then(|| conn.clone()));
     let ch = Channel {
         inner: Arc::new(ChannelInner {
             id: next_id(),
@@ -775,7 +775,8 @@ impl Channel {
     fn deliver(&self, msg: Message) {
         if let Some(f) = self.inner.handlers.on_receive.clone() {
             let ch = self.clone();
-            self.inner.serial.push(move || f(&ch, msg));
+            let bytes = msg.as_bytes().len();
+            self.inner.serial.push_weighted(bytes, move || f(&ch, msg));
         }
     }
 }

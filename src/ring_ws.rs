@@ -374,8 +374,12 @@ impl Socket {
     }
 
     fn push(&self, f: impl FnOnce(&Arc<dyn WebSocketListener>, &Socket) + Send + 'static) {
+        self.push_weighted(0, f);
+    }
+
+    fn push_weighted(&self, bytes: usize, f: impl FnOnce(&Arc<dyn WebSocketListener>, &Socket) + Send + 'static) {
         let s = self.clone();
-        self.inner.serial.push(move || f(&s.inner.listener, &s));
+        self.inner.serial.push_weighted(bytes, move || f(&s.inner.listener, &s));
     }
 }
 
@@ -386,8 +390,8 @@ impl ConnListener for Socket {
 
     fn on_ws_event(&self, ev: WsEvent) {
         match ev {
-            WsEvent::Text(t) => self.push(move |l, s| l.on_message(s, Message::Text(t))),
-            WsEvent::Binary(b) => self.push(move |l, s| l.on_message(s, Message::Binary(b.into()))),
+            WsEvent::Text(t) => self.push_weighted(t.len(), move |l, s| l.on_message(s, Message::Text(t))),
+            WsEvent::Binary(b) => self.push_weighted(b.len(), move |l, s| l.on_message(s, Message::Binary(b.into()))),
             WsEvent::Ping(p) => self.push(move |l, s| l.on_ping(s, p)),
             WsEvent::Pong(p) => self.push(move |l, s| l.on_pong(s, p)),
             WsEvent::Close(_) => {}
@@ -468,7 +472,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             conn: conn.clone(),
             open,
             close_fired: AtomicBool::new(false),
-            serial: Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject),
+            serial: Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject, Some(conn.clone())),
             listener: up.listener.clone(),
             protocol: up.protocol.clone(),
             pending: Mutex::new(HashMap::new()),

@@ -13,10 +13,17 @@ type Callback = Box<dyn FnOnce() + Send>;
 
 /// Tasks drained per pool job before yielding the worker to other connections.
 const BATCH: usize = 32;
+/// Reading from the connection pauses when this many callbacks, or this many message bytes,
+/// wait; it resumes below a quarter of each. So a peer that sends faster than its callbacks
+/// run is held back by TCP instead of filling memory.
+const PAUSE_TASKS: usize = 64;
+const PAUSE_BYTES: usize = 1 << 20;
 
 struct State {
-    tasks: VecDeque<Callback>,
+    tasks: VecDeque<(Callback, usize)>,
+    bytes: usize,
     running: bool,
+    paused: bool,
 }
 
 /// A queue of callbacks for one connection.
@@ -26,6 +33,8 @@ pub(crate) struct Serial {
     loggers: Loggers,
     /// Called (once per rejection) when the pool refuses work, e.g. to close a WebSocket 1013.
     on_reject: Box<dyn Fn() + Send + Sync>,
+    /// The connection whose reading is paused while the queue is full.
+    conn: Option<httpkit_reactor::ConnHandle>,
 }
 
 impl Serial {
@@ -33,8 +42,10 @@ impl Serial {
         pool: Arc<dyn WorkerPool>,
         loggers: Loggers,
         on_reject: Box<dyn Fn() + Send + Sync>,
+        conn: Option<httpkit_reactor::ConnHandle>,
     ) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State { tasks: VecDeque::new(), running: false }), pool, loggers, on_reject })
+        let state = State { tasks: VecDeque::new(), bytes: 0, running: false, paused: false };
+        Arc::new(Self { state: Mutex::new(state), pool, loggers, on_reject, conn })
     }
 
     /// Runs `f` now on this thread, as part of the queue: tasks queued meanwhile run after it.
@@ -59,17 +70,38 @@ impl Serial {
 
     /// Drops every queued task (nothing ran yet).
     pub(crate) fn clear(&self) {
-        self.lock().tasks.clear();
+        let mut st = self.lock();
+        st.tasks.clear();
+        st.bytes = 0;
     }
 
     /// Queues `f` without starting a drain (see [`Serial::kick`]).
     pub(crate) fn push_quiet(&self, f: impl FnOnce() + Send + 'static) {
-        self.lock().tasks.push_back(Box::new(f));
+        self.lock().tasks.push_back((Box::new(f), 0));
     }
 
     /// Queues `f` and makes sure a drain is running.
     pub(crate) fn push(self: &Arc<Self>, f: impl FnOnce() + Send + 'static) {
-        self.lock().tasks.push_back(Box::new(f));
+        self.push_weighted(0, f);
+    }
+
+    /// Queues `f`, which holds a message of `bytes` bytes; pauses reading when the queue is
+    /// full (see [`PAUSE_TASKS`]).
+    pub(crate) fn push_weighted(self: &Arc<Self>, bytes: usize, f: impl FnOnce() + Send + 'static) {
+        let pause = {
+            let mut st = self.lock();
+            st.tasks.push_back((Box::new(f), bytes));
+            st.bytes += bytes;
+            let full = st.tasks.len() >= PAUSE_TASKS || st.bytes >= PAUSE_BYTES;
+            let pause = full && !st.paused;
+            st.paused |= full;
+            pause
+        };
+        if pause {
+            if let Some(c) = &self.conn {
+                c.pause_reading(true);
+            }
+        }
         self.kick();
     }
 
@@ -102,16 +134,29 @@ impl Serial {
     fn drain(self: &Arc<Self>) {
         loop {
             for _ in 0..BATCH {
-                let task = {
+                let (task, resume) = {
                     let mut st = self.lock();
                     match st.tasks.pop_front() {
-                        Some(t) => t,
+                        Some((t, bytes)) => {
+                            st.bytes -= bytes;
+                            let low = st.tasks.len() <= PAUSE_TASKS / 4 && st.bytes <= PAUSE_BYTES / 4;
+                            let resume = st.paused && low;
+                            if resume {
+                                st.paused = false;
+                            }
+                            (t, resume)
+                        }
                         None => {
                             st.running = false;
                             return;
                         }
                     }
                 };
+                if resume {
+                    if let Some(c) = &self.conn {
+                        c.pause_reading(false);
+                    }
+                }
                 if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
                     self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
                     self.loggers.event(events::WS_FRAME_ERROR);

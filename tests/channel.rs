@@ -495,3 +495,39 @@ fn graceful_stop_ends_long_polls_with_server_stop() {
     wait_until("on_close(ServerStop)", || has(&log, "close ServerStop"));
     assert!(c.is_closed_within(Duration::from_secs(10)));
 }
+
+#[test]
+fn a_flooding_client_is_held_back_while_callbacks_lag() {
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, n) = (gate.clone(), got.clone());
+    let handlers = ChannelHandlers::new().on_receive(move |_ch, _m| {
+        let (m, c) = &*g;
+        let mut open = m.lock().unwrap();
+        while !*open {
+            open = c.wait(open).unwrap();
+        }
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    c.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let frame = client_frame(0x2, true, &[7u8; 1024]);
+    let mut sent = 0usize;
+    // 100 MiB would all be taken in if the server kept reading while its callbacks are stuck.
+    use std::io::Write;
+    while sent < 100 * 1024 {
+        if c.stream.write_all(&frame).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 100 * 1024, "the server kept reading: {sent} messages buffered");
+    // Once the callbacks run again, reading resumes and every message is delivered.
+    {
+        let (m, cv) = &*gate;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    wait_until("delivered", || got.load(std::sync::atomic::Ordering::SeqCst) >= sent);
+}

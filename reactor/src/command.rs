@@ -15,6 +15,7 @@ pub(crate) enum Command {
     Upgrade { id: ConnId, seq: u64, head: Bytes, max_message: usize, auto_pong: bool },
     Frame { id: ConnId, head: Bytes, payload: Bytes, close: Option<WsClose>, ack: Option<u64> },
     Close { id: ConnId, abort: bool },
+    PauseReading { id: ConnId, paused: bool },
     Stop { deadline: Option<Instant> },
 }
 

@@ -90,6 +90,8 @@ pub(crate) struct Conn {
     read_eof: bool,
     /// A PROXY protocol header may still come first.
     proxy_pending: bool,
+    /// The application paused reading (its per-connection queue is full).
+    app_paused: bool,
     /// The poller said the peer closed its side: read on until EOF even after short reads.
     peer_fin: bool,
     /// No more requests are read (after an error, a `close` response, an upgrade request).
@@ -113,6 +115,7 @@ impl Conn {
             handle,
             decoder: RequestDecoder::new(cfg.limits),
             proxy_pending: cfg.proxy_protocol != ProxyProtocol::Off,
+            app_paused: false,
             rbuf: Vec::new(),
             cur: None,
             next_seq: 0,
@@ -170,7 +173,16 @@ impl Conn {
     }
 
     fn can_decode(&self, cfg: &ReactorConfig) -> bool {
-        !self.stop_reading && self.closing.is_none() && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
+        !self.stop_reading
+            && !self.app_paused
+            && self.closing.is_none()
+            && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
+    }
+
+    /// The application asks to stop (or resume) reading: its queue of work for this connection
+    /// is full. Bytes already read stay buffered; TCP pushes back on the peer.
+    pub(crate) fn set_app_paused(&mut self, paused: bool) {
+        self.app_paused = paused;
     }
 
     fn can_read_more(&self) -> bool {
@@ -595,7 +607,7 @@ impl Conn {
 
     fn decode_frames<D: Dispatch>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
         let mut off = 0;
-        while !self.stop_reading && self.closing.is_none() {
+        while !self.stop_reading && !self.app_paused && self.closing.is_none() {
             let Some(ws) = &mut self.ws else { break };
             match ws.dec.decode(&input[off..]) {
                 Ok((0, None)) => break,

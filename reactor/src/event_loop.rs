@@ -256,6 +256,12 @@ impl<D: Dispatch> EventLoop<D> {
                         touched.push(id);
                     }
                 }
+                Command::PauseReading { id, paused } => {
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.set_app_paused(paused);
+                        touched.push(id);
+                    }
+                }
                 Command::Close { id, abort } => {
                     if let Some(conn) = self.conns.get_mut(id) {
                         conn.on_close_cmd(abort);

@@ -401,6 +401,16 @@ impl ConnHandle {
         self.shared.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Stops (`true`) or resumes (`false`) reading from this connection, e.g. while the
+    /// application's queue of messages for it is full: the peer is then held back by TCP
+    /// instead of the server buffering without bound. Requests or frames already read are
+    /// kept and decoded on resume.
+    pub fn pause_reading(&self, paused: bool) {
+        if !self.is_closed() {
+            self.remote.send(Command::PauseReading { id: self.id, paused });
+        }
+    }
+
     /// Closes the connection after what is already queued has been written.
     pub fn close(&self) {
         if !self.is_closed() {
