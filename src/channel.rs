@@ -409,7 +409,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             accept,
         }),
     };
-    *ch.inner.ex.state.channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&ch.inner));
+    let _ = ch.inner.ex.state.channel.set(Arc::downgrade(&ch.inner));
     if ws {
         // Queued before the channel can hear a close, so on_open always comes first; it runs
         // once the 101 is on its way (see `start`).

@@ -74,7 +74,7 @@ pub(crate) enum RespState {
 pub(crate) struct ExShared {
     pub(crate) resp: Mutex<RespState>,
     /// The channel made for this exchange, if any: closed when an ordinary response wins.
-    pub(crate) channel: Mutex<Option<std::sync::Weak<crate::channel::ChannelInner>>>,
+    pub(crate) channel: std::sync::OnceLock<std::sync::Weak<crate::channel::ChannelInner>>,
 }
 
 /// A number unique among channels and sockets for the life of the process.
@@ -179,8 +179,8 @@ impl Exchange {
 
     /// A channel was made for this exchange but something else answered it: close it.
     fn close_orphan_channel(&self) {
-        let weak = self.state.channel.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(inner) = weak.and_then(|w| w.upgrade()) {
+        // A lock-free look: most exchanges never make a channel.
+        if let Some(inner) = self.state.channel.get().and_then(std::sync::Weak::upgrade) {
             crate::channel::Channel::from_inner(inner).end_exchange();
         }
     }
@@ -500,7 +500,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
             version: head.version,
             keep_alive: head.keep_alive && !head.upgrade,
             server: self.server.clone(),
-            state: Arc::new(ExShared { resp: Mutex::new(RespState::Idle), channel: Mutex::new(None) }),
+            state: Arc::new(ExShared { resp: Mutex::new(RespState::Idle), channel: std::sync::OnceLock::new() }),
         };
         let request = Request::new(head, body, trailers, conn, received, ex);
         let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));

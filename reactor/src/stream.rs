@@ -48,26 +48,33 @@ impl Write for Stream {
     }
 }
 
-impl Source for Stream {
-    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.register(r, t, i),
-            Self::Unix(s) => s.register(r, t, i),
+/// `mio::event::Source` for an enum of a TCP and a Unix variant: delegate to the variant.
+macro_rules! delegate_source {
+    ($t:ty) => {
+        impl Source for $t {
+            fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+                match self {
+                    Self::Tcp(s) => s.register(r, t, i),
+                    Self::Unix(s) => s.register(r, t, i),
+                }
+            }
+            fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+                match self {
+                    Self::Tcp(s) => s.reregister(r, t, i),
+                    Self::Unix(s) => s.reregister(r, t, i),
+                }
+            }
+            fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+                match self {
+                    Self::Tcp(s) => s.deregister(r),
+                    Self::Unix(s) => s.deregister(r),
+                }
+            }
         }
-    }
-    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.reregister(r, t, i),
-            Self::Unix(s) => s.reregister(r, t, i),
-        }
-    }
-    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.deregister(r),
-            Self::Unix(s) => s.deregister(r),
-        }
-    }
+    };
 }
+
+delegate_source!(Stream);
 
 #[derive(Debug)]
 pub(crate) enum MioListener {
@@ -92,23 +99,4 @@ impl MioListener {
     }
 }
 
-impl Source for MioListener {
-    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.register(r, t, i),
-            Self::Unix(s) => s.register(r, t, i),
-        }
-    }
-    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.reregister(r, t, i),
-            Self::Unix(s) => s.reregister(r, t, i),
-        }
-    }
-    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.deregister(r),
-            Self::Unix(s) => s.deregister(r),
-        }
-    }
-}
+delegate_source!(MioListener);
