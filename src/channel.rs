@@ -312,6 +312,8 @@ pub(crate) struct ChannelInner {
     /// Shared with the pool-rejection hook, which closes the channel.
     open: Arc<AtomicBool>,
     close_fired: AtomicBool,
+    /// The 101 was sent (a WebSocket's on_open only runs then).
+    upgraded: AtomicBool,
     serial: Arc<Serial>,
     protocol: Option<String>,
     accept: Option<String>,
@@ -404,6 +406,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             handlers,
             open,
             close_fired: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
             serial,
             protocol,
             accept,
@@ -415,7 +418,13 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         // once the 101 is on its way (see `start`).
         if let Some(f) = ch.inner.handlers.on_open.clone() {
             let c = ch.clone();
-            ch.inner.serial.push_quiet(move || f(&c));
+            // Only if the 101 really went out (not refused in `init`, not beaten by another
+            // response, not a panicking handler).
+            ch.inner.serial.push_quiet(move || {
+                if c.inner.upgraded.load(Ordering::Acquire) {
+                    f(&c)
+                }
+            });
         }
     }
     let attached = attach(&conn, ch.inner.id, Arc::new(ch.clone()) as Arc<dyn ConnListener>);
@@ -702,10 +711,8 @@ impl Channel {
         };
         let mut head = Vec::with_capacity(256);
         with_date(|d| encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head));
-        if let Some(f) = self.inner.handlers.on_open.clone() {
-            let ch = self.clone();
-            self.inner.serial.push_quiet(move || f(&ch));
-        }
+        // on_open was queued by `as_channel`; it runs now that the 101 is on its way.
+        self.inner.upgraded.store(true, Ordering::Release);
         ex.conn.upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
         self.inner.serial.kick();
     }

@@ -36,7 +36,9 @@
 //! proxies you trust ([`Options::trusted_proxies`]).
 //!
 //! ## Threads
-//! * `httpkit-reactor`: accepts, reads, parses, writes. Never runs your code.
+//! * `httpkit-reactor`: accepts, reads, parses, writes. Your handlers never run there (unless
+//!   you choose the [`Inline`] pool); what does run there must not block: a custom
+//!   [`WorkerPool::execute`] and the loggers.
 //! * the worker pool (default: [`ThreadPool`], threads `worker-1` … `worker-4`): runs handlers.
 //!   A full queue answers `503`; a handler panic answers `500` and the worker survives.
 //!

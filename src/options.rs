@@ -217,7 +217,8 @@ impl Options {
         self
     }
 
-    /// Receives error lines (handler panics, pool rejections, accept errors). Default: the
+    /// Receives error lines (handler and callback panics, accept errors, failing response
+    /// bodies). Default: the
     /// `log` facade at error level.
     pub fn error_logger(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.loggers.error = Some(Arc::new(f) as LogFn);

@@ -47,10 +47,6 @@ impl Request {
         }
     }
 
-    pub(crate) fn target_bytes(&self) -> bytes::Bytes {
-        self.head.target_bytes()
-    }
-
     /// The method.
     pub fn method(&self) -> &Method {
         &self.head.method
@@ -117,8 +113,11 @@ impl Request {
         self.header("content-type")
     }
 
-    /// The client's address: the socket peer (`None` over a Unix domain socket).
-    /// `X-Forwarded-For` is never trusted here.
+    /// The client's address: the one a PROXY protocol header named (with
+    /// [`Options::proxy_protocol`](crate::Options::proxy_protocol)); else, for a request from a
+    /// proxy listed in [`Options::trusted_proxies`](crate::Options::trusted_proxies), its
+    /// `X-Real-IP` or last `X-Forwarded-For` entry (port 0); else the socket peer. `None` over a
+    /// Unix domain socket. Forwarding headers from anyone else are never trusted.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
     }

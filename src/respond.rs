@@ -231,24 +231,17 @@ impl Exchange {
                 let Some((enc, close)) = self.start(status, &headers, BodyLength::Known(len)) else {
                     return;
                 };
-                if enc.has_body() {
-                    let mut left = len;
-                    let ok = self.pump(enc, |buf| {
-                        if left == 0 {
-                            return Ok(0);
-                        }
-                        let want = (buf.len() as u64).min(left) as usize;
-                        let n = f.read(&mut buf[..want])?;
-                        if n == 0 {
-                            return Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "file shrank while sent",
-                            ));
-                        }
-                        left -= n as u64;
-                        Ok(n)
-                    });
-                    if !ok {
+                let mut left = if enc.has_body() { len } else { 0 };
+                while left > 0 {
+                    // Pieces sized to what is left, read whole (a file that shrinks is an error).
+                    let mut buf = vec![0u8; left.min(PIECE as u64) as usize];
+                    if let Err(e) = f.read_exact(&mut buf) {
+                        self.server.loggers.error(&format!("reading a file body failed: {e}"));
+                        self.conn.abort();
+                        return;
+                    }
+                    left -= buf.len() as u64;
+                    if !self.wait_room() || !self.write_piece(enc, Bytes::from(buf)) {
                         return;
                     }
                 }
@@ -385,7 +378,12 @@ impl<H: Handler> Task for RequestTask<H> {
         let Some(ex) = req.exchange.clone() else {
             return;
         };
-        let target = req.target_bytes();
+        // The target, for a panic message, kept without an allocation (first 96 bytes).
+        let mut what = [0u8; 96];
+        let uri = req.uri().as_bytes();
+        let what_len = uri.len().min(what.len());
+        what[..what_len].copy_from_slice(&uri[..what_len]);
+        let target = &what[..what_len];
         match catch_unwind(AssertUnwindSafe(move || handler.call(req))) {
             Ok(resp) => {
                 // Body streams and readers are user code too.
@@ -393,7 +391,7 @@ impl<H: Handler> Task for RequestTask<H> {
                     ex.server.loggers.error(&format!(
                         "response body panicked on {} {}: {}",
                         ex.method,
-                        String::from_utf8_lossy(&target),
+                        String::from_utf8_lossy(target),
                         panic_message(&*panic)
                     ));
                     if !ex.send_error(500, "Internal Server Error") {
@@ -406,7 +404,7 @@ impl<H: Handler> Task for RequestTask<H> {
                 ex.server.loggers.error(&format!(
                     "handler panicked on {} {}: {msg}",
                     ex.method,
-                    String::from_utf8_lossy(&target)
+                    String::from_utf8_lossy(target)
                 ));
                 ex.server.loggers.event(events::STATUS_500);
                 ex.send_error(500, "Internal Server Error");

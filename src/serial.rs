@@ -88,18 +88,17 @@ impl Serial {
     /// Queues `f`, which holds a message of `bytes` bytes; pauses reading when the queue is
     /// full (see [`PAUSE_TASKS`]).
     pub(crate) fn push_weighted(self: &Arc<Self>, bytes: usize, f: impl FnOnce() + Send + 'static) {
-        let pause = {
+        {
             let mut st = self.lock();
             st.tasks.push_back((Box::new(f), bytes));
             st.bytes += bytes;
-            let full = st.tasks.len() >= PAUSE_TASKS || st.bytes >= PAUSE_BYTES;
-            let pause = full && !st.paused;
-            st.paused |= full;
-            pause
-        };
-        if pause {
-            if let Some(c) = &self.conn {
-                c.pause_reading(true);
+            if !st.paused && (st.tasks.len() >= PAUSE_TASKS || st.bytes >= PAUSE_BYTES) {
+                st.paused = true;
+                // Sent under the lock (it never blocks), so pause and resume reach the reactor
+                // in the order the queue decided them.
+                if let Some(c) = &self.conn {
+                    c.pause_reading(true);
+                }
             }
         }
         self.kick();
@@ -134,17 +133,19 @@ impl Serial {
     fn drain(self: &Arc<Self>) {
         loop {
             for _ in 0..BATCH {
-                let (task, resume) = {
+                let task = {
                     let mut st = self.lock();
                     match st.tasks.pop_front() {
                         Some((t, bytes)) => {
                             st.bytes -= bytes;
                             let low = st.tasks.len() <= PAUSE_TASKS / 4 && st.bytes <= PAUSE_BYTES / 4;
-                            let resume = st.paused && low;
-                            if resume {
+                            if st.paused && low {
                                 st.paused = false;
+                                if let Some(c) = &self.conn {
+                                    c.pause_reading(false);
+                                }
                             }
-                            (t, resume)
+                            t
                         }
                         None => {
                             st.running = false;
@@ -152,18 +153,15 @@ impl Serial {
                         }
                     }
                 };
-                if resume {
-                    if let Some(c) = &self.conn {
-                        c.pause_reading(false);
-                    }
-                }
                 if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
                     self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
                     self.loggers.event(events::WS_FRAME_ERROR);
                 }
             }
-            // More work: give other connections a turn, or go on here if the pool is full.
-            if self.pool.execute(Job::new(Box::new(Drain(self.clone())))).is_ok() {
+            // More work: give other connections a turn, or go on here if the pool is full (or
+            // its `execute` panicked: the queue must not stall with `running` set).
+            let again = Job::new(Box::new(Drain(self.clone())));
+            if let Ok(Ok(())) = catch_unwind(AssertUnwindSafe(|| self.pool.execute(again))) {
                 return;
             }
         }

@@ -119,6 +119,10 @@ impl Server {
     /// calling [`Server::stop`]).
     pub fn join(&self) {
         self.reactor.join();
+        if self.status() == ServerStatus::Running {
+            // The loop ended without a stop (it can only have failed): finish the stop here.
+            self.stop();
+        }
         while self.status() != ServerStatus::Stopped {
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -66,7 +66,8 @@ fn websocket_echo_text_binary_and_large() {
     assert_eq!(c.read().unwrap(), WsMsg::binary(big));
     c.close(None).unwrap();
     wait_until("on_close", || has(&log, "close NoStatusReceived"));
-    assert!(has(&log, "open ws=true"));
+    let opens = log.lock().unwrap().iter().filter(|l| l.starts_with("open")).count();
+    assert_eq!(opens, 1, "on_open runs exactly once");
 }
 
 #[test]

@@ -148,3 +148,57 @@ fn upgrade_request_from_a_client_that_left_leaves_no_connection_behind() {
     drop(c);
     wait_until("connection reaped", || s.connections_open() == 0);
 }
+
+#[test]
+fn websocket_refused_in_init_never_opens() {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let s = start(
+        move |req: Request| {
+            as_channel(
+                &req,
+                recording(&l).init(|ch| {
+                    ch.close();
+                }),
+            )
+        },
+        opts(),
+    );
+    let (_c, r) = ws_connect(addr(&s), "/", "");
+    assert_eq!(r.status, 403);
+    wait_until("on_close", || log.lock().unwrap().iter().any(|l| l.starts_with("close")));
+    thread::sleep(Duration::from_millis(50));
+    assert!(!log.lock().unwrap().iter().any(|l| l == "open"), "{:?}", log.lock().unwrap());
+}
+
+#[test]
+fn frames_sent_while_the_101_waits_behind_a_pipelined_response_are_kept() {
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let g = gate.clone();
+    let s = start(
+        move |req: Request| {
+            if req.path() == "/slow" {
+                g.wait();
+                return Response::ok("slow");
+            }
+            as_channel(
+                &req,
+                ChannelHandlers::new().on_open(|ch| {
+                    assert!(ch.send("hello"));
+                }),
+            )
+        },
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    c.send(
+        b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    // Let on_open run (and send) while the first response is still pending.
+    thread::sleep(Duration::from_millis(100));
+    gate.wait();
+    assert_eq!(c.read_response().unwrap().text(), "slow");
+    assert_eq!(c.read_response_to(true).unwrap().status, 101);
+    assert_eq!(c.read_frame().unwrap(), (true, 0x1, b"hello".to_vec()));
+}

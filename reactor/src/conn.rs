@@ -92,6 +92,10 @@ pub(crate) struct Conn {
     proxy_pending: bool,
     /// The application paused reading (its per-connection queue is full).
     app_paused: bool,
+    /// Frames sent before the 101 left (it waited behind pipelined responses): their write
+    /// acknowledgements and a close among them, applied when the WebSocket starts. Boxed:
+    /// rare, and idle connections should stay small.
+    early: Option<Box<(Vec<u64>, Option<WsClose>)>>,
     /// The poller said the peer closed its side: read on until EOF even after short reads.
     peer_fin: bool,
     /// No more requests are read (after an error, a `close` response, an upgrade request).
@@ -116,6 +120,7 @@ impl Conn {
             decoder: RequestDecoder::new(cfg.limits),
             proxy_pending: cfg.proxy_protocol != ProxyProtocol::Off,
             app_paused: false,
+            early: None,
             rbuf: Vec::new(),
             cur: None,
             next_seq: 0,
@@ -469,8 +474,16 @@ impl Conn {
                 }
                 // The 101 is queued: from here on the connection speaks WebSocket.
                 self.slots.clear();
-                self.ws =
-                    Some(Box::new(WsState { dec: FrameDecoder::new(max), auto_pong, close_sent: false, info: None }));
+                let (early_acks, early_close) = self.early.take().map(|b| *b).unwrap_or_default();
+                self.ws = Some(Box::new(WsState {
+                    dec: FrameDecoder::new(max),
+                    auto_pong,
+                    close_sent: early_close.is_some(),
+                    info: early_close,
+                }));
+                for token in early_acks {
+                    self.wq.mark(token);
+                }
                 self.stop_reading = false;
                 self.draining = false;
                 if self.stopping {
@@ -522,6 +535,19 @@ impl Conn {
         ctx: &mut Ctx<'_, D>,
     ) {
         let n = head.len() + payload.len();
+        if self.ws.is_none() {
+            // The 101 may still wait behind earlier pipelined responses: the frame follows it.
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.upgrade.is_some()) {
+                slot.parts.push(head);
+                slot.parts.push(payload);
+                let early = self.early.get_or_insert_with(Default::default);
+                early.0.extend(ack);
+                if early.1.is_none() {
+                    early.1 = close;
+                }
+                return;
+            }
+        }
         let Some(ws) = &mut self.ws else {
             self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
             return;

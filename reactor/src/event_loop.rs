@@ -42,6 +42,7 @@ pub(crate) struct EventLoop<D> {
     next_sweep: Instant,
     sweep_every: Duration,
     ready: Vec<ConnId>,
+    touched: Vec<ConnId>,
     last_work: Instant,
 }
 
@@ -91,6 +92,7 @@ impl<D: Dispatch> EventLoop<D> {
             next_sweep: Instant::now(),
             sweep_every,
             ready: Vec::new(),
+            touched: Vec::new(),
             last_work: Instant::now(),
         };
         Ok((lp, remote, local))
@@ -225,7 +227,8 @@ impl<D: Dispatch> EventLoop<D> {
     }
 
     fn drain_commands(&mut self, now: Instant) -> bool {
-        let mut touched: Vec<ConnId> = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
                 Command::Write { id, seq, head, body, end, close } => {
@@ -278,10 +281,12 @@ impl<D: Dispatch> EventLoop<D> {
         }
         touched.sort_unstable();
         touched.dedup();
-        for id in touched {
+        for &id in &touched {
             // Flush, then decode whatever pipelined input was waiting for a free slot.
             self.with_conn(id, now, |c, ctx, scratch| c.drive(ctx, scratch));
         }
+        // Kept for the next iteration: no allocation per loop pass.
+        self.touched = touched;
         false
     }
 

@@ -490,15 +490,21 @@ impl Handle {
 
     /// Waits until the loop has exited.
     pub fn join(&self) {
-        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = t {
+        // The lock is held while joining, so every caller returns only once the loop is gone.
+        let mut guard = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = guard.take() {
             let _ = t.join();
         }
     }
 
     /// Whether the loop has exited.
     pub fn is_finished(&self) -> bool {
-        self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(|t| t.is_finished())
+        match self.thread.try_lock() {
+            Ok(g) => g.as_ref().is_none_or(|t| t.is_finished()),
+            // Someone is joining it: it is not finished yet.
+            Err(std::sync::TryLockError::WouldBlock) => false,
+            Err(std::sync::TryLockError::Poisoned(g)) => g.into_inner().as_ref().is_none_or(|t| t.is_finished()),
+        }
     }
 }
 
