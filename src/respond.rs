@@ -216,6 +216,12 @@ impl Exchange {
             self.write_error(500, "Internal Server Error");
             return;
         }
+        if resp.status.is_informational() {
+            // A 1xx is never a final answer; the client would wait for one forever.
+            self.server.loggers.error(&format!("a handler answered {} with status {}", self.method, resp.status));
+            self.write_error(500, "Internal Server Error");
+            return;
+        }
         if self.server.loggers.has_event() {
             self.server.loggers.event(&format!("{}{}", events::STATUS_PROCESSED, resp.status.as_u16()));
         }

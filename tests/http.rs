@@ -572,3 +572,20 @@ fn max_connections_holds_new_clients_until_one_closes() {
     assert_eq!(c3.read_response().unwrap().status, 200);
     assert!(s.connections_open() <= 2);
 }
+
+#[test]
+fn informational_status_from_a_handler_is_an_error_and_205_has_no_body() {
+    let s = start(
+        |req: Request| match req.path() {
+            "/103" => Response::status_code(103),
+            "/205" => Response::ok("dropped").with_status(205),
+            _ => Response::ok("ok"),
+        },
+        opts().error_logger(|_| {}),
+    );
+    let mut c = Client::connect(addr(&s));
+    assert_eq!(c.get("/103").status, 500);
+    let r = c.get("/205");
+    assert_eq!((r.status, r.header("content-length"), r.body.len()), (205, Some("0"), 0));
+    assert_eq!(c.get("/").text(), "ok", "framing intact after both");
+}

@@ -114,6 +114,8 @@ pub fn encode_head(
     let code = status.as_u16();
     let upgrade = code == 101;
     let no_body_status = status.is_informational() || code == 204 || code == 304;
+    // 205 Reset Content: no content may be sent; it is framed as an empty body (RFC 9110 §15.3.6).
+    let reset_content = code == 205;
     let is_head = *ctx.method == Method::HEAD;
 
     let mut keep_alive = ctx.keep_alive;
@@ -122,7 +124,7 @@ pub fn encode_head(
             keep_alive = false;
         }
     }
-    let body = if no_body_status || is_head {
+    let body = if no_body_status || is_head || reset_content {
         BodyEncoder::None
     } else {
         match length {
@@ -170,6 +172,7 @@ pub fn encode_head(
         }
         match (length, no_body_status) {
             (_, true) => {}
+            (_, false) if reset_content => dst.extend_from_slice(b"content-length: 0\r\n"),
             (BodyLength::Known(n), false) => {
                 dst.extend_from_slice(b"content-length: ");
                 write_dec(dst, n);

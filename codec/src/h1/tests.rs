@@ -435,6 +435,21 @@ fn encode_refuses_header_injection() {
 }
 
 #[test]
+fn encode_205_drops_the_body() {
+    let mut out = Vec::new();
+    let f = encode_head(
+        StatusCode::RESET_CONTENT,
+        &HeaderMap::new(),
+        BodyLength::Known(5),
+        &ctx(&Method::GET, Version::HTTP_11, true),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(f.body, BodyEncoder::None);
+    assert!(String::from_utf8(out).unwrap().contains("content-length: 0\r\n"));
+}
+
+#[test]
 fn encode_unknown_status() {
     let mut out = Vec::new();
     encode_head(
