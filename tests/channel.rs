@@ -48,6 +48,28 @@ fn ws(addr: SocketAddr) -> tungstenite::WebSocket<MaybeTlsStream<std::net::TcpSt
     ws
 }
 
+/// A server whose channels are kept from `on_open`, and a way to wait for the first one.
+fn keeping_server(o: httpkit::Options) -> (httpkit::Server, Arc<Mutex<Option<Channel>>>) {
+    let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
+    let k = kept.clone();
+    let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
+    (start(move |req: Request| as_channel(&req, handlers.clone()), o), kept)
+}
+
+fn kept_channel(kept: &Arc<Mutex<Option<Channel>>>) -> Channel {
+    wait_until("open", || kept.lock().unwrap().is_some());
+    kept.lock().unwrap().clone().unwrap()
+}
+
+/// Sends `req` on a new connection to a `poll_server` and returns the channel it opened.
+fn open_poll(s: &httpkit::Server, chans: &Arc<Mutex<Vec<Channel>>>, req: &[u8]) -> (Client, Channel) {
+    let mut c = Client::connect(addr(s));
+    c.send(req);
+    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    let ch = chans.lock().unwrap()[0].clone();
+    (c, ch)
+}
+
 fn has(log: &Log, what: &str) -> bool {
     log.lock().unwrap().iter().any(|l| l.contains(what))
 }
@@ -250,13 +272,9 @@ fn on_close_runs_after_queued_messages() {
 
 #[test]
 fn send_on_closed_channel_returns_false() {
-    let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
-    let k = kept.clone();
-    let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
-    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let (s, kept) = keeping_server(opts());
     let mut c = ws(addr(&s));
-    wait_until("open", || kept.lock().unwrap().is_some());
-    let ch = kept.lock().unwrap().clone().unwrap();
+    let ch = kept_channel(&kept);
     assert!(ch.is_open());
     c.close(None).unwrap();
     let _ = c.read();
@@ -304,10 +322,7 @@ fn long_poll_is_held_until_another_thread_sends() {
     let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
     let log: Log = Arc::default();
     let s = poll_server(chans.clone(), log.clone());
-    let mut c = Client::connect(addr(&s));
-    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_until("channel", || chans.lock().unwrap().len() == 1);
-    let ch = chans.lock().unwrap()[0].clone();
+    let (mut c, ch) = open_poll(&s, &chans, b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(!ch.is_websocket());
     thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
@@ -325,10 +340,7 @@ fn long_poll_is_held_until_another_thread_sends() {
 fn streaming_three_chunks_read_as_they_arrive() {
     let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
     let s = poll_server(chans.clone(), Arc::default());
-    let mut c = Client::connect(addr(&s));
-    c.send(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_until("channel", || chans.lock().unwrap().len() == 1);
-    let ch = chans.lock().unwrap()[0].clone();
+    let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ch.send_with("data: one\n\n", false));
     // The head and first chunk arrive before the stream ends.
     use std::io::Read;
@@ -402,10 +414,7 @@ fn send_and_ordinary_return_never_give_two_responses() {
 fn http10_streaming_is_close_delimited() {
     let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
     let s = poll_server(chans.clone(), Arc::default());
-    let mut c = Client::connect(addr(&s));
-    c.send(b"GET /stream HTTP/1.0\r\n\r\n");
-    wait_until("channel", || chans.lock().unwrap().len() == 1);
-    let ch = chans.lock().unwrap()[0].clone();
+    let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.0\r\n\r\n");
     assert!(ch.send_with("a", false));
     assert!(ch.send_with("b", false));
     assert!(ch.send_with("c", true));
@@ -416,13 +425,9 @@ fn http10_streaming_is_close_delimited() {
 
 #[test]
 fn concurrent_sends_never_interleave_frames() {
-    let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
-    let k = kept.clone();
-    let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
-    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let (s, kept) = keeping_server(opts());
     let (mut c, _) = ws_connect(addr(&s), "/ws", "");
-    wait_until("open", || kept.lock().unwrap().is_some());
-    let ch = kept.lock().unwrap().clone().unwrap();
+    let ch = kept_channel(&kept);
     let senders: Vec<_> = (0..4u8)
         .map(|t| {
             let ch = ch.clone();
@@ -461,13 +466,9 @@ fn concurrent_sends_never_interleave_frames() {
 
 #[test]
 fn sends_to_a_client_that_does_not_read_report_full() {
-    let kept: Arc<Mutex<Option<Channel>>> = Arc::default();
-    let k = kept.clone();
-    let handlers = ChannelHandlers::new().on_open(move |ch| *k.lock().unwrap() = Some(ch.clone()));
-    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts().write_buffer(256 * 1024));
+    let (s, kept) = keeping_server(opts().write_buffer(256 * 1024));
     let (_c, _) = ws_connect(addr(&s), "/ws", "");
-    wait_until("open", || kept.lock().unwrap().is_some());
-    let ch = kept.lock().unwrap().clone().unwrap();
+    let ch = kept_channel(&kept);
     let chunk = vec![0u8; 64 * 1024];
     let mut full = false;
     for _ in 0..2000 {

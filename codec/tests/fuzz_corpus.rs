@@ -21,36 +21,32 @@ fn inputs(dir: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn drive_h1(pieces: &[&[u8]]) {
-    let mut d = RequestDecoder::new(Limits { max_line: 256, max_header_bytes: 1024, max_headers: 16, max_body: 4096 });
+/// Feeds `pieces` as the reactor would; `step` decodes from the buffer and returns how many
+/// bytes it consumed (`None` to stop: need more, or an error).
+fn drive(pieces: &[&[u8]], mut step: impl FnMut(&[u8]) -> Option<usize>) {
     let mut buf = Vec::new();
     for p in pieces {
         buf.extend_from_slice(p);
-        loop {
-            match d.decode(&buf) {
-                Ok((0, None)) | Err(_) => break,
-                Ok((n, _)) => {
-                    buf.drain(..n);
-                }
-            }
+        while let Some(n) = step(&buf) {
+            buf.drain(..n);
         }
     }
 }
 
+fn drive_h1(pieces: &[&[u8]]) {
+    let mut d = RequestDecoder::new(Limits { max_line: 256, max_header_bytes: 1024, max_headers: 16, max_body: 4096 });
+    drive(pieces, |buf| match d.decode(buf) {
+        Ok((0, None)) | Err(_) => None,
+        Ok((n, _)) => Some(n),
+    });
+}
+
 fn drive_ws(pieces: &[&[u8]]) {
     let mut d = FrameDecoder::new(4096);
-    let mut buf = Vec::new();
-    for p in pieces {
-        buf.extend_from_slice(p);
-        loop {
-            match d.decode(&buf) {
-                Ok((0, None)) | Err(_) => break,
-                Ok((n, _)) => {
-                    buf.drain(..n);
-                }
-            }
-        }
-    }
+    drive(pieces, |buf| match d.decode(buf) {
+        Ok((0, None)) | Err(_) => None,
+        Ok((n, _)) => Some(n),
+    });
 }
 
 #[test]
