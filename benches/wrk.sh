@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end throughput/latency: httpkit's hello example against a minimal hyper 1.x server
-# (benches/peers, current_thread and multi_thread with 2 workers), interleaved, each twice:
+# (benches/peers, current_thread and multi_thread with 2 workers) and `floor` (benches/peers: one
+# mio thread answering a canned response with no parsing, no hand-off, no allocation: the ceiling
+# of any one-reactor server on this machine), interleaved, each twice:
 #   unpinned: wrk -t2 -c256 -d10s --latency
 #   pinned:   server on CPU 0, `taskset -c 1 wrk -t1 -c64 -d10s --latency`
 # Usage: benches/wrk.sh [DURATION]   (needs wrk: apt-get install -y wrk)
@@ -11,6 +13,7 @@ rounds=${ROUNDS:-2}
 cargo build --release --example hello
 (cd benches/peers && cargo build --release)
 peer=benches/peers/target/release/hyper_hello
+floor=benches/peers/target/release/floor
 
 run() { # name pin cmd...
   local name=$1 pin=$2; shift 2
@@ -40,5 +43,6 @@ for r in $(seq "$rounds"); do
     run httpkit "$pin" ./target/release/examples/hello '{port}'
     run hyper-current_thread "$pin" $peer '{port}' current
     run hyper-multi_thread "$pin" $peer '{port}' multi
+    run floor "$pin" $floor '{port}'
   done
 done
