@@ -1,4 +1,4 @@
-//! The ceiling of a one-reactor design on this machine: `floor PORT`.
+//! The ceiling of a one-reactor design on this machine: `floor PORT [THREADS]` (default 1).
 //!
 //! One thread, mio edge-triggered, no HTTP parsing beyond finding the blank line, no hand-off,
 //! no allocation per request: every complete request head read gets a canned response of the
@@ -16,7 +16,19 @@ const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nserver: httpkit\r\ndate: Thu, 26 No
 
 fn main() {
     let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8082);
-    let mut listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).expect("bind");
+    let threads: usize = std::env::args().nth(2).and_then(|p| p.parse().ok()).unwrap_or(1);
+    let std_listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).expect("bind");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let mut handles = Vec::new();
+    for _ in 1..threads {
+        let l = std_listener.try_clone().expect("clone");
+        handles.push(std::thread::spawn(move || reactor(TcpListener::from_std(l))));
+    }
+    reactor(TcpListener::from_std(std_listener));
+}
+
+/// One event loop over the shared listener (with `threads` > 1, each loop accepts its own share).
+fn reactor(mut listener: TcpListener) {
     let mut poll = Poll::new().expect("poll");
     poll.registry().register(&mut listener, Token(0), Interest::READABLE).expect("register");
     let mut events = Events::with_capacity(1024);
