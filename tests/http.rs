@@ -200,6 +200,11 @@ fn malformed_requests_answer_400_505_501() {
         (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: localhost:es\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: localhost:()\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: localhost:65536\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: evil/x\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
     ] {

@@ -23,7 +23,8 @@ pub enum ParseError {
     TooManyHeaders,
     /// A header line or the header block exceeds its limit. 431.
     HeadersTooLarge,
-    /// HTTP/1.1 request without a `Host` header, or with several. 400.
+    /// HTTP/1.1 request without a `Host` header, with several, or with an invalid or empty one
+    /// (bad characters, a port that is not digits up to 65535). 400.
     Host,
     /// Non-numeric, signed or overflowing `Content-Length`, or several different values. 400.
     ContentLength,
@@ -69,7 +70,7 @@ impl ParseError {
             Self::HeaderValue => "invalid header value",
             Self::TooManyHeaders => "too many header fields",
             Self::HeadersTooLarge => "request header fields too large",
-            Self::Host => "missing or duplicate Host header",
+            Self::Host => "missing, duplicate or invalid Host header",
             Self::ContentLength => "invalid Content-Length",
             Self::AmbiguousFraming => "ambiguous message framing",
             Self::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",

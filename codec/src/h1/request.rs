@@ -311,7 +311,8 @@ impl RequestDecoder {
         let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(ParseError::Malformed);
         };
-        if method.len() + path.len() + 11 > lim.max_line {
+        // The request line with its CRLF: method SP target SP "HTTP/1.x" CRLF.
+        if method.len() + path.len() + 12 > lim.max_line {
             return Err(ParseError::UriTooLong);
         }
         let version = if minor == 1 { Version::HTTP_11 } else { Version::HTTP_10 };
@@ -331,7 +332,12 @@ impl RequestDecoder {
             }
             let name = h.name.as_bytes();
             match name.len() {
-                4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+                4 if name.eq_ignore_ascii_case(b"host") => {
+                    if !valid_host(h.value) {
+                        return Err(ParseError::Host);
+                    }
+                    hosts += 1;
+                }
                 6 if name.eq_ignore_ascii_case(b"expect") => {
                     expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
                 }
@@ -456,6 +462,46 @@ fn sub(raw: &Bytes, src: &[u8], part: &[u8]) -> Bytes {
     } else {
         Bytes::copy_from_slice(part)
     }
+}
+
+/// A `Host` value as RFC 9110 §7.2 allows it, and not empty: `uri-host [":" port]`, where
+/// uri-host is a reg-name (unreserved, pct-encoded, sub-delims) or a bracketed IP literal, and
+/// the port is digits (possibly none) up to 65535.
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(close) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inner = &v[1..close];
+        if inner.is_empty() || !inner.iter().all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.' | b'v' | b'V')) {
+            return false;
+        }
+        match &v[close + 1..] {
+            [] => (&v[..=close], None),
+            [b':', port @ ..] => (&v[..=close], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], Some(&v[i + 1..])),
+            None => (v, None),
+        }
+    };
+    let reg_name_ok = host.first() == Some(&b'[')
+        || host.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')')
+                || matches!(b, b'*' | b'+' | b',' | b';' | b'=')
+        });
+    let port_ok = match port {
+        None => true,
+        Some(p) => {
+            p.len() <= 5
+                && p.iter().all(u8::is_ascii_digit)
+                && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+        }
+    };
+    !host.is_empty() && reg_name_ok && port_ok
 }
 
 /// Splits a request-target into the path range; the query starts after `path_end`.

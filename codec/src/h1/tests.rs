@@ -231,6 +231,36 @@ fn header_syntax_rejections() {
 }
 
 #[test]
+fn host_values() {
+    let req = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
+    for ok in ["localhost", "localhost:4347", "localhost:", "[::ffff:a9fe:a9fe]", "[::1]:80", "a-b.c_d~e", "x:65535"] {
+        let evs = run(&req(ok));
+        assert!(matches!(evs.first(), Some(Ev::Head(_))), "{ok:?} should be accepted: {evs:?}");
+    }
+    for bad in [
+        "",
+        "localhost:es",
+        "localhost:()",
+        "x:99999",
+        "x:65536",
+        "x:+80",
+        "a b",
+        "a/b",
+        "u@h",
+        "a\\b",
+        "[::1",
+        "[]",
+        "[::1]x",
+        "x:1:2",
+    ] {
+        assert_eq!(err(&req(bad)), ParseError::Host, "{bad:?} should be refused");
+    }
+    // HTTP/1.0 may omit Host, but one that is sent must be valid.
+    assert!(matches!(run(b"GET / HTTP/1.0\r\n\r\n").first(), Some(Ev::Head(_))));
+    assert_eq!(err(b"GET / HTTP/1.0\r\nHost: a/b\r\n\r\n"), ParseError::Host);
+}
+
+#[test]
 fn version_and_garbage() {
     assert_eq!(err(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), ParseError::UnsupportedVersion);
     assert_eq!(err(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"), ParseError::UnsupportedVersion);
@@ -252,6 +282,25 @@ fn request_line_limit_is_414() {
     let (evs, _) = assert_split_invariant(&dec_with(l), &long);
     assert_eq!(evs, vec![Ev::Err(ParseError::UriTooLong)]);
     assert_eq!(ParseError::UriTooLong.status(), 414);
+}
+
+#[test]
+fn line_limits_are_exact_whether_the_head_comes_whole_or_in_pieces() {
+    let l = Limits { max_line: 64, ..Limits::default() };
+    // "GET " + target + " HTTP/1.1\r\n" is 64 bytes (CRLF included): accepted; one more: 414.
+    for (target_len, ok) in [(49, true), (50, false)] {
+        let target = format!("/{}", "a".repeat(target_len - 1));
+        let input = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(input.find('\n').unwrap() + 1, 12 + 3 + target_len);
+        let (evs, _) = assert_split_invariant(&dec_with(l), input.as_bytes());
+        assert_eq!(matches!(evs.first(), Some(Ev::Head(_))), ok, "target of {target_len}: {evs:?}");
+    }
+    // A header line of 64 bytes with its CRLF: accepted; one more: 431.
+    for (value_len, ok) in [(56, true), (57, false)] {
+        let input = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Ab: {}\r\n\r\n", "v".repeat(value_len));
+        let (evs, _) = assert_split_invariant(&dec_with(l), input.as_bytes());
+        assert_eq!(matches!(evs.first(), Some(Ev::Head(_))), ok, "value of {value_len}: {evs:?}");
+    }
 }
 
 #[test]
