@@ -262,10 +262,12 @@ impl Options {
 
     /// Trusts `X-Real-IP` / `X-Forwarded-For` from these proxy addresses (e.g. nginx on
     /// `127.0.0.1`): for a request whose socket peer is one of them,
-    /// [`Request::remote_addr`](crate::Request::remote_addr) is `X-Real-IP`, else the
-    /// **last** `X-Forwarded-For` entry — the one the trusted proxy added; earlier entries come
-    /// from the client and can be forged. The port is then 0. A Unix domain socket peer is
-    /// trusted when a loopback address is in the list.
+    /// [`Request::remote_addr`](crate::Request::remote_addr) is the **last** `X-Forwarded-For`
+    /// entry — the one the trusted proxy added; earlier entries come from the client and can be
+    /// forged — or, when there is no `X-Forwarded-For`, `X-Real-IP` (a proxy that appends
+    /// `X-Forwarded-For` may pass a client's `X-Real-IP` through, so it never wins over it). The
+    /// port is then 0. A Unix domain socket peer is trusted when a loopback address is in the
+    /// list.
     ///
     /// Default: no one is trusted and the remote address is always the socket peer, because
     /// any client can send these headers (http-kit trusts them by default, which lets clients

@@ -116,7 +116,8 @@ impl Request {
     /// The client's address: the one a PROXY protocol header named (with
     /// [`Options::proxy_protocol`](crate::Options::proxy_protocol)); else, for a request from a
     /// proxy listed in [`Options::trusted_proxies`](crate::Options::trusted_proxies), its
-    /// `X-Real-IP` or last `X-Forwarded-For` entry (port 0); else the socket peer. `None` over a
+    /// last `X-Forwarded-For` entry (or, without one, its `X-Real-IP`), port 0; else the socket
+    /// peer. `None` over a
     /// Unix domain socket. Forwarding headers from anyone else are never trusted.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
@@ -182,8 +183,8 @@ impl Request {
     }
 }
 
-/// The client's address: the PROXY header's, else a trusted proxy's `X-Real-IP` / last
-/// `X-Forwarded-For` entry, else the socket peer.
+/// The client's address: the PROXY header's, else a trusted proxy's last `X-Forwarded-For`
+/// entry (or, without one, its `X-Real-IP`), else the socket peer.
 fn remote_addr(head: &RequestHead, conn: &ConnHandle, trusted: &[std::net::IpAddr]) -> Option<SocketAddr> {
     let peer = conn.peer_addr();
     if trusted.is_empty() || conn.is_proxied() {
@@ -196,17 +197,16 @@ fn remote_addr(head: &RequestHead, conn: &ConnHandle, trusted: &[std::net::IpAdd
     if !trusted_peer {
         return peer;
     }
-    let real = head.headers().get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-    let forwarded = || {
-        head.headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .next_back()
-            .and_then(|v| v.trim().parse().ok())
+    // The last X-Forwarded-For entry is the one the trusted proxy appended; X-Real-IP counts only
+    // without it (a proxy that appends X-Forwarded-For may pass a client's X-Real-IP through).
+    let headers = head.headers();
+    let ip: Option<std::net::IpAddr> = if headers.contains_key("x-forwarded-for") {
+        let last_line = headers.get_all("x-forwarded-for").iter().next_back().and_then(|v| v.to_str().ok());
+        last_line.and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse().ok())
+    } else {
+        headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
     };
-    match real.or_else(forwarded) {
+    match ip {
         Some(ip) => Some(SocketAddr::new(ip, 0)),
         None => peer,
     }

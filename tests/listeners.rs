@@ -157,8 +157,11 @@ fn forwarded_headers_only_from_trusted_proxies() {
     assert!(request(addr(&s), hdrs).text().contains("127.0.0.1"), "untrusted by default");
     let s = start(whoami, opts().trusted_proxies(["127.0.0.1".parse().unwrap()]));
     assert_eq!(request(addr(&s), hdrs).text(), "Some(10.0.0.8:0)", "the entry the proxy added");
-    let real = b"GET / HTTP/1.1\r\nHost: x\r\nX-Real-IP: 10.0.0.9\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
-    assert_eq!(request(addr(&s), real).text(), "Some(10.0.0.9:0)");
+    // A client's X-Real-IP passed through by a proxy that appends X-Forwarded-For never wins.
+    let spoof = b"GET / HTTP/1.1\r\nHost: x\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6, 10.0.0.8\r\n\r\n";
+    assert_eq!(request(addr(&s), spoof).text(), "Some(10.0.0.8:0)");
+    let real = b"GET / HTTP/1.1\r\nHost: x\r\nX-Real-IP: 10.0.0.9\r\n\r\n";
+    assert_eq!(request(addr(&s), real).text(), "Some(10.0.0.9:0)", "X-Real-IP alone");
     let s = start(whoami, opts().trusted_proxies(["10.9.9.9".parse().unwrap()]));
     assert!(request(addr(&s), hdrs).text().contains("127.0.0.1"), "peer not in the trusted list");
 }
@@ -340,7 +343,7 @@ fn nginx_to_a_unix_socket() {
     let mut c = connect_from("127.0.0.6", nginx_addr(&ng));
     let r = c.get("/");
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "Some(127.0.0.6:0)", "X-Real-IP trusted over the local socket");
+    assert_eq!(r.text(), "Some(127.0.0.6:0)", "nginx's address for the client, trusted over the local socket");
     drop(ng);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
