@@ -41,7 +41,7 @@ use httpkit_reactor::{CloseReason, WsClose, WsEvent};
 use crate::date::with_date;
 use crate::respond::{attach, detach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
-use crate::serial::Serial;
+use crate::serial::{close_websocket_on_fault, Fault, FaultHook, Serial};
 use crate::{Request, Response};
 
 /// A message sent or received on a channel.
@@ -158,7 +158,7 @@ pub enum CloseKind {
     MessageTooBig,
     /// 1010: the client needed an extension.
     MandatoryExtension,
-    /// 1011: internal error.
+    /// 1011: internal error (by either side; the server sends it when a callback panics).
     InternalServerError,
     /// The server closed the channel (`close`, or a send with close).
     ServerClose,
@@ -227,7 +227,7 @@ impl CloseStatus {
                 Self::from_peer_code(*code, reason.clone())
             }
             CloseReason::WebSocket(WsClose { code, reason, by_peer: false }) => match code {
-                1002 | 1007 | 1009 | 1013 => Self::from_peer_code(*code, reason.clone()),
+                1002 | 1007 | 1009 | 1011 | 1013 => Self::from_peer_code(*code, reason.clone()),
                 _ => Self::new(CloseKind::ServerClose, Some(*code), reason.clone()),
             },
             CloseReason::Timeout => Self::new(CloseKind::Abnormal, Some(1006), "timeout"),
@@ -380,23 +380,19 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         (None, None)
     };
     let conn = ex.conn.clone();
-    let on_reject_conn = conn.clone();
     let open = Arc::new(AtomicBool::new(true));
-    let reject_open = open.clone();
-    let on_reject: Box<dyn Fn() + Send + Sync> = Box::new(move || {
-        // The pool refused this channel's callbacks: it is closed from here on.
-        reject_open.store(false, Ordering::Release);
-        if ws {
-            let mut out = Vec::new();
-            encode_close(1013, "Server overloaded", &mut out);
-            on_reject_conn.send_frame(
-                Bytes::from(out),
-                Bytes::new(),
-                Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }),
-            );
-        }
-    });
-    let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject, ws.then(|| conn.clone()));
+    let on_fault = if ws {
+        close_websocket_on_fault(conn.clone(), open.clone())
+    } else {
+        let open = open.clone();
+        Box::new(move |fault| {
+            // The pool refused this channel's callbacks: it is closed from here on.
+            if fault == Fault::Rejected {
+                open.store(false, Ordering::Release);
+            }
+        }) as FaultHook
+    };
+    let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_fault, ws.then(|| conn.clone()));
     let ch = Channel {
         inner: Arc::new(ChannelInner {
             id: next_id(),
@@ -452,7 +448,11 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     if !ws {
         if let Some(f) = ch.inner.handlers.on_open.clone() {
             let c = ch.clone();
-            ch.inner.serial.run_inline(move || f(&c));
+            if let Err(panic) = ch.inner.serial.run_inline(move || f(&c)) {
+                // on_open runs inside the handler for HTTP: its panic is the handler's (500,
+                // logged once), and the channel then closes with the exchange.
+                std::panic::resume_unwind(panic);
+            }
         }
     }
     Response { body: Body { kind: BodyKind::Channel(ch) }, ..Response::default() }

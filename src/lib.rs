@@ -40,7 +40,8 @@
 //!   you choose the [`Inline`] pool); what does run there must not block: a custom
 //!   [`WorkerPool::execute`] and the loggers.
 //! * the worker pool (default: [`ThreadPool`], threads `worker-1` … `worker-4`): runs handlers.
-//!   A full queue answers `503`; a handler panic answers `500` and the worker survives.
+//!   A full queue answers `503`; a handler panic answers `500` and the worker survives; a
+//!   panicking WebSocket callback closes that socket with `1011`.
 //!
 //! ## Guarantees
 //! * Responses on a keep-alive connection go out in request order, even when pipelined requests

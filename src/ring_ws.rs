@@ -45,7 +45,7 @@ use crate::channel::Message;
 use crate::date::with_date;
 use crate::respond::{attach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
-use crate::serial::Serial;
+use crate::serial::{close_websocket_on_fault, Serial};
 use crate::Response;
 
 /// Receives the events of one WebSocket (Ring's listener protocol). Every method has a default;
@@ -66,7 +66,9 @@ pub trait WebSocketListener: Send + Sync + 'static {
     /// The socket closed, with the close code and reason (1006 and an empty reason when the
     /// connection dropped without a close frame; 1001 when the server stops).
     fn on_close(&self, _socket: &Socket, _code: u16, _reason: &str) {}
-    /// The peer broke the protocol (called before `on_close`), or the pool could not run callbacks.
+    /// Called before `on_close` when the socket closes on a failure: the peer broke the protocol
+    /// (1002, 1007, 1009), a callback panicked (the socket closes with 1011), or the pool could
+    /// not run the callbacks (1013).
     fn on_error(&self, _socket: &Socket, _error: &io::Error) {}
 }
 
@@ -416,14 +418,21 @@ impl ConnListener for Socket {
         let (code, text, error) = match reason {
             CloseReason::ServerStop => (1001, "server stopping".to_owned(), None),
             CloseReason::WebSocket(WsClose { code, reason, by_peer }) => {
-                let err = (!by_peer && matches!(code, 1002 | 1007 | 1009)).then(|| reason.clone());
+                // Our close for a protocol error, an oversized message, a panicking callback
+                // (1011) or a pool that refused the callbacks (1013) is reported as an error too.
+                let kind = match code {
+                    1002 | 1007 | 1009 => Some(io::ErrorKind::InvalidData),
+                    1011 | 1013 => Some(io::ErrorKind::Other),
+                    _ => None,
+                };
+                let err = kind.filter(|_| !by_peer).map(|k| (k, reason.clone()));
                 (code, reason, err)
             }
             _ => (1006, String::new(), None),
         };
         self.push(move |l, s| {
-            if let Some(e) = error {
-                l.on_error(s, &io::Error::new(io::ErrorKind::InvalidData, e));
+            if let Some((kind, e)) = error {
+                l.on_error(s, &io::Error::new(kind, e));
             }
             l.on_close(s, code, &text);
         });
@@ -451,20 +460,8 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
         Some(Ok(accept)) => accept.clone(),
     };
     let conn = ex.conn.clone();
-    let reject_conn = conn.clone();
     let open = Arc::new(AtomicBool::new(true));
-    let reject_open = open.clone();
-    let on_reject: Box<dyn Fn() + Send + Sync> = Box::new(move || {
-        // The pool refused this socket's callbacks: it is closed from here on.
-        reject_open.store(false, Ordering::Release);
-        let mut out = Vec::new();
-        encode_close(1013, "Server overloaded", &mut out);
-        reject_conn.send_frame(
-            Bytes::from(out),
-            Bytes::new(),
-            Some(WsClose { code: 1013, reason: "Server overloaded".into(), by_peer: false }),
-        );
-    });
+    let on_fault = close_websocket_on_fault(conn.clone(), open.clone());
     let socket = Socket {
         inner: Arc::new(SocketInner {
             id: next_id(),
@@ -472,7 +469,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             conn: conn.clone(),
             open,
             close_fired: AtomicBool::new(false),
-            serial: Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_reject, Some(conn.clone())),
+            serial: Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_fault, Some(conn.clone())),
             listener: up.listener.clone(),
             protocol: up.protocol.clone(),
             pending: Mutex::new(HashMap::new()),

@@ -3,7 +3,12 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use httpkit_codec::ws::encode_close;
+use httpkit_reactor::{ConnHandle, WsClose};
 
 use crate::logging::{events, Loggers};
 use crate::pool::{Job, Task, WorkerPool};
@@ -26,46 +31,75 @@ struct State {
     paused: bool,
 }
 
+/// Why a connection's callbacks could not run as they should.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The pool refused the work (full or shut down).
+    Rejected,
+    /// A callback panicked.
+    Panicked,
+}
+
+/// What a [`Serial`] calls on a fault (once per fault).
+pub(crate) type FaultHook = Box<dyn Fn(Fault) + Send + Sync>;
+
+/// The hook of a WebSocket: the first fault marks it closed for senders and closes it, 1013 when
+/// the pool refused its callbacks, 1011 when one panicked.
+pub(crate) fn close_websocket_on_fault(conn: ConnHandle, open: Arc<AtomicBool>) -> FaultHook {
+    Box::new(move |fault| {
+        if !open.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let (code, reason) = match fault {
+            Fault::Rejected => (1013, "Server overloaded"),
+            Fault::Panicked => (1011, "internal error"),
+        };
+        let mut out = Vec::new();
+        encode_close(code, reason, &mut out);
+        conn.send_frame(Bytes::from(out), Bytes::new(), Some(WsClose { code, reason: reason.into(), by_peer: false }));
+    })
+}
+
 /// A queue of callbacks for one connection.
 pub(crate) struct Serial {
     state: Mutex<State>,
     pool: Arc<dyn WorkerPool>,
     loggers: Loggers,
-    /// Called (once per rejection) when the pool refuses work, e.g. to close a WebSocket 1013.
-    on_reject: Box<dyn Fn() + Send + Sync>,
+    /// Called when the pool refuses work or a callback panics, e.g. to close a WebSocket.
+    on_fault: FaultHook,
     /// The connection whose reading is paused while the queue is full.
-    conn: Option<httpkit_reactor::ConnHandle>,
+    conn: Option<ConnHandle>,
 }
 
 impl Serial {
     pub(crate) fn new(
         pool: Arc<dyn WorkerPool>,
         loggers: Loggers,
-        on_reject: Box<dyn Fn() + Send + Sync>,
-        conn: Option<httpkit_reactor::ConnHandle>,
+        on_fault: FaultHook,
+        conn: Option<ConnHandle>,
     ) -> Arc<Self> {
         let state = State { tasks: VecDeque::new(), bytes: 0, running: false, paused: false };
-        Arc::new(Self { state: Mutex::new(state), pool, loggers, on_reject, conn })
+        Arc::new(Self { state: Mutex::new(state), pool, loggers, on_fault, conn })
     }
 
     /// Runs `f` now on this thread, as part of the queue: tasks queued meanwhile run after it.
-    pub(crate) fn run_inline(self: &Arc<Self>, f: impl FnOnce()) {
+    /// A panic in `f` is handed back (after the queue is set going again) for the caller to
+    /// answer or re-raise.
+    pub(crate) fn run_inline(self: &Arc<Self>, f: impl FnOnce()) -> std::thread::Result<()> {
         {
             let mut st = self.lock();
             if st.running {
                 drop(st);
                 // Another drain owns the order; `f` must still run now (it is synchronous
                 // by contract), which only happens if the queue was kicked earlier.
-                f();
-                return;
+                return catch_unwind(AssertUnwindSafe(f));
             }
             st.running = true;
         }
-        if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-            self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
-        }
+        let res = catch_unwind(AssertUnwindSafe(f));
         self.lock().running = false;
         self.kick();
+        res
     }
 
     /// Drops every queued task (nothing ran yet).
@@ -121,7 +155,7 @@ impl Serial {
                 // A user pool panicked (possibly on the reactor thread): treat it as a refusal.
                 self.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
                 self.lock().running = false;
-                (self.on_reject)();
+                (self.on_fault)(Fault::Rejected);
             }
         }
     }
@@ -156,6 +190,7 @@ impl Serial {
                 if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
                     self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
                     self.loggers.event(events::WS_FRAME_ERROR);
+                    (self.on_fault)(Fault::Panicked);
                 }
             }
             // More work: give other connections a turn, or go on here if the pool is full (or
@@ -180,7 +215,7 @@ impl Task for Drain {
         // run what is queued, on a thread of its own, so no callback (on_close above all) is lost.
         self.0.loggers.warn("worker pool rejected connection callbacks");
         self.0.loggers.event(events::STATUS_503);
-        (self.0.on_reject)();
+        (self.0.on_fault)(Fault::Rejected);
         let s = self.0.clone();
         let spawned = std::thread::Builder::new().name("httpkit-overflow".into()).spawn(move || s.drain());
         if spawned.is_err() {

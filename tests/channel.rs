@@ -533,3 +533,43 @@ fn a_flooding_client_is_held_back_while_callbacks_lag() {
     }
     wait_until("delivered", || got.load(std::sync::atomic::Ordering::SeqCst) >= sent);
 }
+
+#[test]
+fn panicking_on_open_of_an_http_channel_answers_500_and_closes_the_channel() {
+    let log: Log = Arc::default();
+    let handlers = {
+        let l = log.clone();
+        ChannelHandlers::new()
+            .on_open(|_ch| panic!("on_open failed"))
+            .on_close(move |_c, st| l.lock().unwrap().push(format!("close {:?}", st.kind())))
+    };
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let mut c = Client::connect(addr(&s));
+    let r = c.get("/poll");
+    assert_eq!(r.status, 500);
+    wait_until("on_close after the 500", || log.lock().unwrap().len() == 1);
+    // The keep-alive connection serves the next request (which panics the same way).
+    assert_eq!(c.get("/poll").status, 500);
+}
+
+#[test]
+fn panicking_websocket_callback_closes_1011() {
+    let log: Log = Arc::default();
+    let handlers = {
+        let l = log.clone();
+        ChannelHandlers::new()
+            .on_receive(|_ch, _msg| panic!("on_receive failed"))
+            .on_close(move |_c, st| l.lock().unwrap().push(format!("close {:?} {:?}", st.kind(), st.code())))
+    };
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    c.send(&client_frame(0x1, true, b"boom"));
+    assert_eq!(c.read_close().unwrap(), (Some(1011), "internal error".to_owned()));
+    c.send(&client_frame(0x8, true, &1011u16.to_be_bytes()));
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+    wait_until("1011 on_close", || has(&log, "close InternalServerError Some(1011)"));
+    // The server goes on serving.
+    let mut w = ws(addr(&s));
+    w.send(WsMsg::text("x")).unwrap();
+    assert!(matches!(w.read().unwrap(), WsMsg::Close(Some(f)) if u16::from(f.code) == 1011));
+}

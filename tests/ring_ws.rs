@@ -24,6 +24,7 @@ fn recording(log: &Log) -> WsListener {
             match m.to_text().as_str() {
                 "ping-me" => s.ping(b"foo").unwrap(),
                 "close-me" => s.close(4000, "bye").unwrap(),
+                "panic" => panic!("on_message failed"),
                 _ => s.send(m).unwrap(),
             }
         })
@@ -216,4 +217,19 @@ fn a_trait_listener_works() {
     assert_eq!(c.read_frame().unwrap(), (true, 0x2, vec![1, 2, 3]));
     c.send(&client_frame(0x9, true, b"p"));
     assert_eq!(c.read_frame().unwrap(), (true, 0xA, b"p".to_vec()), "default on_ping pongs");
+}
+
+#[test]
+fn a_panicking_callback_reports_on_error_and_closes_1011() {
+    let log: Log = Arc::default();
+    let s = server(&log);
+    let (mut c, _) = ws_connect(addr(&s), "/", "");
+    c.send(&client_frame(0x1, true, b"panic"));
+    assert_eq!(c.read_close().unwrap(), (Some(1011), "internal error".to_owned()));
+    c.send(&client_frame(0x8, true, &1011u16.to_be_bytes()));
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+    wait_until("on_error then on_close", || has(&log, "close 1011"));
+    let l = log.lock().unwrap();
+    let e = l.iter().position(|x| x.starts_with("error internal error")).expect("on_error called");
+    assert!(e < l.iter().position(|x| x.starts_with("close")).unwrap());
 }
