@@ -45,7 +45,9 @@
 //!
 //! ## Guarantees
 //! * Responses on a keep-alive connection go out in request order, even when pipelined requests
-//!   finish out of order.
+//!   finish out of order. Pipelined safe requests (GET, HEAD, OPTIONS, TRACE) run in parallel;
+//!   any other request runs alone, after the answers before it, and requests after it wait for
+//!   its answer (none runs after a response that closes the connection).
 //! * The server owns framing: a handler cannot produce a wrong `Content-Length` or inject headers.
 //! * Memory per connection is bounded by the configured limits.
 #![deny(missing_docs)]

@@ -88,6 +88,40 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn pipelined_unsafe_requests_run_one_after_another() {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (c2, r2) = (counter.clone(), ran.clone());
+    let s = start(
+        move |req: Request| {
+            r2.lock().unwrap().push(req.path().to_owned());
+            match req.path() {
+                "/incr" => {
+                    thread::sleep(Duration::from_millis(100));
+                    c2.fetch_add(1, Ordering::SeqCst);
+                    Response::ok("done")
+                }
+                "/close" => Response::ok("bye").header("connection", "close"),
+                _ => Response::ok(c2.load(Ordering::SeqCst).to_string()),
+            }
+        },
+        opts().thread(4),
+    );
+    // A GET after a POST sees the POST's effect: it did not run beside it.
+    let mut c = Client::connect(addr(&s));
+    c.send(b"POST /incr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /value HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response().unwrap().text(), "done");
+    assert_eq!(c.read_response().unwrap().text(), "1");
+    // A POST after a response that closes the connection never runs.
+    let mut c = Client::connect(addr(&s));
+    c.send(b"POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nPOST /incr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(c.read_response().unwrap().text(), "bye");
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+    assert_eq!(ran.lock().unwrap().iter().filter(|p| *p == "/incr").count(), 1);
+}
+
+#[test]
 fn http10_closes_unless_keep_alive_requested() {
     let s = start(hello, opts());
     let mut c = Client::connect(addr(&s));

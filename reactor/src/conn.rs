@@ -65,6 +65,9 @@ struct Slot {
     close: bool,
     /// Switch to WebSocket once this response is queued: (max message, auto pong).
     upgrade: Option<(usize, bool)>,
+    /// The request's method is safe (GET, HEAD, OPTIONS, TRACE): it may run beside other safe
+    /// requests of the pipeline.
+    safe: bool,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,9 @@ pub(crate) struct Conn {
     decoder: RequestDecoder,
     rbuf: Vec<u8>,
     cur: Option<Box<Pending>>,
+    /// A complete pipelined request that waits for the requests before it to be answered (it or
+    /// one of them is not safe); nothing more is decoded meanwhile.
+    held: Option<Box<InboundRequest>>,
     next_seq: u64,
     slots: VecDeque<Slot>,
     wq: WriteQueue,
@@ -123,6 +129,7 @@ impl Conn {
             early: None,
             rbuf: Vec::new(),
             cur: None,
+            held: None,
             next_seq: 0,
             slots: VecDeque::new(),
             wq: WriteQueue::default(),
@@ -180,6 +187,7 @@ impl Conn {
     fn can_decode(&self, cfg: &ReactorConfig) -> bool {
         !self.stop_reading
             && !self.app_paused
+            && self.held.is_none()
             && self.closing.is_none()
             && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
     }
@@ -224,6 +232,7 @@ impl Conn {
             self.linger_read(scratch);
             return;
         }
+        self.release_held(ctx);
         self.decode_buffered(ctx);
         let mut budget = READ_BUDGET;
         while self.closing.is_none() && self.readable && budget > 0 {
@@ -389,7 +398,12 @@ impl Conn {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.slots.push_back(Slot { seq, parts: Vec::new(), done: false, close: false, upgrade: None });
+        // Pipelined requests run in parallel only while all of them are safe (RFC 9112 §9.3.2):
+        // a POST waits for the answers before it, and requests after a POST wait for its answer,
+        // so no side effect happens out of order or after a response that closes.
+        let safe = matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+        let may_run = self.slots.iter().all(|s| s.done || (safe && s.safe));
+        self.slots.push_back(Slot { seq, parts: Vec::new(), done: false, close: false, upgrade: None, safe });
         if head.upgrade || !head.keep_alive || self.stopping {
             // After an upgrade request or a request that closes, nothing more is read as HTTP;
             // unless the upgrade happens, the connection closes after the response.
@@ -398,7 +412,32 @@ impl Conn {
         }
         let trailers = self.decoder.take_trailers();
         let req = InboundRequest { seq, head, body, trailers, received: ctx.now };
-        ctx.dispatch.on_request(&self.handle, req);
+        if may_run {
+            ctx.dispatch.on_request(&self.handle, req);
+        } else {
+            self.held = Some(Box::new(req));
+        }
+    }
+
+    /// Dispatches the held request once the requests before it allow (see [`Conn::on_end`]).
+    fn release_held<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        let Some(seq) = self.held.as_ref().map(|r| r.seq) else {
+            return;
+        };
+        if self.closing.is_some() {
+            return;
+        }
+        let Some(pos) = self.slots.iter().position(|s| s.seq == seq) else {
+            // An earlier response closed the connection: this request never runs.
+            self.held = None;
+            return;
+        };
+        let safe = self.slots[pos].safe;
+        if self.slots.iter().take(pos).all(|s| s.done || (safe && s.safe)) {
+            if let Some(req) = self.held.take() {
+                ctx.dispatch.on_request(&self.handle, *req);
+            }
+        }
     }
 
     /// Bytes the reactor writes on its own, outside any response slot (100 Continue).
@@ -412,7 +451,7 @@ impl Conn {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.handle.shared.queued.fetch_add(b.len(), Ordering::AcqRel);
-        self.slots.push_back(Slot { seq, parts: vec![b], done: true, close, upgrade: None });
+        self.slots.push_back(Slot { seq, parts: vec![b], done: true, close, upgrade: None, safe: true });
         self.advance_slots();
     }
 
