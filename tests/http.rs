@@ -191,6 +191,13 @@ fn expect_100_continue_is_answered_before_the_body() {
     c.send(b"ping");
     let r = c.read_response().unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "ping"));
+
+    // Pipelined behind a slow request, the 100 follows that request's answer.
+    c.send(b"GET /sleep/200 HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    assert_eq!(c.read_response().unwrap().text(), "slept 200");
+    assert_eq!(c.read_response().unwrap().status, 100);
+    c.send(b"pong");
+    assert_eq!(c.read_response().unwrap().text(), "pong");
 }
 
 #[test]

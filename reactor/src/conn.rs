@@ -378,8 +378,14 @@ impl Conn {
     }
 
     fn on_head<D: Dispatch>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
-        if head.expect_continue && self.slots.is_empty() {
-            self.queue_local(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        if head.expect_continue {
+            let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if self.slots.is_empty() {
+                self.queue_local(interim);
+            } else {
+                // After the answers to the requests before this one, never inside them.
+                self.push_local(interim, false);
+            }
         }
         let body = match head.body {
             BodyKind::Length(n) => Vec::with_capacity(n.min(1 << 20) as usize),
