@@ -78,9 +78,36 @@ impl Request {
         self.head.headers()
     }
 
-    /// The first value of header `name` if it is valid UTF-8.
+    /// The first value of header `name` if it is valid UTF-8 (see [`Request::header_joined`]
+    /// for all of them).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Every value of header `name` in one string, as http-kit's request map has it: lines
+    /// joined with `,` (`Cookie` lines with `; `, RFC 6265). Values that are not valid UTF-8 are
+    /// skipped; `None` when there is no valid value.
+    ///
+    /// ```
+    /// # use httpkit::{Request, Response};
+    /// fn handler(req: Request) -> Response {
+    ///     // "a=1; b=2" for two lines `Cookie: a=1` and `Cookie: b=2`
+    ///     Response::ok(req.header_joined("cookie").unwrap_or_default().into_owned())
+    /// }
+    /// ```
+    pub fn header_joined(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let mut values = self.head.headers().get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let first = values.next()?;
+        let Some(second) = values.next() else {
+            return Some(std::borrow::Cow::Borrowed(first));
+        };
+        let sep = if name.eq_ignore_ascii_case("cookie") { "; " } else { "," };
+        let mut joined = format!("{first}{sep}{second}");
+        for v in values {
+            joined.push_str(sep);
+            joined.push_str(v);
+        }
+        Some(std::borrow::Cow::Owned(joined))
     }
 
     /// The trailer fields of a chunked request body.

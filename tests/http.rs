@@ -541,6 +541,25 @@ fn request_fields_are_exposed() {
 }
 
 #[test]
+fn duplicate_header_lines_are_joined_on_request() {
+    let s = start(
+        |req: Request| {
+            Response::ok(format!(
+                "{}|{}|{}|{:?}",
+                req.header_joined("x-dup").unwrap(),
+                req.header_joined("cookie").unwrap(),
+                req.header("x-dup").unwrap(),
+                req.header_joined("x-none")
+            ))
+        },
+        opts(),
+    );
+    let r =
+        request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\nX-Dup: a\r\nCookie: c1=1\r\nX-Dup: b\r\nCookie: c2=2\r\n\r\n");
+    assert_eq!(r.text(), "a,b|c1=1; c2=2|a|None");
+}
+
+#[test]
 fn methods_and_http_types_round_trip() {
     let s = start(
         |req: Request| {
