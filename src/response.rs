@@ -11,7 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 /// A response: status (default 200), headers, body.
 ///
 /// The server owns framing: `Content-Length`, `Transfer-Encoding` and `Connection` set here are
-/// replaced by the right values. A header value with CR, LF or NUL is refused and the client
+/// replaced by the right values (one exception: an empty answer to `HEAD` keeps a valid
+/// `Content-Length`, so a handler can announce the length a `GET` would have). A header value with CR, LF or NUL is refused and the client
 /// gets a `500` instead of the response (header injection).
 ///
 /// ```

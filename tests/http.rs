@@ -258,6 +258,26 @@ fn malformed_requests_answer_400_505_501() {
 }
 
 #[test]
+fn head_handler_may_announce_the_length() {
+    let s = start(
+        |req: Request| {
+            if req.method() == Method::HEAD {
+                Response::ok("").header("content-length", "1234")
+            } else {
+                Response::ok("hello HTTP!")
+            }
+        },
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    c.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response_to(true).unwrap();
+    assert_eq!(r.header("content-length"), Some("1234"));
+    // No body followed the HEAD answer: the next response parses right after it.
+    assert_eq!(c.read_response().unwrap().text(), "hello HTTP!");
+}
+
+#[test]
 fn head_has_length_but_no_body() {
     let s = start(hello, opts());
     let mut c = Client::connect(addr(&s));

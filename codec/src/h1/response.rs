@@ -3,7 +3,8 @@
 //!
 //! The server owns framing: `Content-Length`, `Transfer-Encoding` and `Connection` set by the
 //! caller in `headers` are ignored and replaced by the right ones, so a handler can never produce
-//! a wrong frame.
+//! a wrong frame. (An empty answer to `HEAD` keeps a single all-digit `Content-Length` of the
+//! caller's: no body follows it either way, and it tells the length a `GET` would have.)
 
 use http::{header, HeaderMap, Method, StatusCode, Version};
 
@@ -174,6 +175,9 @@ pub fn encode_head(
             (_, true) => {}
             (_, false) if reset_content => dst.extend_from_slice(b"content-length: 0\r\n"),
             (BodyLength::Known(n), false) => {
+                // HEAD may announce the length a GET would have (RFC 9110 §8.6): an empty HEAD
+                // body keeps the handler's own valid Content-Length.
+                let n = if is_head && n == 0 { declared_length(headers).unwrap_or(0) } else { n };
                 dst.extend_from_slice(b"content-length: ");
                 write_dec(dst, n);
                 dst.extend_from_slice(b"\r\n");
@@ -197,6 +201,16 @@ pub fn encode_head(
     }
     dst.extend_from_slice(b"\r\n");
     Ok(ResponseFraming { body, keep_alive })
+}
+
+/// A single, all-digit `Content-Length` the handler set.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let v = values.next()?.as_bytes();
+    if values.next().is_some() || v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 fn write_dec(dst: &mut Vec<u8>, mut n: u64) {

@@ -447,6 +447,29 @@ fn encode_no_body_cases() {
 }
 
 #[test]
+fn head_with_an_empty_body_keeps_the_handlers_content_length() {
+    let enc = |method: &Method, cl: &[&str], len: u64| {
+        let mut h = HeaderMap::new();
+        for v in cl {
+            h.append("content-length", v.parse().unwrap());
+        }
+        let mut out = Vec::new();
+        encode_head(StatusCode::OK, &h, BodyLength::Known(len), &ctx(method, Version::HTTP_11, true), &mut out)
+            .unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s.matches("content-length").count(), 1, "{s}");
+        s
+    };
+    assert!(enc(&Method::HEAD, &["1234"], 0).contains("content-length: 1234\r\n"));
+    // A body of its own wins; a GET never takes the handler's value; bad values are ignored.
+    assert!(enc(&Method::HEAD, &["1234"], 5).contains("content-length: 5\r\n"));
+    assert!(enc(&Method::GET, &["1234"], 0).contains("content-length: 0\r\n"));
+    assert!(enc(&Method::HEAD, &["+12"], 0).contains("content-length: 0\r\n"));
+    assert!(enc(&Method::HEAD, &["1", "2"], 0).contains("content-length: 0\r\n"));
+    assert!(enc(&Method::HEAD, &["99999999999999999999"], 0).contains("content-length: 0\r\n"));
+}
+
+#[test]
 fn encode_keeps_user_server_and_date_and_none_server() {
     let mut h = HeaderMap::new();
     h.insert("server", "mine".parse().unwrap());
