@@ -28,6 +28,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub enum Message {
     /// Bytes (a WebSocket binary frame).
     Binary(Bytes),
     /// A full response (HTTP channels: status, headers, body; WebSocket: its body is sent).
+    /// A file, reader or stream body is read whole when the message becomes one WebSocket frame
+    /// or one chunk of a streamed HTTP response; as a channel's whole HTTP answer (the first send,
+    /// with close) it is streamed with bounded memory.
     Response(Box<Response>),
 }
 
@@ -112,14 +116,17 @@ impl From<Response> for Message {
     }
 }
 
-/// Why a send failed; the message comes back.
+/// Why a send failed; the message comes back (unless its body could not be read).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SendError<T> {
     /// The channel is closed.
     Closed(T),
     /// The connection's write buffer is over its limit ([`Options::write_buffer`](crate::Options::write_buffer)):
     /// the client is not reading fast enough. Try again later or drop the message.
     Full(T),
+    /// The message's body (a file, reader or stream) failed while it was read; nothing was sent.
+    Body(io::Error),
 }
 
 impl<T: fmt::Debug> fmt::Display for SendError<T> {
@@ -127,8 +134,50 @@ impl<T: fmt::Debug> fmt::Display for SendError<T> {
         match self {
             Self::Closed(_) => f.write_str("channel closed"),
             Self::Full(_) => f.write_str("channel write buffer full"),
+            Self::Body(e) => write!(f, "message body could not be read: {e}"),
         }
     }
+}
+
+/// A message whose body is a file, reader or stream, read whole: a message goes out as one
+/// WebSocket frame or one HTTP chunk. (A channel's first HTTP send with close keeps its body as
+/// it is: that is a whole response, streamed with bounded memory.)
+pub(crate) fn read_body_whole(msg: Message) -> io::Result<Message> {
+    let Message::Response(mut r) = msg else {
+        return Ok(msg);
+    };
+    let kind = std::mem::replace(&mut r.body.kind, BodyKind::Empty);
+    let bytes = match kind {
+        BodyKind::Empty | BodyKind::Bytes(_) => {
+            r.body.kind = kind;
+            return Ok(Message::Response(r));
+        }
+        BodyKind::File(f, len) => {
+            let mut v = Vec::with_capacity(len.min(1 << 30) as usize);
+            f.take(len).read_to_end(&mut v)?;
+            v
+        }
+        BodyKind::Reader(mut rd) => {
+            let mut v = Vec::new();
+            rd.read_to_end(&mut v)?;
+            v
+        }
+        BodyKind::Stream(chunks) => {
+            let mut v = Vec::new();
+            for c in chunks {
+                v.extend_from_slice(&c?);
+            }
+            v
+        }
+        BodyKind::Channel(_) | BodyKind::WebSocket(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a channel or WebSocket response cannot be sent as a message",
+            ))
+        }
+    };
+    r.body = Body::from(bytes);
+    Ok(Message::Response(r))
 }
 
 impl<T: fmt::Debug> std::error::Error for SendError<T> {}
@@ -526,6 +575,7 @@ impl Channel {
             // Before the handshake (e.g. from `init`) there is no WebSocket to send on yet.
             return Err(SendError::Closed(msg));
         }
+        let msg = read_body_whole(msg).map_err(SendError::Body)?;
         let (op, payload) = match &msg {
             Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
             Message::Binary(b) => (OpCode::Binary, b.clone()),
@@ -546,9 +596,17 @@ impl Channel {
         Ok(())
     }
 
-    fn http_send(&self, msg: Message, close: bool) -> Result<(), SendError<Message>> {
+    fn http_send(&self, mut msg: Message, close: bool) -> Result<(), SendError<Message>> {
         let ex = &self.inner.ex;
         let mut st = ex.lock();
+        let unread = matches!(&msg, Message::Response(r) if r.body.as_bytes().is_none());
+        if unread && !(close && *st == RespState::Idle) {
+            // The body becomes one chunk: read it without holding the exchange (the reactor
+            // takes that lock), then look at the state again.
+            drop(st);
+            msg = read_body_whole(msg).map_err(SendError::Body)?;
+            st = ex.lock();
+        }
         match *st {
             RespState::Done => {
                 drop(st);

@@ -41,7 +41,7 @@ use http::HeaderMap;
 use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, OpCode};
 use httpkit_reactor::{CloseReason, ConnHandle, WsClose, WsEvent};
 
-use crate::channel::Message;
+use crate::channel::{read_body_whole, Message};
 use crate::date::with_date;
 use crate::respond::{attach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
@@ -260,14 +260,16 @@ impl Socket {
         self.inner.protocol.as_deref()
     }
 
-    /// Queues a text (`&str`, `String`) or binary (`Vec<u8>`, `Bytes`) message.
+    /// Queues a text (`&str`, `String`) or binary (`Vec<u8>`, `Bytes`) message, or a
+    /// [`Response`] whose body (bytes, or a file, reader or stream read whole) is sent as one
+    /// binary message.
     ///
     /// # Errors
     /// `NotConnected` when the socket is closed; `WouldBlock` when its write buffer is over the
-    /// limit (the client is slow).
+    /// limit (the client is slow); the error of a body that failed while it was read.
     pub fn send(&self, msg: impl Into<Message>) -> io::Result<()> {
-        let msg = msg.into();
         self.check_writable()?;
+        let msg = read_body_whole(msg.into())?;
         let (head, payload) = encode_message(&msg);
         if self.inner.conn.send_frame(head, payload, None) {
             Ok(())
@@ -295,11 +297,13 @@ impl Socket {
         on_success: impl FnOnce() + Send + 'static,
         on_failure: impl FnOnce(io::Error) + Send + 'static,
     ) {
-        let msg = msg.into();
-        if let Err(e) = self.check_writable() {
-            self.inner.serial.push(move || on_failure(e));
-            return;
-        }
+        let msg = match self.check_writable().and_then(|()| read_body_whole(msg.into())) {
+            Ok(m) => m,
+            Err(e) => {
+                self.inner.serial.push(move || on_failure(e));
+                return;
+            }
+        };
         let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         self.inner
             .pending

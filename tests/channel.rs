@@ -573,3 +573,32 @@ fn panicking_websocket_callback_closes_1011() {
     w.send(WsMsg::text("x")).unwrap();
     assert!(matches!(w.read().unwrap(), WsMsg::Close(Some(f)) if u16::from(f.code) == 1011));
 }
+
+#[test]
+fn file_reader_and_stream_bodies_are_sent_whole_as_one_message() {
+    use httpkit::{Body, SendError};
+    // WebSocket: a file body is one frame of the file's length.
+    let (s, kept) = keeping_server(opts());
+    let mut w = ws(addr(&s));
+    let ch = kept_channel(&kept);
+    let file = std::fs::read("Cargo.toml").unwrap();
+    assert!(ch.send(Response::ok(Body::from_path("Cargo.toml").unwrap())));
+    assert_eq!(w.read().unwrap().into_data().to_vec(), file);
+    assert!(ch.send(Response::ok(Body::reader(std::io::Cursor::new(b"from a reader".to_vec())))));
+    assert_eq!(w.read().unwrap().into_text().unwrap().as_str(), "from a reader");
+    // A body that fails is an error, and nothing is sent.
+    let failing = Body::try_stream(vec![Ok(bytes::Bytes::from_static(b"x")), Err(std::io::Error::other("disk gone"))]);
+    assert!(matches!(ch.try_send(Response::ok(failing), false), Err(SendError::Body(_))));
+    assert!(ch.send("still open"));
+    assert_eq!(w.read().unwrap().into_text().unwrap().as_str(), "still open");
+
+    // HTTP: a stream body as the first piece keeps the response open; a reader body is a chunk.
+    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let s = poll_server(chans.clone(), Arc::default());
+    let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(ch.send_with(Response::ok(Body::stream(vec!["a"])), false));
+    assert!(ch.send_with(Response::ok(Body::reader(std::io::Cursor::new(b"b".to_vec()))), false));
+    assert!(ch.send_with("c", true));
+    let r = c.read_response().unwrap();
+    assert_eq!((r.header("transfer-encoding"), r.text().as_str()), (Some("chunked"), "abc"));
+}

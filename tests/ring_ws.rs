@@ -25,6 +25,7 @@ fn recording(log: &Log) -> WsListener {
                 "ping-me" => s.ping(b"foo").unwrap(),
                 "close-me" => s.close(4000, "bye").unwrap(),
                 "panic" => panic!("on_message failed"),
+                "reader" => s.send(Response::ok(httpkit::Body::reader(std::io::Cursor::new(b"xyz".to_vec())))).unwrap(),
                 _ => s.send(m).unwrap(),
             }
         })
@@ -232,4 +233,13 @@ fn a_panicking_callback_reports_on_error_and_closes_1011() {
     let l = log.lock().unwrap();
     let e = l.iter().position(|x| x.starts_with("error internal error")).expect("on_error called");
     assert!(e < l.iter().position(|x| x.starts_with("close")).unwrap());
+}
+
+#[test]
+fn a_response_with_a_reader_body_is_sent_as_one_binary_message() {
+    let log: Log = Arc::default();
+    let s = server(&log);
+    let (mut c, _) = ws_connect(addr(&s), "/", "");
+    c.send(&client_frame(0x1, true, b"reader"));
+    assert_eq!(c.read_frame().unwrap(), (true, 0x2, b"xyz".to_vec()));
 }
