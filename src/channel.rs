@@ -823,6 +823,31 @@ impl ConnListener for Channel {
         }
     }
 
+    fn on_stop_deadline(&self) {
+        if self.inner.ws {
+            // WebSockets were sent 1001 when the stop began.
+            return;
+        }
+        // An HTTP channel still answering when the stop's time is up ends properly: a stream
+        // with its final chunk, a waiting long-poll with a 503; the connection then closes.
+        let ex = &self.inner.ex;
+        let was = {
+            let mut st = ex.lock();
+            std::mem::replace(&mut *st, RespState::Done)
+        };
+        match was {
+            RespState::Done => return,
+            RespState::Idle => {
+                ex.write_error(503, "Server is stopping");
+            }
+            RespState::Streaming { enc, .. } => {
+                ex.finish(enc, true);
+            }
+        }
+        self.inner.open.store(false, Ordering::Release);
+        self.fire_close(CloseStatus::new(CloseKind::ServerStop, None, "server stopping"));
+    }
+
     fn on_closed(&self, reason: CloseReason) {
         self.inner.open.store(false, Ordering::Release);
         let status = if self.inner.ws {

@@ -444,6 +444,8 @@ pub(crate) trait ConnListener: Send + Sync {
     fn on_peer_eof(&self);
     fn on_closed(&self, reason: CloseReason);
     fn on_frame_written(&self, _token: u64) {}
+    /// A graceful stop's time is up: end the answer properly now (see `Dispatch::on_stop_deadline`).
+    fn on_stop_deadline(&self) {}
 }
 
 /// The value stored in the reactor's user-data slot: every listener of the connection's
@@ -541,6 +543,14 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     fn on_frame_written(&mut self, conn: &ConnHandle, token: u64) {
         if let Some(l) = ws_listener(conn) {
             l.on_frame_written(token);
+        }
+    }
+
+    fn on_stop_deadline(&mut self, conn: &ConnHandle) {
+        if let Some(a) = attachment(conn) {
+            for (_, l) in &a.0 {
+                l.on_stop_deadline();
+            }
         }
     }
 

@@ -84,9 +84,12 @@ impl Server {
         self.stop_with(None);
     }
 
-    /// Stops gracefully: stops accepting, closes idle connections at once, lets requests that
-    /// reached a worker finish and be answered (with `Connection: close`) for up to `timeout`,
-    /// then closes everything. Returns when the server is stopped.
+    /// Stops gracefully: stops accepting, closes idle connections at once, sends WebSockets a
+    /// `1001` close, lets requests that reached a worker finish and be answered (with
+    /// `Connection: close`) for up to `timeout`, then closes everything. HTTP channels still
+    /// open then end properly first: a stream with its final chunk, a waiting long-poll with a
+    /// `503`; their `on_close` gets [`CloseKind::ServerStop`](crate::CloseKind::ServerStop).
+    /// Returns when the server is stopped.
     pub fn stop_graceful(&self, timeout: Duration) {
         self.stop_with(Some(timeout));
     }

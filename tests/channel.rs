@@ -495,7 +495,26 @@ fn graceful_stop_ends_long_polls_with_server_stop() {
     wait_until("channel", || chans.lock().unwrap().len() == 1);
     s.stop_graceful(Duration::from_millis(200));
     wait_until("on_close(ServerStop)", || has(&log, "close ServerStop"));
+    // The waiting request gets a proper answer, not a bare EOF.
+    let r = c.read_response().unwrap();
+    assert_eq!((r.status, r.header("connection")), (503, Some("close")));
     assert!(c.is_closed_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn graceful_stop_ends_a_stream_with_its_final_chunk() {
+    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let log: Log = Arc::default();
+    let s = poll_server(chans.clone(), log.clone());
+    let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(ch.send_with("data: one\n\n", false));
+    s.stop_graceful(Duration::from_millis(200));
+    // A complete chunked body (read_response needs the final chunk), then the close.
+    let r = c.read_response().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "data: one\n\n"));
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+    wait_until("on_close(ServerStop)", || has(&log, "close ServerStop"));
+    assert!(!ch.send("too late"));
 }
 
 #[test]

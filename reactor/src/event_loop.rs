@@ -195,6 +195,16 @@ impl<D: Dispatch> EventLoop<D> {
             }
             if self.stopping {
                 let expired = self.stop_deadline.is_some_and(|d| now >= d);
+                if expired && self.conns.len() > 0 {
+                    // Last words (end streams, answer waiting requests), written without waiting.
+                    for id in self.conns.ids() {
+                        if let Some(c) = self.conns.get_mut(id) {
+                            let handle = c.handle.clone();
+                            self.dispatch.on_stop_deadline(&handle);
+                        }
+                    }
+                    self.drain_commands(now);
+                }
                 if expired || self.conns.len() == 0 {
                     break;
                 }

@@ -212,6 +212,12 @@ pub trait Dispatch: Send + 'static {
     /// The peer closed its sending side while requests were still being answered.
     fn on_peer_eof(&mut self, _conn: &ConnHandle) {}
 
+    /// A graceful stop's time is up and this connection is still open: a last chance to end
+    /// what it is answering properly (e.g. the final chunk of a stream). What is written through
+    /// `conn` now is flushed as far as the socket takes it without waiting, then every connection
+    /// closes.
+    fn on_stop_deadline(&mut self, _conn: &ConnHandle) {}
+
     /// The connection is closed; nothing more can be written to it.
     fn on_close(&mut self, _conn: &ConnHandle, _reason: CloseReason) {}
 
