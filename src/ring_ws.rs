@@ -176,8 +176,9 @@ pub(crate) struct Upgrade {
 }
 
 /// A response that upgrades the request to a WebSocket served by `listener` (the analogue of
-/// `{::ws/listener …}`). Answered to a request that is not a WebSocket upgrade, it is an empty
-/// `400`; to an invalid handshake, `400` (or `426` for a wrong version).
+/// `{::ws/listener …}`). Answered to a request that is not a WebSocket upgrade, it is a `400`
+/// with the text `expected a WebSocket upgrade`; to an invalid handshake, `400` (or `426` for a
+/// wrong version) with the reason.
 pub fn websocket_response(listener: impl WebSocketListener) -> Response {
     let up = Upgrade { listener: Arc::new(listener), protocol: None };
     Response { body: Body { kind: BodyKind::WebSocket(up) }, ..Response::default() }
