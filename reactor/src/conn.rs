@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,6 +25,7 @@ use httpkit_codec::ws::{encode_close, encode_frame, FrameDecoder, OpCode, WsEven
 
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
+use crate::Direct;
 use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, ReactorConfig, WsClose};
 
 /// Reads per readiness event before yielding to other connections.
@@ -80,8 +82,10 @@ struct WsState {
 
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) stream: Stream,
+    pub(crate) stream: Arc<Stream>,
     pub(crate) handle: ConnHandle,
+    /// The write side is lent to a worker, or what it did with it is not folded in yet.
+    direct_lent: bool,
     decoder: RequestDecoder,
     rbuf: Vec<u8>,
     cur: Option<Box<Pending>>,
@@ -121,8 +125,9 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(stream: Stream, handle: ConnHandle, cfg: &ReactorConfig, now: Instant) -> Self {
         Self {
-            stream,
+            stream: Arc::new(stream),
             handle,
+            direct_lent: false,
             decoder: RequestDecoder::new(cfg.limits),
             proxy_pending: cfg.proxy_protocol != ProxyProtocol::Off,
             app_paused: false,
@@ -228,6 +233,7 @@ impl Conn {
 
     /// Decodes what is buffered, reads while allowed, and writes what is queued.
     pub(crate) fn drive<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>, scratch: &mut [u8]) {
+        self.settle_direct(false);
         if self.lingering {
             self.linger_read(scratch);
             return;
@@ -241,7 +247,7 @@ impl Conn {
                 break;
             }
             budget -= 1;
-            match self.stream.read(scratch) {
+            match (&*self.stream).read(scratch) {
                 Ok(0) => {
                     self.on_eof(ctx);
                     break;
@@ -274,6 +280,7 @@ impl Conn {
     }
 
     fn on_eof<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        self.settle_direct(true);
         self.read_eof = true;
         self.readable = false;
         if self.ws.is_some() {
@@ -356,6 +363,7 @@ impl Conn {
                     }
                 }
                 Err(e) => {
+                    self.settle_direct(true);
                     let mut headers = HeaderMap::new();
                     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -378,6 +386,8 @@ impl Conn {
     }
 
     fn on_head<D: Dispatch>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
+        // A new request: from here on the reactor alone orders the answers.
+        self.settle_direct(true);
         if head.expect_continue {
             let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
             if self.slots.is_empty() {
@@ -417,12 +427,73 @@ impl Conn {
             self.draining = true;
         }
         let trailers = self.decoder.take_trailers();
+        let lend = may_run
+            && self.slots.len() == 1
+            && self.wq.is_empty()
+            && head.keep_alive
+            && !head.upgrade
+            && !self.stop_reading
+            && !self.draining
+            && !self.close_after_flush
+            && !self.read_eof
+            && self.ws.is_none();
         let req = InboundRequest { seq, head, body, trailers, received: ctx.now };
         if may_run {
+            if lend {
+                self.lend_direct(seq);
+            }
             ctx.dispatch.on_request(&self.handle, req);
         } else {
             self.held = Some(Box::new(req));
         }
+    }
+
+    /// Lends the write side to the worker answering `seq`, the only request waiting, with
+    /// nothing queued (see [`ConnHandle::try_write_direct`]).
+    fn lend_direct(&mut self, seq: u64) {
+        *self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) =
+            Direct::Granted(seq, self.stream.clone());
+        self.direct_lent = true;
+    }
+
+    /// Folds in what a worker did with the lent write side: an answer it wrote whole completes
+    /// its request. With `take_back`, the right is withdrawn too (waiting out a write in
+    /// progress: a non-blocking system call), so that the reactor alone writes from here on.
+    fn settle_direct(&mut self, take_back: bool) {
+        if !self.direct_lent {
+            return;
+        }
+        let state = loop {
+            let mut d = self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+            match &*d {
+                Direct::Active if take_back => {
+                    drop(d);
+                    std::thread::yield_now();
+                }
+                Direct::Active | Direct::Granted(..) if !take_back => return,
+                _ => break std::mem::take(&mut *d),
+            }
+        };
+        self.direct_lent = false;
+        if let Direct::Written(seq) = state {
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) {
+                slot.done = true;
+            }
+            self.advance_slots();
+        }
+    }
+
+    /// The connection is going away: drop a grant (and its reference to the socket). A worker
+    /// writing now keeps the socket open until its write returns.
+    fn release_direct(&mut self) {
+        if std::mem::take(&mut self.direct_lent) {
+            *self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = Direct::Off;
+        }
+    }
+
+    /// Folds in a finished direct write (from the periodic sweep: the idle timer starts).
+    pub(crate) fn poll_direct(&mut self) {
+        self.settle_direct(false);
     }
 
     /// Dispatches the held request once the requests before it allow (see [`Conn::on_end`]).
@@ -471,6 +542,7 @@ impl Conn {
         close: bool,
         ctx: &mut Ctx<'_, D>,
     ) {
+        self.settle_direct(true);
         let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.done) else {
             self.handle.shared.queued.fetch_sub(head.len() + body.len(), Ordering::AcqRel);
             return;
@@ -559,6 +631,7 @@ impl Conn {
         auto_pong: bool,
         ctx: &mut Ctx<'_, D>,
     ) {
+        self.settle_direct(true);
         let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
             self.handle.shared.queued.fetch_sub(head.len(), Ordering::AcqRel);
             return;
@@ -723,6 +796,7 @@ impl Conn {
     }
 
     pub(crate) fn on_close_cmd(&mut self, abort: bool) {
+        self.settle_direct(true);
         if abort {
             self.close(CloseReason::Local);
         } else {
@@ -740,7 +814,9 @@ impl Conn {
             return;
         }
         if self.writable && !self.wq.is_empty() {
-            match self.wq.write_to(&mut self.stream) {
+            // The reactor writes: take back a lent write side first (the order of bytes).
+            self.settle_direct(true);
+            match self.wq.write_to(&mut &*self.stream) {
                 Ok(n) => {
                     if n > 0 {
                         let left = self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
@@ -785,7 +861,7 @@ impl Conn {
 
     fn linger_read(&mut self, scratch: &mut [u8]) {
         for _ in 0..READ_BUDGET {
-            match self.stream.read(scratch) {
+            match (&*self.stream).read(scratch) {
                 Ok(0) => return self.close(CloseReason::Local),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -846,6 +922,7 @@ impl Conn {
     }
 
     pub(crate) fn on_timeout<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        self.settle_direct(true);
         match self.timer {
             Timer::HeaderRead | Timer::BodyRead if self.slots.is_empty() => {
                 let mut headers = HeaderMap::new();
@@ -870,6 +947,7 @@ impl Conn {
 
     /// Graceful stop: close now if idle, else once in-flight requests are answered.
     pub(crate) fn begin_drain<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        self.settle_direct(true);
         self.stopping = true;
         if self.ws.is_some() {
             // WebSockets get a 1001 and a chance to answer it before the deadline.
@@ -893,11 +971,12 @@ impl Conn {
 
     /// Immediate stop: a best-effort 1001 to WebSocket peers, written only if the socket takes it.
     pub(crate) fn stop_now(&mut self) {
+        self.settle_direct(true);
         self.stopping = true;
         if self.ws.is_some() && self.closing.is_none() {
             self.ws_close(1001, "server stopping", true);
             if self.writable {
-                if let Ok(n) = self.wq.write_to(&mut self.stream) {
+                if let Ok(n) = self.wq.write_to(&mut &*self.stream) {
                     self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
                 }
             }
@@ -906,6 +985,7 @@ impl Conn {
 
     /// Drops everything queued (the connection is being removed).
     pub(crate) fn discard_output(&mut self) {
+        self.release_direct();
         let dropped = self.wq.clear() + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>();
         self.slots.clear();
         self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
@@ -977,6 +1057,7 @@ mod tests {
             let (tx, _rx) = crossbeam_channel::unbounded();
             let remote = Remote { inner: Arc::new(RemoteInner { tx, waker, sleeping: AtomicBool::new(false) }) };
             let shared = Arc::new(ConnShared {
+                direct: std::sync::Mutex::new(crate::Direct::Off),
                 queued: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 waiters: AtomicUsize::new(0),

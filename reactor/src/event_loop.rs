@@ -318,6 +318,8 @@ impl<D: Dispatch> EventLoop<D> {
         for id in self.conns.ids() {
             let due = match self.conns.get_mut(id) {
                 Some(c) => {
+                    c.poll_direct();
+                    c.update_timer(&self.cfg, now);
                     c.shrink_if_idle();
                     c.deadline().is_some_and(|d| d <= now)
                 }
@@ -333,7 +335,7 @@ impl<D: Dispatch> EventLoop<D> {
         let Some(mut conn) = self.conns.remove(id) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&conn.stream.raw_fd()));
         conn.discard_output();
         {
             // Under the user-data lock, so nothing is attached after `on_close` looked.
@@ -358,6 +360,7 @@ impl<D: Dispatch> EventLoop<D> {
             match listener.accept() {
                 Ok((stream, peer, local)) => {
                     let shared = Arc::new(ConnShared {
+                        direct: Mutex::new(crate::Direct::Off),
                         queued: AtomicUsize::new(0),
                         closed: AtomicBool::new(false),
                         waiters: AtomicUsize::new(0),
@@ -379,7 +382,7 @@ impl<D: Dispatch> EventLoop<D> {
                         continue;
                     };
                     if let Err(e) = self.poll.registry().register(
-                        &mut conn.stream,
+                        &mut mio::unix::SourceFd(&conn.stream.raw_fd()),
                         Token(id.to_token()),
                         Interest::READABLE | Interest::WRITABLE,
                     ) {

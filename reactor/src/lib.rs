@@ -7,6 +7,12 @@
 //! ([`Remote`], [`ConnHandle`]); wake-ups are coalesced: a sender wakes the loop only when the
 //! loop is about to sleep or sleeping.
 //!
+//! One exception, as in http-kit: when a keep-alive connection waits for exactly one answer and
+//! has nothing else to write, the loop lends the worker that answers it the right to write that
+//! answer itself ([`ConnHandle::try_write_direct`]), so the write system call runs on the
+//! worker's core. The loop still owns the socket: it grants and takes back that right, and a
+//! write that does not complete hands the rest back to it as a command.
+//!
 //! The reactor never runs user code beyond the [`Dispatch`] callbacks (which must not block),
 //! and knows no HTTP policy beyond framing: what to answer is the dispatcher's business; it only
 //! answers on its own when the codec says the request is invalid (400/413/414/431/501/505), when a
@@ -47,6 +53,7 @@ pub use httpkit_codec::ws::WsEvent;
 use command::Command;
 pub use command::Remote;
 pub use slab::ConnId;
+use stream::Stream;
 
 /// Settings of the event loop. Plain data; see each field for its default.
 #[derive(Debug, Clone)]
@@ -225,8 +232,27 @@ pub trait Dispatch: Send + 'static {
     fn on_flush(&mut self) {}
 }
 
+/// Who may write the answer to the one request a connection waits for (see
+/// [`ConnHandle::try_write_direct`]). Changed under `ConnShared::direct`'s lock, which is never
+/// held across the write itself.
+#[derive(Debug, Default)]
+enum Direct {
+    /// Only the reactor writes.
+    #[default]
+    Off,
+    /// The worker answering request `seq` may write its whole answer itself, on this stream.
+    Granted(u64, Arc<Stream>),
+    /// That worker is writing now.
+    Active,
+    /// It wrote the whole answer: the reactor marks the request answered when it next looks.
+    Written(u64),
+    /// It wrote part (or nothing, on an error) and sent the rest as a command.
+    HandedBack,
+}
+
 /// State of one connection shared between the reactor and the threads that answer it.
 struct ConnShared {
+    direct: Mutex<Direct>,
     queued: AtomicUsize,
     closed: AtomicBool,
     waiters: AtomicUsize,
@@ -319,6 +345,57 @@ impl ConnHandle {
         }
         self.shared.queued.fetch_add(head.len() + body.len(), Ordering::AcqRel);
         self.remote.send(Command::Write { id: self.id, seq, head, body, end, close });
+        true
+    }
+
+    /// Writes the whole answer to request `seq` (`head` then `body`, a response that keeps the
+    /// connection open) straight to the socket from this thread, if the reactor lent this
+    /// connection's write side to that request: it does so when the request is the only one
+    /// waiting and nothing else is queued. Returns `false` when it did not (then send it with
+    /// [`ConnHandle::write`] as usual). A write that does not complete hands the rest to the
+    /// reactor, so `true` means the answer is fully taken care of.
+    pub fn try_write_direct(&self, seq: u64, head: &Bytes, body: &Bytes) -> bool {
+        let stream = {
+            let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+            match std::mem::take(&mut *d) {
+                Direct::Granted(s, stream) if s == seq => {
+                    *d = Direct::Active;
+                    stream
+                }
+                other => {
+                    *d = other;
+                    return false;
+                }
+            }
+        };
+        let total = head.len() + body.len();
+        let mut done = 0;
+        while done < total {
+            let bufs = [
+                io::IoSlice::new(head.get(done.min(head.len())..).unwrap_or_default()),
+                io::IoSlice::new(body.get(done.saturating_sub(head.len())..).unwrap_or_default()),
+            ];
+            match io::Write::write_vectored(&mut &*stream, &bufs) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // WouldBlock, or an error the reactor will meet and act on when it writes.
+                Err(_) => break,
+            }
+        }
+        drop(stream);
+        let state = if done == total { Direct::Written(seq) } else { Direct::HandedBack };
+        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        if done < total {
+            // The rest goes the usual way; the reactor writes it once the socket takes more (or
+            // meets the error and closes).
+            let (rest_head, rest_body) = if done < head.len() {
+                (head.slice(done..), body.clone())
+            } else {
+                (Bytes::new(), body.slice(done - head.len()..))
+            };
+            self.write(seq, rest_head, rest_body, true, false);
+        }
         true
     }
 

@@ -13,6 +13,14 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
     pub(crate) fn shutdown_write(&self) {
         let _ = match self {
             Self::Tcp(s) => s.shutdown(Shutdown::Write),
@@ -21,26 +29,28 @@ impl Stream {
     }
 }
 
-impl Read for Stream {
+// Through a shared reference: the reactor reads and writes, and a worker holding a direct-write
+// grant writes (see `ConnHandle::try_write_direct`), never at the same time as the reactor.
+impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.read(buf),
-            Self::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
         }
     }
 }
 
-impl Write for Stream {
+impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.write(buf),
-            Self::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
-            Self::Tcp(s) => s.write_vectored(bufs),
-            Self::Unix(s) => s.write_vectored(bufs),
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -73,8 +83,6 @@ macro_rules! delegate_source {
         }
     };
 }
-
-delegate_source!(Stream);
 
 #[derive(Debug)]
 pub(crate) enum MioListener {
