@@ -124,23 +124,31 @@ impl Exchange {
                 encode_head(status, headers, BodyLength::Known(body.len() as u64), &self.ctx(d), &mut out)
             })
             .ok()?;
-            let inline = framing.body.has_body() && body.len() <= INLINE_BODY;
+            let with_body = framing.body.has_body();
+            let inline = with_body && body.len() <= INLINE_BODY;
             if inline {
                 out.extend_from_slice(&body);
             }
-            let head = Bytes::copy_from_slice(&out);
+            // A body not copied after the head is sent as it is (never copied).
+            let body = if with_body && !inline { body.clone() } else { Bytes::new() };
+            // The usual case (the only request waiting on a keep-alive connection): written from
+            // here, straight from this buffer, sparing the reactor the system call.
+            let sent = if framing.keep_alive { self.conn.try_write_direct(self.seq, &out, &body) } else { None };
+            let (head, body) = match sent {
+                Some(n) if n == out.len() + body.len() => (Bytes::new(), Bytes::new()),
+                Some(n) if n < out.len() => (Bytes::copy_from_slice(&out[n..]), body),
+                Some(n) => (Bytes::new(), body.slice(n - out.len()..)),
+                None => (Bytes::copy_from_slice(&out), body),
+            };
             if out.capacity() > 64 * 1024 {
                 *out = Vec::new();
             }
-            Some((head, framing, inline))
+            Some((head, body, framing, sent.is_some()))
         });
-        let Some((head, framing, inline)) = encoded else {
+        let Some((head, body, framing, direct)) = encoded else {
             return self.write_error(500, "Internal Server Error");
         };
-        let body = if framing.body.has_body() && !inline { body } else { Bytes::new() };
-        // The usual case (the only request waiting on a keep-alive connection): write it from
-        // this thread, sparing the reactor the system call.
-        if framing.keep_alive && self.conn.try_write_direct(self.seq, &head, &body) {
+        if direct && head.is_empty() && body.is_empty() {
             return true;
         }
         self.conn.write(self.seq, head, body, true, !framing.keep_alive)

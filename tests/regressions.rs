@@ -202,3 +202,36 @@ fn frames_sent_while_the_101_waits_behind_a_pipelined_response_are_kept() {
     assert_eq!(c.read_response_to(true).unwrap().status, 101);
     assert_eq!(c.read_frame().unwrap(), (true, 0x1, b"hello".to_vec()));
 }
+
+/// Answers written by workers themselves (direct writes) to a client that does not read: the
+/// socket fills, the rest of each answer goes through the reactor, and every byte arrives in
+/// order once the client reads.
+#[test]
+fn direct_writes_to_a_client_that_does_not_read_lose_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let served = Arc::new(AtomicUsize::new(0));
+    let s2 = served.clone();
+    let s = start(
+        move |req: Request| {
+            let i: u8 = req.path()[1..].parse().unwrap();
+            s2.fetch_add(1, Ordering::SeqCst);
+            Response::ok(vec![b'a' + i % 26; 60_000])
+        },
+        // Room for everything the client does not read yet (beyond it, reading would pause).
+        opts().write_buffer(64 << 20),
+    );
+    let mut c = Client::connect(addr(&s));
+    // A fixed receive buffer (no autotuning): the server's socket fills after a few MiB.
+    socket2::SockRef::from(&c.stream).set_recv_buffer_size(65536).unwrap();
+    let n = 120usize;
+    for i in 0..n {
+        c.send(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        wait_until("handler ran", || served.load(Ordering::SeqCst) == i + 1);
+    }
+    for i in 0..n {
+        let r = c.read_response().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 60_000, "answer {i}");
+        assert!(r.body.iter().all(|&b| b == b'a' + (i % 26) as u8), "answer {i} intact");
+    }
+}

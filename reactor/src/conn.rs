@@ -122,6 +122,13 @@ pub(crate) struct Conn {
     deadline: Option<Instant>,
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Even when the loop ends abnormally, a grant must not keep the socket open.
+        self.release_direct();
+    }
+}
+
 impl Conn {
     pub(crate) fn new(stream: Stream, handle: ConnHandle, cfg: &ReactorConfig, now: Instant) -> Self {
         Self {
@@ -427,8 +434,11 @@ impl Conn {
             self.draining = true;
         }
         let trailers = self.decoder.take_trailers();
+        // Lent only when nothing waits on this answer but the client: decoding goes on (the
+        // pipeline has room), nothing is queued, the connection stays open after it.
         let lend = may_run
             && self.slots.len() == 1
+            && self.slots.len() < ctx.cfg.max_pipelined
             && self.wq.is_empty()
             && head.keep_alive
             && !head.upgrade
@@ -457,11 +467,12 @@ impl Conn {
     }
 
     /// Folds in what a worker did with the lent write side: an answer it wrote whole completes
-    /// its request. With `take_back`, the right is withdrawn too (waiting out a write in
-    /// progress: a non-blocking system call), so that the reactor alone writes from here on.
-    fn settle_direct(&mut self, take_back: bool) {
+    /// its request (then `true`). With `take_back`, the right is withdrawn too (waiting out a
+    /// write in progress: one non-blocking system call of at most 64 KiB), so that the reactor
+    /// alone writes from here on.
+    fn settle_direct(&mut self, take_back: bool) -> bool {
         if !self.direct_lent {
-            return;
+            return false;
         }
         let state = loop {
             let mut d = self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
@@ -470,17 +481,19 @@ impl Conn {
                     drop(d);
                     std::thread::yield_now();
                 }
-                Direct::Active | Direct::Granted(..) if !take_back => return,
+                Direct::Active | Direct::Granted(..) if !take_back => return false,
                 _ => break std::mem::take(&mut *d),
             }
         };
         self.direct_lent = false;
-        if let Direct::Written(seq) = state {
-            if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) {
-                slot.done = true;
-            }
-            self.advance_slots();
+        let Direct::Written(seq) = state else {
+            return false;
+        };
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) {
+            slot.done = true;
         }
+        self.advance_slots();
+        true
     }
 
     /// The connection is going away: drop a grant (and its reference to the socket). A worker
@@ -492,8 +505,9 @@ impl Conn {
     }
 
     /// Folds in a finished direct write (from the periodic sweep: the idle timer starts).
-    pub(crate) fn poll_direct(&mut self) {
-        self.settle_direct(false);
+    /// `true` when an answer was completed so: the connection should be driven again.
+    pub(crate) fn poll_direct(&mut self) -> bool {
+        self.settle_direct(false)
     }
 
     /// Dispatches the held request once the requests before it allow (see [`Conn::on_end`]).
@@ -1166,6 +1180,60 @@ content-length: 0
         h.respond(seq, b"HTTP/1.1 204 No Content\r\n\r\n", true);
         assert_eq!(h.rec.requests.len(), 4);
         assert_eq!(h.rec.requests[3].head.path(), "/3");
+    }
+
+    #[test]
+    fn a_lent_write_side_answers_directly_and_the_connection_goes_on() {
+        let mut h = Harness::new(cfg());
+        h.peer.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        let seq = h.rec.requests[0].seq;
+        assert_eq!(h.conn.handle.try_write_direct(seq + 1, b"x", b""), None, "only for its request");
+        assert_eq!(h.conn.handle.try_write_direct(seq, b"HTTP/1.1 200 OK\r\n", b"\r\n"), Some(19));
+        assert_eq!(h.read_peer(), "HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(h.conn.handle.try_write_direct(seq, b"again", b""), None, "lent once");
+        // Until the reactor looks, the request counts as waiting; then the idle timer runs.
+        h.conn.update_timer(&h.cfg, h.t0);
+        assert_eq!(h.conn.deadline(), None);
+        assert!(h.conn.poll_direct());
+        h.conn.update_timer(&h.cfg, h.t0);
+        assert_eq!(h.conn.deadline(), Some(h.t0 + h.cfg.idle_timeout));
+        // The next request is lent again.
+        h.peer.write_all(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        assert_eq!(h.conn.handle.try_write_direct(h.rec.requests[1].seq, b"ok", b""), Some(2));
+    }
+
+    #[test]
+    fn a_pipelined_request_takes_the_write_side_back() {
+        let mut h = Harness::new(cfg());
+        h.peer.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        h.peer.write_all(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        let (a, b) = (h.rec.requests[0].seq, h.rec.requests[1].seq);
+        // Both answers now go through the reactor, in order.
+        assert_eq!(h.conn.handle.try_write_direct(a, b"first", b""), None);
+        assert_eq!(h.conn.handle.try_write_direct(b, b"second", b""), None);
+        h.respond(b, b"second", true);
+        h.respond(a, b"first", true);
+        let mut got = String::new();
+        while got.len() < 11 {
+            got.push_str(&h.read_peer());
+        }
+        assert_eq!(got, "firstsecond");
+    }
+
+    #[test]
+    fn nothing_is_lent_when_decoding_would_wait_for_the_answer() {
+        let mut h = Harness::new(ReactorConfig { max_pipelined: 1, ..cfg() });
+        h.peer.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        assert_eq!(h.conn.handle.try_write_direct(h.rec.requests[0].seq, b"x", b""), None);
+        let mut h = Harness::new(cfg());
+        h.peer.write_all(b"GET /a HTTP/1.0\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        assert_eq!(h.conn.handle.try_write_direct(h.rec.requests[0].seq, b"x", b""), None, "closes after");
     }
 
     #[test]

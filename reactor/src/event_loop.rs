@@ -316,16 +316,20 @@ impl<D: Dispatch> EventLoop<D> {
 
     fn sweep(&mut self, now: Instant) {
         for id in self.conns.ids() {
-            let due = match self.conns.get_mut(id) {
+            let (answered, due) = match self.conns.get_mut(id) {
                 Some(c) => {
-                    c.poll_direct();
+                    // An answer a worker wrote itself: the connection goes on (idle timer,
+                    // input that waited).
+                    let answered = c.poll_direct();
                     c.update_timer(&self.cfg, now);
                     c.shrink_if_idle();
-                    c.deadline().is_some_and(|d| d <= now)
+                    (answered, c.deadline().is_some_and(|d| d <= now))
                 }
-                None => false,
+                None => (false, false),
             };
-            if due {
+            if answered {
+                self.with_conn(id, now, |c, ctx, scratch| c.drive(ctx, scratch));
+            } else if due {
                 self.with_conn(id, now, |c, ctx, _| c.on_timeout(ctx));
             }
         }

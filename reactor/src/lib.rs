@@ -232,6 +232,10 @@ pub trait Dispatch: Send + 'static {
     fn on_flush(&mut self) {}
 }
 
+/// The largest answer [`ConnHandle::try_write_direct`] writes from a worker (larger ones go
+/// through the reactor, which writes them as the peer reads).
+pub const DIRECT_WRITE_MAX: usize = 64 * 1024;
+
 /// Who may write the answer to the one request a connection waits for (see
 /// [`ConnHandle::try_write_direct`]). Changed under `ConnShared::direct`'s lock, which is never
 /// held across the write itself.
@@ -348,13 +352,18 @@ impl ConnHandle {
         true
     }
 
-    /// Writes the whole answer to request `seq` (`head` then `body`, a response that keeps the
-    /// connection open) straight to the socket from this thread, if the reactor lent this
-    /// connection's write side to that request: it does so when the request is the only one
-    /// waiting and nothing else is queued. Returns `false` when it did not (then send it with
-    /// [`ConnHandle::write`] as usual). A write that does not complete hands the rest to the
-    /// reactor, so `true` means the answer is fully taken care of.
-    pub fn try_write_direct(&self, seq: u64, head: &Bytes, body: &Bytes) -> bool {
+    /// Writes the answer to request `seq` (`head` then `body`: a whole response that keeps the
+    /// connection open, at most [`DIRECT_WRITE_MAX`] bytes) straight to the socket from this
+    /// thread, with one system call, if the reactor lent this connection's write side to that
+    /// request: it does so when the request is the only one waiting and nothing else is queued.
+    ///
+    /// `None`: it was not lent; send the answer with [`ConnHandle::write`] as usual.
+    /// `Some(n)`: `n` bytes went out; if that is not all of it, the caller must at once send the
+    /// rest with [`ConnHandle::write`] (`end`, not `close`): the reactor waits for it.
+    pub fn try_write_direct(&self, seq: u64, head: &[u8], body: &[u8]) -> Option<usize> {
+        if head.len() + body.len() > DIRECT_WRITE_MAX {
+            return None;
+        }
         let stream = {
             let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
             match std::mem::take(&mut *d) {
@@ -364,39 +373,26 @@ impl ConnHandle {
                 }
                 other => {
                     *d = other;
-                    return false;
+                    return None;
                 }
             }
         };
-        let total = head.len() + body.len();
-        let mut done = 0;
-        while done < total {
-            let bufs = [
-                io::IoSlice::new(head.get(done.min(head.len())..).unwrap_or_default()),
-                io::IoSlice::new(body.get(done.saturating_sub(head.len())..).unwrap_or_default()),
-            ];
+        // One write, so the reactor never waits long for the right back: whatever the socket
+        // does not take at once (or an error, which the reactor meets and acts on) goes the
+        // usual way.
+        let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
+        let done = loop {
             match io::Write::write_vectored(&mut &*stream, &bufs) {
-                Ok(0) => break,
-                Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // WouldBlock, or an error the reactor will meet and act on when it writes.
-                Err(_) => break,
+                Ok(n) => break n,
+                Err(_) => break 0,
             }
-        }
+        };
         drop(stream);
-        let state = if done == total { Direct::Written(seq) } else { Direct::HandedBack };
-        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = state;
-        if done < total {
-            // The rest goes the usual way; the reactor writes it once the socket takes more (or
-            // meets the error and closes).
-            let (rest_head, rest_body) = if done < head.len() {
-                (head.slice(done..), body.clone())
-            } else {
-                (Bytes::new(), body.slice(done - head.len()..))
-            };
-            self.write(seq, rest_head, rest_body, true, false);
-        }
-        true
+        let whole = done == head.len() + body.len();
+        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) =
+            if whole { Direct::Written(seq) } else { Direct::HandedBack };
+        Some(done)
     }
 
     /// Waits until at most `limit` bytes are queued for this connection. Returns `false` if the
