@@ -311,9 +311,18 @@ impl RequestDecoder {
         let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(ParseError::Malformed);
         };
-        // The request line with its CRLF: method SP target SP "HTTP/1.x" CRLF.
-        if method.len() + path.len() + 12 > lim.max_line {
+        // Each line's real length, line break included, as the line scanner measures it: from
+        // its start to the next line's (the last one ends where the empty line begins).
+        let offset = |s: &str| (s.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+        let lines_end = len - if len >= 2 && src[len - 2] == b'\r' { 2 } else { 1 };
+        let line_start = |i: usize| req.headers.get(i).map_or(lines_end, |h| offset(h.name));
+        if line_start(0) > lim.max_line {
             return Err(ParseError::UriTooLong);
+        }
+        for i in 0..req.headers.len() {
+            if line_start(i + 1).saturating_sub(line_start(i)) > lim.max_line {
+                return Err(ParseError::HeadersTooLarge);
+            }
         }
         let version = if minor == 1 { Version::HTTP_11 } else { Version::HTTP_10 };
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| ParseError::Malformed)?;
@@ -327,9 +336,6 @@ impl RequestDecoder {
         let mut has_upgrade = false;
         let mut websocket = false;
         for h in req.headers.iter() {
-            if h.name.len() + h.value.len() + 4 > lim.max_line {
-                return Err(ParseError::HeadersTooLarge);
-            }
             let name = h.name.as_bytes();
             match name.len() {
                 4 if name.eq_ignore_ascii_case(b"host") => {
@@ -488,10 +494,12 @@ fn valid_host(v: &[u8]) -> bool {
         }
     };
     let reg_name_ok = host.first() == Some(&b'[')
-        || host.iter().all(|&b| {
+        || host.iter().enumerate().all(|(i, &b)| {
             b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')')
+                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')')
                 || matches!(b, b'*' | b'+' | b',' | b';' | b'=')
+                // pct-encoded: '%' and two hex digits (which the check passes on their own).
+                || (b == b'%' && host.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
         });
     let port_ok = match port {
         None => true,

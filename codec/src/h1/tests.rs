@@ -233,7 +233,17 @@ fn header_syntax_rejections() {
 #[test]
 fn host_values() {
     let req = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
-    for ok in ["localhost", "localhost:4347", "localhost:", "[::ffff:a9fe:a9fe]", "[::1]:80", "a-b.c_d~e", "x:65535"] {
+    for ok in [
+        "localhost",
+        "localhost:4347",
+        "localhost:",
+        "[::ffff:a9fe:a9fe]",
+        "[::1]:80",
+        "a-b.c_d~e",
+        "x:65535",
+        "a%2Eb",
+        "x.",
+    ] {
         let evs = run(&req(ok));
         assert!(matches!(evs.first(), Some(Ev::Head(_))), "{ok:?} should be accepted: {evs:?}");
     }
@@ -252,6 +262,9 @@ fn host_values() {
         "[]",
         "[::1]x",
         "x:1:2",
+        "%zz",
+        "a%",
+        "a%4",
     ] {
         assert_eq!(err(&req(bad)), ParseError::Host, "{bad:?} should be refused");
     }
@@ -295,11 +308,13 @@ fn line_limits_are_exact_whether_the_head_comes_whole_or_in_pieces() {
         let (evs, _) = assert_split_invariant(&dec_with(l), input.as_bytes());
         assert_eq!(matches!(evs.first(), Some(Ev::Head(_))), ok, "target of {target_len}: {evs:?}");
     }
-    // A header line of 64 bytes with its CRLF: accepted; one more: 431.
-    for (value_len, ok) in [(56, true), (57, false)] {
-        let input = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Ab: {}\r\n\r\n", "v".repeat(value_len));
+    // A header line of 64 bytes with its CRLF: accepted; one more: 431 — however much white
+    // space surrounds the value.
+    for (sep, value_len, ok) in [(" ", 56, true), (" ", 57, false), ("", 57, true), ("  ", 56, false), ("\t", 56, true)]
+    {
+        let input = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Ab:{sep}{}\r\n\r\n", "v".repeat(value_len));
         let (evs, _) = assert_split_invariant(&dec_with(l), input.as_bytes());
-        assert_eq!(matches!(evs.first(), Some(Ev::Head(_))), ok, "value of {value_len}: {evs:?}");
+        assert_eq!(matches!(evs.first(), Some(Ev::Head(_))), ok, "{sep:?} + value of {value_len}: {evs:?}");
     }
 }
 
