@@ -282,6 +282,12 @@ impl Conn {
             // The peer is gone while we no longer read its requests (a long-poll after
             // `Connection: close`, a pending upgrade): same as reading EOF.
             self.on_eof(ctx);
+        } else if self.peer_fin && self.held.is_some() && !self.handle.shared.peer_eof.load(Ordering::SeqCst) {
+            // Reading waits behind a held request, so the EOF is not read yet; the requests
+            // already complete stay to be answered, but the application hears that the peer
+            // is gone (a long-poll in front of the held request ends).
+            self.handle.shared.peer_eof.store(true, Ordering::SeqCst);
+            ctx.dispatch.on_peer_eof(&self.handle);
         }
         self.flush(ctx);
     }
@@ -1222,6 +1228,24 @@ content-length: 0
             got.push_str(&h.read_peer());
         }
         assert_eq!(got, "firstsecond");
+    }
+
+    #[test]
+    fn a_peer_that_closes_behind_a_held_request_is_noticed() {
+        let mut h = Harness::new(cfg());
+        h.peer
+            .write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\nPOST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        h.peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
+        assert_eq!(h.rec.requests.len(), 1, "the POST waits behind the GET");
+        assert_eq!(h.rec.eofs, 1, "the application hears the peer left");
+        assert!(h.conn.handle.peer_closed());
+        // The held POST is still answered once the GET is.
+        let seq = h.rec.requests[0].seq;
+        h.respond(seq, b"HTTP/1.1 204 No Content\r\n\r\n", true);
+        assert_eq!(h.rec.requests.len(), 2);
     }
 
     #[test]

@@ -398,7 +398,9 @@ impl ConnHandle {
     /// Waits until at most `limit` bytes are queued for this connection. Returns `false` if the
     /// connection closed or `timeout` passed first.
     pub fn wait_writable(&self, limit: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        // A timeout too long to add (`Duration::MAX`) means "no timeout": about a century.
+        let deadline = now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(u32::MAX.into()));
         loop {
             if self.is_closed() {
                 return false;
