@@ -54,9 +54,10 @@ pub enum Message {
     /// Bytes (a WebSocket binary frame).
     Binary(Bytes),
     /// A full response (HTTP channels: status, headers, body; WebSocket: its body is sent).
-    /// A file, reader or stream body is read whole when the message becomes one WebSocket frame
-    /// or one chunk of a streamed HTTP response; as a channel's whole HTTP answer (the first send,
-    /// with close) it is streamed with bounded memory.
+    /// A file, reader or stream body is read whole (at most [`MAX_WHOLE_BODY`] bytes) when the
+    /// message becomes one WebSocket frame or one chunk of a streamed HTTP response; as a
+    /// channel's whole HTTP answer (the first send, with close) it is streamed with bounded
+    /// memory, whatever its size.
     Response(Box<Response>),
 }
 
@@ -139,6 +140,13 @@ impl<T: fmt::Debug> fmt::Display for SendError<T> {
     }
 }
 
+/// The largest file, reader or stream body read whole into one message (see [`Message`]).
+pub const MAX_WHOLE_BODY: usize = 64 << 20;
+
+fn too_large() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "message body over 64 MiB (MAX_WHOLE_BODY)")
+}
+
 /// A message whose body is a file, reader or stream, read whole: a message goes out as one
 /// WebSocket frame or one HTTP chunk. (A channel's first HTTP send with close keeps its body as
 /// it is: that is a whole response, streamed with bounded memory.)
@@ -153,19 +161,34 @@ pub(crate) fn read_body_whole(msg: Message) -> io::Result<Message> {
             return Ok(Message::Response(r));
         }
         BodyKind::File(f, len) => {
-            let mut v = Vec::with_capacity(len.min(1 << 30) as usize);
+            if len > MAX_WHOLE_BODY as u64 {
+                return Err(too_large());
+            }
+            let mut v = Vec::with_capacity(len as usize);
             f.take(len).read_to_end(&mut v)?;
+            if v.len() as u64 != len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than when it was opened",
+                ));
+            }
             v
         }
-        BodyKind::Reader(mut rd) => {
+        BodyKind::Reader(rd) => {
             let mut v = Vec::new();
-            rd.read_to_end(&mut v)?;
+            rd.take(MAX_WHOLE_BODY as u64 + 1).read_to_end(&mut v)?;
+            if v.len() > MAX_WHOLE_BODY {
+                return Err(too_large());
+            }
             v
         }
         BodyKind::Stream(chunks) => {
             let mut v = Vec::new();
             for c in chunks {
                 v.extend_from_slice(&c?);
+                if v.len() > MAX_WHOLE_BODY {
+                    return Err(too_large());
+                }
             }
             v
         }

@@ -73,16 +73,21 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use httpkit_reactor::{Limits, Listener, ReactorConfig};
 
-pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError};
+pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError, MAX_WHOLE_BODY};
 pub use handler::Handler;
 pub use httpkit_reactor::ProxyProtocol;
 pub use logging::{events, LogFn};
-pub use options::Options;
+pub use options::{ForwardedHeader, Options};
 pub use pool::{Inline, Job, ThreadPerTask, ThreadPool, ThreadPoolBuilder, WorkerPool};
 pub use request::Request;
 pub use response::{Body, Response};
 pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
 pub use server::{Server, ServerStatus};
+
+/// `start + d`, where a `d` too long to add (`Duration::MAX` for "no limit") is about a century.
+pub(crate) fn deadline_after(start: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
+    start.checked_add(d).unwrap_or_else(|| start + std::time::Duration::from_secs(u32::MAX.into()))
+}
 
 /// Re-exported `http` types used in the API.
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
@@ -199,6 +204,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         max_ws: opts.max_ws,
         pool: pool.clone(),
         trusted_proxies: opts.trusted_proxies.clone(),
+        forwarded_header: opts.forwarded_header,
     });
     let config = ReactorConfig {
         limits: Limits {

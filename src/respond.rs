@@ -44,6 +44,7 @@ pub(crate) struct ServerShared {
     pub(crate) max_ws: usize,
     pub(crate) pool: Arc<dyn WorkerPool>,
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    pub(crate) forwarded_header: crate::ForwardedHeader,
 }
 
 impl std::fmt::Debug for dyn WorkerPool {
@@ -188,6 +189,23 @@ impl Exchange {
         let ok = self.write_error(status, msg);
         self.close_orphan_channel();
         ok
+    }
+
+    /// Ends the exchange after a panic: a `500` if nothing was written yet; a response cut off
+    /// in the middle (streaming, or `Done` while its body was being written when
+    /// `done_is_partial`) ends the connection, so it never looks complete. A channel made for
+    /// the exchange closes.
+    fn fail(&self, done_is_partial: bool) {
+        let was = std::mem::replace(&mut *self.lock(), RespState::Done);
+        match was {
+            RespState::Idle => {
+                self.write_error(500, "Internal Server Error");
+            }
+            RespState::Streaming { .. } => self.conn.abort(),
+            RespState::Done if done_is_partial => self.conn.abort(),
+            RespState::Done => {}
+        }
+        self.close_orphan_channel();
     }
 
     /// A channel was made for this exchange but something else answered it: close it.
@@ -413,9 +431,7 @@ impl<H: Handler> Task for RequestTask<H> {
                         String::from_utf8_lossy(target),
                         panic_message(&*panic)
                     ));
-                    if !ex.send_error(500, "Internal Server Error") {
-                        ex.conn.abort();
-                    }
+                    ex.fail(true);
                 }
             }
             Err(panic) => {
@@ -426,7 +442,7 @@ impl<H: Handler> Task for RequestTask<H> {
                     String::from_utf8_lossy(target)
                 ));
                 ex.server.loggers.event(events::STATUS_500);
-                ex.send_error(500, "Internal Server Error");
+                ex.fail(false);
             }
         }
     }

@@ -435,12 +435,11 @@ impl ConnListener for Socket {
             }
             _ => (1006, String::new(), None),
         };
-        self.push(move |l, s| {
-            if let Some((kind, e)) = error {
-                l.on_error(s, &io::Error::new(kind, e));
-            }
-            l.on_close(s, code, &text);
-        });
+        // Two callbacks, so a panicking on_error cannot swallow on_close.
+        if let Some((kind, e)) = error {
+            self.push(move |l, s| l.on_error(s, &io::Error::new(kind, e)));
+        }
+        self.push(move |l, s| l.on_close(s, code, &text));
     }
 }
 

@@ -621,3 +621,49 @@ fn file_reader_and_stream_bodies_are_sent_whole_as_one_message() {
     let r = c.read_response().unwrap();
     assert_eq!((r.header("transfer-encoding"), r.text().as_str()), (Some("chunked"), "abc"));
 }
+
+#[test]
+fn a_handler_that_panics_after_starting_a_stream_cuts_the_connection() {
+    let log: Log = Arc::default();
+    let handlers = {
+        let l = log.clone();
+        ChannelHandlers::new()
+            .on_open(|ch| {
+                ch.send_with("a", false);
+                panic!("on_open failed after a piece");
+            })
+            .on_close(move |_c, st| l.lock().unwrap().push(format!("close {:?}", st.kind())))
+    };
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Never a complete (and so misleading) response: the connection ends instead.
+    assert!(c.read_response().is_err());
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+    wait_until("on_close", || log.lock().unwrap().len() == 1);
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(log.lock().unwrap().len(), 1, "on_close once");
+}
+
+#[test]
+fn whole_body_reads_are_bounded_and_checked() {
+    use httpkit::{Body, SendError};
+    let (s, kept) = keeping_server(opts());
+    let mut w = ws(addr(&s));
+    let ch = kept_channel(&kept);
+    // An endless reader is refused, not read forever.
+    let endless = Body::reader(std::io::repeat(b'x'));
+    match ch.try_send(Response::ok(endless), false) {
+        Err(SendError::Body(e)) => assert!(e.to_string().contains("64 MiB"), "{e}"),
+        other => panic!("expected a body error, got {other:?}"),
+    }
+    // A file that shrank after it was opened is an error, not a short message.
+    let path = std::env::temp_dir().join(format!("httpkit-shrink-{}", std::process::id()));
+    std::fs::write(&path, b"0123456789").unwrap();
+    let body = Body::from_path(&path).unwrap();
+    std::fs::write(&path, b"0123").unwrap();
+    assert!(matches!(ch.try_send(Response::ok(body), false), Err(SendError::Body(_))));
+    let _ = std::fs::remove_file(&path);
+    assert!(ch.send("still fine"));
+    assert_eq!(w.read().unwrap().into_text().unwrap().as_str(), "still fine");
+}

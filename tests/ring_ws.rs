@@ -243,3 +243,24 @@ fn a_response_with_a_reader_body_is_sent_as_one_binary_message() {
     c.send(&client_frame(0x1, true, b"reader"));
     assert_eq!(c.read_frame().unwrap(), (true, 0x2, b"xyz".to_vec()));
 }
+
+#[test]
+fn a_panicking_on_error_does_not_swallow_on_close() {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let s = start(
+        move |_req: Request| {
+            let l = l.clone();
+            websocket_response(
+                WsListener::new()
+                    .on_error(|_s, _e| panic!("on_error failed"))
+                    .on_close(move |_s, code, _r| l.lock().unwrap().push(format!("close {code}"))),
+            )
+        },
+        opts(),
+    );
+    let (mut c, _) = ws_connect(addr(&s), "/", "");
+    c.send(&client_frame(0x1, true, &[b'a', 0xff]));
+    assert_eq!(c.read_close().unwrap().0, Some(1007));
+    wait_until("on_close after the panicking on_error", || has(&log, "close 1007"));
+}
