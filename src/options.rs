@@ -51,6 +51,7 @@ pub struct Options {
     pub(crate) unix_socket: Option<std::path::PathBuf>,
     pub(crate) proxy_protocol: crate::ProxyProtocol,
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    pub(crate) forwarded_header: ForwardedHeader,
 }
 
 impl fmt::Debug for Options {
@@ -95,6 +96,7 @@ impl Default for Options {
             unix_socket: None,
             proxy_protocol: crate::ProxyProtocol::Off,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }
@@ -260,20 +262,24 @@ impl Options {
         self
     }
 
-    /// Trusts `X-Real-IP` / `X-Forwarded-For` from these proxy addresses (e.g. nginx on
-    /// `127.0.0.1`): for a request whose socket peer is one of them,
-    /// [`Request::remote_addr`](crate::Request::remote_addr) is the **last** `X-Forwarded-For`
-    /// entry — the one the trusted proxy added; earlier entries come from the client and can be
-    /// forged — or, when there is no `X-Forwarded-For`, `X-Real-IP` (a proxy that appends
-    /// `X-Forwarded-For` may pass a client's `X-Real-IP` through, so it never wins over it). The
-    /// port is then 0. A Unix domain socket peer is trusted when a loopback address is in the
-    /// list.
+    /// Trusts the forwarding header named by [`Options::forwarded_header`] from these proxy
+    /// addresses (e.g. nginx on `127.0.0.1`): for a request whose socket peer is one of them,
+    /// [`Request::remote_addr`](crate::Request::remote_addr) is the address in that header
+    /// (port 0). A Unix domain socket peer is trusted when a loopback address is in the list.
     ///
     /// Default: no one is trusted and the remote address is always the socket peer, because
     /// any client can send these headers (http-kit trusts them by default, which lets clients
     /// spoof their address).
     pub fn trusted_proxies(mut self, ips: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
         self.trusted_proxies = ips.into_iter().collect();
+        self
+    }
+
+    /// Which header the [trusted proxies](Options::trusted_proxies) put the client's address
+    /// in. Only that one is read: a proxy passes the other through from the client, who can
+    /// forge it. Default [`ForwardedHeader::XForwardedFor`].
+    pub fn forwarded_header(mut self, h: ForwardedHeader) -> Self {
+        self.forwarded_header = h;
         self
     }
 
@@ -313,4 +319,18 @@ impl Options {
         }
         Ok(())
     }
+}
+
+/// The header a trusted proxy gives the client's address in (see [`Options::forwarded_header`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// The **last** `X-Forwarded-For` entry: the one the proxy appended (nginx's
+    /// `$proxy_add_x_forwarded_for`, HAProxy's `option forwardfor`, cloud load balancers);
+    /// earlier entries come from the client.
+    #[default]
+    XForwardedFor,
+    /// `X-Real-IP`, which the proxy sets, replacing any from the client (nginx's
+    /// `proxy_set_header X-Real-IP $remote_addr`).
+    XRealIp,
 }

@@ -384,7 +384,7 @@ impl WorkerPool for ThreadPool {
 
     fn shutdown(&self, timeout: Duration) {
         self.shared.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline_after(Instant::now(), timeout);
         let mut g = self.shared.exit_lock.lock().unwrap_or_else(|e| e.into_inner());
         while self.shared.live.load(Ordering::SeqCst) > 0 {
             let now = Instant::now();

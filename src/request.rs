@@ -37,7 +37,7 @@ impl Request {
         exchange: crate::respond::Exchange,
     ) -> Self {
         Self {
-            remote_addr: remote_addr(&head, conn, &exchange.server.trusted_proxies),
+            remote_addr: remote_addr(&head, conn, &exchange.server.trusted_proxies, exchange.server.forwarded_header),
             head,
             body: if body.is_empty() { None } else { Some(body) },
             trailers,
@@ -81,7 +81,7 @@ impl Request {
     /// The first value of header `name` if it is valid UTF-8 (see [`Request::header_joined`]
     /// for all of them).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.headers().get(name).and_then(|v| v.to_str().ok())
+        self.head.headers().get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
     }
 
     /// Every value of header `name` in one string, as http-kit's request map has it: lines
@@ -96,7 +96,8 @@ impl Request {
     /// }
     /// ```
     pub fn header_joined(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
-        let mut values = self.head.headers().get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let mut values =
+            self.head.headers().get_all(name).iter().filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
         let first = values.next()?;
         let Some(second) = values.next() else {
             return Some(std::borrow::Cow::Borrowed(first));
@@ -142,8 +143,8 @@ impl Request {
 
     /// The client's address: the one a PROXY protocol header named (with
     /// [`Options::proxy_protocol`](crate::Options::proxy_protocol)); else, for a request from a
-    /// proxy listed in [`Options::trusted_proxies`](crate::Options::trusted_proxies), its
-    /// last `X-Forwarded-For` entry (or, without one, its `X-Real-IP`), port 0; else the socket
+    /// proxy listed in [`Options::trusted_proxies`](crate::Options::trusted_proxies), the address
+    /// in its [forwarding header](crate::Options::forwarded_header) (port 0); else the socket
     /// peer. `None` over a
     /// Unix domain socket. Forwarding headers from anyone else are never trusted.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
@@ -210,9 +211,14 @@ impl Request {
     }
 }
 
-/// The client's address: the PROXY header's, else a trusted proxy's last `X-Forwarded-For`
-/// entry (or, without one, its `X-Real-IP`), else the socket peer.
-fn remote_addr(head: &RequestHead, conn: &ConnHandle, trusted: &[std::net::IpAddr]) -> Option<SocketAddr> {
+/// The client's address: the PROXY header's, else the one in a trusted proxy's forwarding
+/// header, else the socket peer.
+fn remote_addr(
+    head: &RequestHead,
+    conn: &ConnHandle,
+    trusted: &[std::net::IpAddr],
+    header: crate::ForwardedHeader,
+) -> Option<SocketAddr> {
     let peer = conn.peer_addr();
     if trusted.is_empty() || conn.is_proxied() {
         return peer;
@@ -224,14 +230,16 @@ fn remote_addr(head: &RequestHead, conn: &ConnHandle, trusted: &[std::net::IpAdd
     if !trusted_peer {
         return peer;
     }
-    // The last X-Forwarded-For entry is the one the trusted proxy appended; X-Real-IP counts only
-    // without it (a proxy that appends X-Forwarded-For may pass a client's X-Real-IP through).
     let headers = head.headers();
-    let ip: Option<std::net::IpAddr> = if headers.contains_key("x-forwarded-for") {
-        let last_line = headers.get_all("x-forwarded-for").iter().next_back().and_then(|v| v.to_str().ok());
-        last_line.and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse().ok())
-    } else {
-        headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+    let ip: Option<std::net::IpAddr> = match header {
+        // The last entry of the last line: the one the trusted proxy appended.
+        crate::ForwardedHeader::XForwardedFor => {
+            let last_line = headers.get_all("x-forwarded-for").iter().next_back().and_then(|v| v.to_str().ok());
+            last_line.and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse().ok())
+        }
+        crate::ForwardedHeader::XRealIp => {
+            headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+        }
     };
     match ip {
         Some(ip) => Some(SocketAddr::new(ip, 0)),

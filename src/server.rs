@@ -100,7 +100,7 @@ impl Server {
             return;
         }
         let start = Instant::now();
-        self.reactor.stop(timeout.map(|t| start + t));
+        self.reactor.stop(timeout.map(|t| crate::deadline_after(start, t)));
         self.reactor.join();
         if self.owns_pool {
             let left = timeout.map_or(Duration::ZERO, |t| t.saturating_sub(start.elapsed()));

@@ -574,9 +574,11 @@ fn duplicate_header_lines_are_joined_on_request() {
         },
         opts(),
     );
-    let r =
-        request(addr(&s), b"GET / HTTP/1.1\r\nHost: x\r\nX-Dup: a\r\nCookie: c1=1\r\nX-Dup: b\r\nCookie: c2=2\r\n\r\n");
-    assert_eq!(r.text(), "a,b|c1=1; c2=2|a|None");
+    let r = request(
+        addr(&s),
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Dup: a\r\nCookie: c1=1\r\nX-Dup: b\r\nCookie: c2=café\r\n\r\n".as_bytes(),
+    );
+    assert_eq!(r.text(), "a,b|c1=1; c2=café|a|None");
 }
 
 #[test]
@@ -673,4 +675,12 @@ fn informational_status_from_a_handler_is_an_error_and_205_has_no_body() {
     let r = c.get("/205");
     assert_eq!((r.status, r.header("content-length"), r.body.len()), (205, Some("0"), 0));
     assert_eq!(c.get("/").text(), "ok", "framing intact after both");
+}
+
+#[test]
+fn graceful_stop_without_a_time_limit_returns_once_idle() {
+    let s = start(hello, opts());
+    assert_eq!(Client::connect(addr(&s)).get("/").status, 200);
+    s.stop_graceful(Duration::MAX);
+    assert_eq!(s.status(), ServerStatus::Stopped);
 }
