@@ -362,6 +362,13 @@ impl Conn {
                 Ok((n, ev)) => {
                     off += n;
                     match ev {
+                        Some(RequestEvent::Head(head)) if head.body == BodyKind::Empty => {
+                            // No body: its end follows at once (consumed here), so the request
+                            // is complete without parking the head in a box.
+                            self.settle_direct(true);
+                            let _ = self.decoder.decode(&[]);
+                            self.complete(head, Vec::new(), ctx);
+                        }
                         Some(RequestEvent::Head(head)) => self.on_head(head, ctx),
                         Some(RequestEvent::Body(b)) => {
                             if let Some(p) = &mut self.cur {
@@ -422,9 +429,13 @@ impl Conn {
     }
 
     fn on_end<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
-        let Some(Pending { head, body }) = self.cur.take().map(|b| *b) else {
-            return;
-        };
+        if let Some(Pending { head, body }) = self.cur.take().map(|b| *b) {
+            self.complete(head, body, ctx);
+        }
+    }
+
+    /// A whole request: give it a slot and dispatch it (or hold it, see below).
+    fn complete<D: Dispatch>(&mut self, head: RequestHead, body: Vec<u8>, ctx: &mut Ctx<'_, D>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         // Pipelined requests run in parallel only while all of them are safe (RFC 9112 §9.3.2):
