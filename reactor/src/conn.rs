@@ -282,11 +282,18 @@ impl Conn {
             // The peer is gone while we no longer read its requests (a long-poll after
             // `Connection: close`, a pending upgrade): same as reading EOF.
             self.on_eof(ctx);
-        } else if self.peer_fin && self.held.is_some() && !self.handle.shared.peer_eof.load(Ordering::SeqCst) {
-            // Reading waits behind a held request, so the EOF is not read yet; the requests
-            // already complete stay to be answered, but the application hears that the peer
-            // is gone (a long-poll in front of the held request ends).
-            self.handle.shared.peer_eof.store(true, Ordering::SeqCst);
+        } else if self.peer_fin
+            && !self.read_eof
+            && self.ws.is_none()
+            && self.closing.is_none()
+            && !self.lingering
+            && !self.slots.is_empty()
+            && !self.can_decode(ctx.cfg)
+            && !self.handle.shared.peer_eof.swap(true, Ordering::SeqCst)
+        {
+            // Reading waits behind pending answers (a held request, a full pipeline), so the
+            // EOF is not read yet; the requests already complete stay to be answered, but the
+            // application hears that the peer is gone (a long-poll in front of them ends).
             ctx.dispatch.on_peer_eof(&self.handle);
         }
         self.flush(ctx);
@@ -308,8 +315,10 @@ impl Conn {
             self.cur = None;
             self.rbuf = Vec::new();
             self.close_after_flush_when_done();
-            self.handle.shared.peer_eof.store(true, Ordering::SeqCst);
-            ctx.dispatch.on_peer_eof(&self.handle);
+            // Once per connection (it may have been said already, see `drive`).
+            if !self.handle.shared.peer_eof.swap(true, Ordering::SeqCst) {
+                ctx.dispatch.on_peer_eof(&self.handle);
+            }
         }
     }
 
@@ -1253,10 +1262,19 @@ content-length: 0
         assert_eq!(h.rec.requests.len(), 1, "the POST waits behind the GET");
         assert_eq!(h.rec.eofs, 1, "the application hears the peer left");
         assert!(h.conn.handle.peer_closed());
-        // The held POST is still answered once the GET is.
+        // The held POST is still answered once the GET is; the EOF read then is not told twice.
         let seq = h.rec.requests[0].seq;
         h.respond(seq, b"HTTP/1.1 204 No Content\r\n\r\n", true);
         assert_eq!(h.rec.requests.len(), 2);
+        assert_eq!(h.rec.eofs, 1);
+
+        // The same behind a full pipeline.
+        let mut h = Harness::new(ReactorConfig { max_pipelined: 1, ..cfg() });
+        h.peer.write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
+        assert_eq!((h.rec.requests.len(), h.rec.eofs), (1, 1));
     }
 
     #[test]
