@@ -11,14 +11,9 @@ use std::time::Duration;
 
 use httpkit::{run_server, Options, Request, Response};
 
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+#[path = "../tests/util/mod.rs"]
+mod util;
+use util::rss_kib;
 
 fn open(addr: std::net::SocketAddr, buf: &mut [u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");

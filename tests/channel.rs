@@ -301,6 +301,12 @@ fn server_stop_sends_1001_and_reports_server_stop() {
 
 // ---- HTTP long-polling and streaming ----
 
+/// A `poll_server` with the list its channels go to and its callback log.
+fn polling() -> (httpkit::Server, Arc<Mutex<Vec<Channel>>>, Log) {
+    let (chans, log): (Arc<Mutex<Vec<Channel>>>, Log) = Default::default();
+    (poll_server(chans.clone(), log.clone()), chans, log)
+}
+
 fn poll_server(chans: Arc<Mutex<Vec<Channel>>>, log: Log) -> httpkit::Server {
     let handlers = {
         let l = log.clone();
@@ -319,9 +325,7 @@ fn poll_server(chans: Arc<Mutex<Vec<Channel>>>, log: Log) -> httpkit::Server {
 
 #[test]
 fn long_poll_is_held_until_another_thread_sends() {
-    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
-    let log: Log = Arc::default();
-    let s = poll_server(chans.clone(), log.clone());
+    let (s, chans, log) = polling();
     let (mut c, ch) = open_poll(&s, &chans, b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(!ch.is_websocket());
     thread::spawn(move || {
@@ -338,8 +342,7 @@ fn long_poll_is_held_until_another_thread_sends() {
 
 #[test]
 fn streaming_three_chunks_read_as_they_arrive() {
-    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
-    let s = poll_server(chans.clone(), Arc::default());
+    let (s, chans, _) = polling();
     let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ch.send_with("data: one\n\n", false));
     // The head and first chunk arrive before the stream ends.
@@ -367,17 +370,26 @@ fn streaming_three_chunks_read_as_they_arrive() {
 
 #[test]
 fn client_disconnect_during_long_poll_fires_client_close() {
-    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
-    let log: Log = Arc::default();
-    let s = poll_server(chans.clone(), log.clone());
-    let mut c = Client::connect(addr(&s));
-    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    let (s, chans, log) = polling();
+    let (c, ch) = open_poll(&s, &chans, b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
     drop(c);
     wait_until("on_close(ClientClose)", || has(&log, "close ClientClose"));
-    let ch = chans.lock().unwrap()[0].clone();
     assert!(!ch.is_open());
     assert!(!ch.send("too late"));
+}
+
+#[test]
+fn a_client_that_leaves_behind_a_held_request_ends_its_long_poll() {
+    let (s, chans, log) = polling();
+    // The POST waits behind the long-poll (it is not safe), so reading stops before the FIN.
+    let (c, ch) = open_poll(
+        &s,
+        &chans,
+        b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\nPOST /plain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    wait_until("on_close(ClientClose)", || has(&log, "close ClientClose"));
+    assert!(!ch.is_open());
 }
 
 #[test]
@@ -412,8 +424,7 @@ fn send_and_ordinary_return_never_give_two_responses() {
 
 #[test]
 fn http10_streaming_is_close_delimited() {
-    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
-    let s = poll_server(chans.clone(), Arc::default());
+    let (s, chans, _) = polling();
     let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.0\r\n\r\n");
     assert!(ch.send_with("a", false));
     assert!(ch.send_with("b", false));
@@ -487,12 +498,8 @@ fn sends_to_a_client_that_does_not_read_report_full() {
 
 #[test]
 fn graceful_stop_ends_long_polls_with_server_stop() {
-    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
-    let log: Log = Arc::default();
-    let s = poll_server(chans.clone(), log.clone());
-    let mut c = Client::connect(addr(&s));
-    c.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
-    wait_until("channel", || chans.lock().unwrap().len() == 1);
+    let (s, chans, log) = polling();
+    let (mut c, _) = open_poll(&s, &chans, b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
     s.stop_graceful(Duration::from_millis(200));
     wait_until("on_close(ServerStop)", || has(&log, "close ServerStop"));
     // The waiting request gets a proper answer, not a bare EOF.
@@ -503,9 +510,7 @@ fn graceful_stop_ends_long_polls_with_server_stop() {
 
 #[test]
 fn graceful_stop_ends_a_stream_with_its_final_chunk() {
-    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
-    let log: Log = Arc::default();
-    let s = poll_server(chans.clone(), log.clone());
+    let (s, chans, log) = polling();
     let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ch.send_with("data: one\n\n", false));
     s.stop_graceful(Duration::from_millis(200));
@@ -612,8 +617,7 @@ fn file_reader_and_stream_bodies_are_sent_whole_as_one_message() {
     assert_eq!(w.read().unwrap().into_text().unwrap().as_str(), "still open");
 
     // HTTP: a stream body as the first piece keeps the response open; a reader body is a chunk.
-    let chans: Arc<Mutex<Vec<Channel>>> = Arc::default();
-    let s = poll_server(chans.clone(), Arc::default());
+    let (s, chans, _) = polling();
     let (mut c, ch) = open_poll(&s, &chans, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ch.send_with(Response::ok(Body::stream(vec!["a"])), false));
     assert!(ch.send_with(Response::ok(Body::reader(std::io::Cursor::new(b"b".to_vec()))), false));

@@ -56,3 +56,17 @@ pub(crate) fn assert_split_invariant(mk: &dyn Fn() -> RequestDecoder, input: &[u
     }
     whole
 }
+
+/// `input` cut at `cuts` (proptest indexes, in any order) into consecutive pieces.
+pub(crate) fn cut_at<'a>(input: &'a [u8], cuts: &[proptest::sample::Index]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+    points.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut last = 0;
+    for p in points {
+        pieces.push(&input[last..p]);
+        last = p;
+    }
+    pieces.push(&input[last..]);
+    pieces
+}

@@ -602,15 +602,7 @@ proptest! {
         prop_assert_eq!(whole.1, 0);
         prop_assert_eq!(whole.0.iter().filter(|e| **e == Ev::End).count(), reqs.len());
         prop_assert!(!whole.0.iter().any(|e| matches!(e, Ev::Err(_))));
-        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
-        points.sort_unstable();
-        let mut pieces = Vec::new();
-        let mut last = 0;
-        for p in points {
-            pieces.push(&input[last..p]);
-            last = p;
-        }
-        pieces.push(&input[last..]);
+        let pieces = crate::test_util::cut_at(&input, &cuts);
         prop_assert_eq!(feed(&mut dec(), &pieces), whole);
     }
 

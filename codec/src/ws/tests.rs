@@ -289,15 +289,7 @@ proptest! {
         }
         let whole = feed(&mut FrameDecoder::new(1 << 20), &[&input]);
         prop_assert!(whole.iter().all(Result::is_ok));
-        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
-        points.sort_unstable();
-        let mut pieces = Vec::new();
-        let mut last = 0;
-        for p in points {
-            pieces.push(&input[last..p]);
-            last = p;
-        }
-        pieces.push(&input[last..]);
+        let pieces = crate::test_util::cut_at(&input, &cuts);
         prop_assert_eq!(feed(&mut FrameDecoder::new(1 << 20), &pieces), whole);
     }
 
