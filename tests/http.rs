@@ -684,3 +684,15 @@ fn graceful_stop_without_a_time_limit_returns_once_idle() {
     s.stop_graceful(Duration::MAX);
     assert_eq!(s.status(), ServerStatus::Stopped);
 }
+
+#[test]
+fn a_higher_http_1_minor_version_is_served_as_http_1_1() {
+    let s = start(|req: Request| Response::ok(format!("{:?}", req.version())), opts());
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n");
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "HTTP/1.1");
+    // The connection stays open, as for HTTP/1.1.
+    assert_eq!(c.get("/").status, 200);
+}

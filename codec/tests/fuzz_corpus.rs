@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use httpkit_codec::h1::{Limits, RequestDecoder};
+use httpkit_codec::proxy::{parse, starts_like_proxy};
 use httpkit_codec::ws::FrameDecoder;
 
 /// The fuzz targets' own oracles (whole feed against a split feed), run here on every seed.
@@ -15,6 +16,9 @@ mod oracle {
     }
     pub mod ws {
         include!("../fuzz/oracle/ws_frame.rs");
+    }
+    pub mod proxy {
+        include!("../fuzz/oracle/proxy.rs");
     }
 }
 
@@ -59,6 +63,35 @@ fn drive_ws(pieces: &[&[u8]]) {
     });
 }
 
+/// The reactor's order (`decode_proxy` in reactor/src/conn.rs): the PROXY header first (none when
+/// the bytes do not start like one), then HTTP/1.1 on the bytes after it.
+fn drive_proxy_h1(pieces: &[&[u8]]) {
+    let mut proxy_pending = true;
+    let mut d = RequestDecoder::new(Limits { max_line: 256, max_header_bytes: 1024, max_headers: 16, max_body: 4096 });
+    drive(pieces, |buf| {
+        if proxy_pending {
+            return match starts_like_proxy(buf) {
+                None => None,
+                Some(false) => {
+                    proxy_pending = false;
+                    Some(0)
+                }
+                Some(true) => match parse(buf) {
+                    Ok(Some((n, _))) => {
+                        proxy_pending = false;
+                        Some(n)
+                    }
+                    Ok(None) | Err(_) => None,
+                },
+            };
+        }
+        match d.decode(buf) {
+            Ok((0, None)) | Err(_) => None,
+            Ok((n, _)) => Some(n),
+        }
+    });
+}
+
 #[test]
 fn h1_request_seeds_and_crashes_replay() {
     for input in inputs("h1_request") {
@@ -78,5 +111,17 @@ fn ws_frame_seeds_replay() {
         drive_ws(&[data]);
         let bytes: Vec<&[u8]> = data.chunks(1).collect();
         drive_ws(&bytes);
+    }
+}
+
+#[test]
+fn proxy_seeds_replay() {
+    for input in inputs("proxy") {
+        // No control byte: the oracle itself tries every split by growing the input.
+        oracle::proxy::check(&input);
+        let data = input.as_slice();
+        drive_proxy_h1(&[data]);
+        let bytes: Vec<&[u8]> = data.chunks(1).collect();
+        drive_proxy_h1(&bytes);
     }
 }

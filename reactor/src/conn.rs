@@ -110,8 +110,9 @@ pub(crate) struct Conn {
     peer_fin: bool,
     /// No more requests are read (after an error, a `close` response, an upgrade request).
     stop_reading: bool,
-    /// Close once the write queue is empty.
-    close_after_flush: bool,
+    /// Close once the write queue is empty (with a lingering close unless the input was read to
+    /// its end), reporting this reason.
+    close_after_flush: Option<CloseReason>,
     /// Close once every in-flight request is answered (graceful stop).
     draining: bool,
     lingering: bool,
@@ -150,7 +151,7 @@ impl Conn {
             read_eof: false,
             peer_fin: false,
             stop_reading: false,
-            close_after_flush: false,
+            close_after_flush: None,
             draining: false,
             lingering: false,
             closing: None,
@@ -273,30 +274,36 @@ impl Conn {
             }
         }
         if self.peer_fin
-            && self.stop_reading
             && !self.read_eof
             && self.ws.is_none()
             && self.closing.is_none()
             && !self.lingering
+            && (self.stop_reading || (!self.slots.is_empty() && !self.can_decode(ctx.cfg)))
         {
-            // The peer is gone while we no longer read its requests (a long-poll after
-            // `Connection: close`, a pending upgrade): same as reading EOF.
-            self.on_eof(ctx);
-        } else if self.peer_fin
-            && !self.read_eof
-            && self.ws.is_none()
-            && self.closing.is_none()
-            && !self.lingering
-            && !self.slots.is_empty()
-            && !self.can_decode(ctx.cfg)
-            && !self.handle.shared.peer_eof.swap(true, Ordering::SeqCst)
-        {
-            // Reading waits behind pending answers (a held request, a full pipeline), so the
-            // EOF is not read yet; the requests already complete stay to be answered, but the
-            // application hears that the peer is gone (a long-poll in front of them ends).
-            ctx.dispatch.on_peer_eof(&self.handle);
+            self.on_fin_unread(ctx);
         }
         self.flush(ctx);
+    }
+
+    /// The peer sent its FIN, but we do not read up to it: we no longer read its requests (a
+    /// long-poll after `Connection: close`, a pending upgrade), or reading waits behind pending
+    /// answers (a held request, a full pipeline). "FIN seen" is not "everything read": bytes may
+    /// remain unread in front of the FIN, so the input is not marked ended, and the close that
+    /// follows the answers due is a lingering one. The application hears that the peer is gone
+    /// (a long-poll in front of the answers ends).
+    fn on_fin_unread<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        if self.stop_reading && self.close_after_flush.is_none() {
+            // Nothing more will be decoded: answer what was asked, then close.
+            self.cur = None;
+            self.rbuf = Vec::new();
+            let reason =
+                if self.slots.is_empty() && self.wq.is_empty() { CloseReason::PeerClosed } else { CloseReason::Local };
+            self.close_after_flush_when_done(reason);
+        }
+        // Once per connection (the EOF read later is not told again).
+        if !self.handle.shared.peer_eof.swap(true, Ordering::SeqCst) {
+            ctx.dispatch.on_peer_eof(&self.handle);
+        }
     }
 
     fn on_eof<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
@@ -304,8 +311,13 @@ impl Conn {
         self.read_eof = true;
         self.readable = false;
         if self.ws.is_some() {
-            // A TCP close without (or after) the close handshake.
-            self.close(CloseReason::PeerClosed);
+            // A TCP close without (or after) the close handshake: what is queued still goes out.
+            if self.wq.is_empty() {
+                self.close(CloseReason::PeerClosed);
+            } else {
+                self.stop_reading = true;
+                self.close_after_flush.get_or_insert(CloseReason::PeerClosed);
+            }
             return;
         }
         if self.slots.is_empty() && self.wq.is_empty() {
@@ -314,7 +326,7 @@ impl Conn {
             // Answer what was asked, then close; tell the dispatcher (long-polls end here).
             self.cur = None;
             self.rbuf = Vec::new();
-            self.close_after_flush_when_done();
+            self.close_after_flush_when_done(CloseReason::Local);
             // Once per connection (it may have been said already, see `drive`).
             if !self.handle.shared.peer_eof.swap(true, Ordering::SeqCst) {
                 ctx.dispatch.on_peer_eof(&self.handle);
@@ -322,10 +334,10 @@ impl Conn {
         }
     }
 
-    fn close_after_flush_when_done(&mut self) {
+    fn close_after_flush_when_done(&mut self, reason: CloseReason) {
         self.stop_reading = true;
         if self.slots.is_empty() {
-            self.close_after_flush = true;
+            self.close_after_flush.get_or_insert(reason);
         } else {
             self.draining = true;
         }
@@ -470,7 +482,7 @@ impl Conn {
             && !head.upgrade
             && !self.stop_reading
             && !self.draining
-            && !self.close_after_flush
+            && self.close_after_flush.is_none()
             && !self.read_eof
             && self.ws.is_none();
         let req = InboundRequest { seq, head, body, trailers, received: ctx.now };
@@ -624,9 +636,11 @@ impl Conn {
             let upgrade = front.upgrade;
             self.slots.pop_front();
             if let Some((max, auto_pong)) = upgrade {
-                if self.read_eof {
-                    // The client left before the 101: there is no WebSocket to serve.
-                    self.close(CloseReason::PeerClosed);
+                if self.read_eof || self.peer_fin {
+                    // The client left before the 101: there is no WebSocket to serve. What is
+                    // queued (the answers before, the 101) still goes out, then it closes.
+                    self.stop_reading = true;
+                    self.close_after_flush.get_or_insert(CloseReason::PeerClosed);
                     break;
                 }
                 // The 101 is queued: from here on the connection speaks WebSocket.
@@ -653,12 +667,12 @@ impl Conn {
                 self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
                 self.slots.clear();
                 self.stop_reading = true;
-                self.close_after_flush = true;
+                self.close_after_flush.get_or_insert(CloseReason::Local);
                 break;
             }
         }
         if self.slots.is_empty() && self.draining {
-            self.close_after_flush = true;
+            self.close_after_flush.get_or_insert(CloseReason::Local);
         }
     }
 
@@ -752,7 +766,7 @@ impl Conn {
         }
         if done {
             self.stop_reading = true;
-            self.close_after_flush = true;
+            self.close_after_flush.get_or_insert(CloseReason::Local);
         }
     }
 
@@ -808,7 +822,7 @@ impl Conn {
                             if we_closed {
                                 // The reply to our close: the handshake is complete.
                                 self.stop_reading = true;
-                                self.close_after_flush = true;
+                                self.close_after_flush.get_or_insert(CloseReason::Local);
                             } else {
                                 // Echo the peer's code, then close the TCP connection.
                                 self.ws_close(code, &reason, true);
@@ -841,7 +855,7 @@ impl Conn {
             self.close(CloseReason::Local);
         } else {
             self.stop_reading = true;
-            self.close_after_flush = true;
+            self.close_after_flush.get_or_insert(CloseReason::Local);
             let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
             self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
             self.slots.clear();
@@ -884,9 +898,12 @@ impl Conn {
                 }
             }
         }
-        if self.wq.is_empty() && self.close_after_flush && !self.lingering {
+        if self.wq.is_empty() && !self.lingering {
+            let Some(reason) = self.close_after_flush.clone() else {
+                return;
+            };
             if self.read_eof {
-                self.close(CloseReason::Local);
+                self.close(reason);
             } else {
                 // Lingering close: shut our side, read and discard until the peer closes, so
                 // unread input does not turn our last response into a reset.
@@ -902,7 +919,7 @@ impl Conn {
     fn linger_read(&mut self, scratch: &mut [u8]) {
         for _ in 0..READ_BUDGET {
             match (&*self.stream).read(scratch) {
-                Ok(0) => return self.close(CloseReason::Local),
+                Ok(0) => return self.close(self.close_after_flush.clone().unwrap_or(CloseReason::Local)),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
@@ -980,7 +997,7 @@ impl Conn {
             }
             Timer::None => {}
             // The peer kept its side open after our last response: a normal end.
-            Timer::Linger => self.close(CloseReason::Local),
+            Timer::Linger => self.close(self.close_after_flush.clone().unwrap_or(CloseReason::Local)),
             _ => self.close(CloseReason::Timeout),
         }
     }
@@ -1004,7 +1021,7 @@ impl Conn {
         } else {
             self.cur = None;
             self.rbuf = Vec::new();
-            self.close_after_flush_when_done();
+            self.close_after_flush_when_done(CloseReason::Local);
             self.flush(ctx);
         }
     }
@@ -1064,8 +1081,8 @@ mod tests {
     use crate::ConnShared;
 
     #[derive(Default)]
-    struct Recorder {
-        requests: Vec<InboundRequest>,
+    pub(super) struct Recorder {
+        pub(super) requests: Vec<InboundRequest>,
         eofs: usize,
     }
 
@@ -1078,18 +1095,18 @@ mod tests {
         }
     }
 
-    struct Harness {
-        conn: Conn,
-        peer: std::os::unix::net::UnixStream,
-        cfg: ReactorConfig,
-        rec: Recorder,
-        t0: Instant,
-        scratch: Vec<u8>,
+    pub(super) struct Harness {
+        pub(super) conn: Conn,
+        pub(super) peer: std::os::unix::net::UnixStream,
+        pub(super) cfg: ReactorConfig,
+        pub(super) rec: Recorder,
+        pub(super) t0: Instant,
+        pub(super) scratch: Vec<u8>,
         _poll: mio::Poll,
     }
 
     impl Harness {
-        fn new(cfg: ReactorConfig) -> Self {
+        pub(super) fn new(cfg: ReactorConfig) -> Self {
             let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
             a.set_nonblocking(true).unwrap();
             let poll = mio::Poll::new().unwrap();
@@ -1148,7 +1165,7 @@ mod tests {
         }
     }
 
-    fn cfg() -> ReactorConfig {
+    pub(super) fn cfg() -> ReactorConfig {
         ReactorConfig { header_read_timeout: Duration::from_secs(10), ..ReactorConfig::default() }
     }
 
@@ -1325,5 +1342,299 @@ content-length: 0
         let wt = h.cfg.write_timeout;
         assert!(h.timeout_if_due(wt + Duration::from_millis(1)));
         assert_eq!(h.conn.is_closing(), Some(CloseReason::Timeout));
+    }
+}
+
+/// The connection state machine against random request sequences: pipelined requests with and
+/// without bodies, a `Connection: close`, an upgrade, trailing junk; the input cut at random
+/// points; the peer's FIN and the workers' answers (whole, in parts, or written directly by the
+/// worker) at random times. Invariants: every answer that was due is written whole and in order
+/// before any close the server chose; a close never leaves input unread (it would be a reset);
+/// nothing is dispatched after a request that ends the connection; and the connection does
+/// close once the peer is gone and everything is answered.
+#[cfg(test)]
+mod state_machine {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::collections::BTreeMap;
+    use std::io::{Read, Write as _};
+
+    use proptest::prelude::*;
+
+    use super::tests::Harness;
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Req {
+        Get,
+        GetClose,
+        Post(usize),
+        Chunked(usize),
+        Upgrade,
+    }
+
+    fn req() -> impl Strategy<Value = Req> {
+        prop_oneof![
+            4 => Just(Req::Get),
+            1 => Just(Req::GetClose),
+            2 => (0usize..3000).prop_map(Req::Post),
+            1 => (1usize..3000).prop_map(Req::Chunked),
+            1 => Just(Req::Upgrade),
+        ]
+    }
+
+    const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+                           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+    fn encode(i: usize, r: &Req) -> Vec<u8> {
+        let mut out = match r {
+            Req::Get => format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Req::GetClose => format!("GET /{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            Req::Post(n) => format!("POST /{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\n\r\n"),
+            Req::Chunked(n) => format!("POST /{i} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n"),
+            Req::Upgrade => format!("GET /{i} HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n"),
+        }
+        .into_bytes();
+        match r {
+            Req::Post(n) => out.extend(std::iter::repeat_n(b'b', *n)),
+            Req::Chunked(n) => {
+                out.extend(std::iter::repeat_n(b'c', *n));
+                out.extend_from_slice(b"\r\n0\r\n\r\n");
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// How a request ends the connection, if it does.
+    fn ends(r: &Req) -> bool {
+        matches!(r, Req::GetClose | Req::Upgrade)
+    }
+
+    struct Run {
+        h: Harness,
+        reqs: Vec<Req>,
+        input: Vec<Vec<u8>>,
+        fin: bool,
+        /// Parts of each request's answer already given (0, 1 or 2 = done).
+        given: BTreeMap<u64, u8>,
+        received: Vec<u8>,
+        closed: Option<CloseReason>,
+    }
+
+    impl Run {
+        fn ready(&mut self) {
+            let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+            self.h.conn.on_ready(true, true, self.fin, false, &mut ctx, &mut self.h.scratch);
+            self.after();
+        }
+
+        fn drive(&mut self) {
+            let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+            self.h.conn.drive(&mut ctx, &mut self.h.scratch);
+            self.after();
+        }
+
+        /// What the loop does after each visit: note a close, revisit a connection that wants it.
+        fn after(&mut self) {
+            for _ in 0..64 {
+                if self.closed.is_none() {
+                    self.closed = self.h.conn.is_closing();
+                }
+                if self.closed.is_some() || !self.h.conn.wants_revisit(&self.h.cfg) {
+                    break;
+                }
+                let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+                self.h.conn.drive(&mut ctx, &mut self.h.scratch);
+            }
+            self.h.conn.update_timer(&self.h.cfg, self.h.t0);
+            let mut buf = [0u8; 8192];
+            loop {
+                match self.h.peer.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                    Err(_) => break,
+                }
+            }
+        }
+
+        fn deliver(&mut self) -> bool {
+            if self.input.is_empty() {
+                return false;
+            }
+            // As much as the socket takes (a connection that stops reading holds the rest back).
+            let n = match self.h.peer.write(&self.input[0]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => panic!("peer write: {e}"),
+            };
+            if n == self.input[0].len() {
+                self.input.remove(0);
+            } else {
+                self.input[0].drain(..n);
+            }
+            self.ready();
+            n > 0
+        }
+
+        fn send_fin(&mut self) -> bool {
+            if self.fin || !self.input.is_empty() {
+                return false;
+            }
+            self.h.peer.shutdown(std::net::Shutdown::Write).unwrap();
+            self.fin = true;
+            self.ready();
+            true
+        }
+
+        /// Gives the next part of the answer to the `pick`-th unanswered dispatched request.
+        fn answer(&mut self, pick: usize, direct: bool) -> bool {
+            let open: Vec<u64> = self
+                .h
+                .rec
+                .requests
+                .iter()
+                .map(|r| r.seq)
+                .filter(|s| self.given.get(s).copied().unwrap_or(0) < 2)
+                .collect();
+            if open.is_empty() {
+                return false;
+            }
+            let seq = open[pick % open.len()];
+            let idx = self.h.rec.requests.iter().position(|r| r.seq == seq).unwrap();
+            let r = self.reqs[idx].clone();
+            let part = self.given.get(&seq).copied().unwrap_or(0);
+            let close = matches!(r, Req::GetClose);
+            let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+            if matches!(r, Req::Upgrade) {
+                let head = Bytes::from(format!("<101:{seq}>"));
+                self.h.conn.handle.shared.queued.fetch_add(head.len(), Ordering::AcqRel);
+                self.h.conn.on_upgrade(seq, head, 1 << 20, true, &mut ctx);
+                self.given.insert(seq, 2);
+            } else if direct && part == 0 {
+                let whole = format!("<{seq}:0><{seq}:1>");
+                match self.h.conn.handle.try_write_direct(seq, whole.as_bytes(), b"") {
+                    Some(n) if n == whole.len() => {
+                        self.h.conn.poll_direct();
+                    }
+                    sent => {
+                        let rest = Bytes::copy_from_slice(&whole.as_bytes()[sent.unwrap_or(0)..]);
+                        self.h.conn.handle.shared.queued.fetch_add(rest.len(), Ordering::AcqRel);
+                        self.h.conn.on_write(seq, Bytes::new(), rest, true, close, &mut ctx);
+                    }
+                }
+                self.given.insert(seq, 2);
+            } else {
+                let b = Bytes::from(format!("<{seq}:{part}>"));
+                self.h.conn.handle.shared.queued.fetch_add(b.len(), Ordering::AcqRel);
+                let end = part == 1;
+                self.h.conn.on_write(seq, b, Bytes::new(), end, close && end, &mut ctx);
+                self.given.insert(seq, part + 1);
+            }
+            self.drive();
+            true
+        }
+
+        /// The answers that were due, in request order, up to one that ends the connection.
+        fn expected(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            for (i, r) in self.h.rec.requests.iter().enumerate() {
+                let s = r.seq;
+                match self.given.get(&s).copied().unwrap_or(0) {
+                    2 if matches!(self.reqs[i], Req::Upgrade) => out.extend(format!("<101:{s}>").bytes()),
+                    2 => out.extend(format!("<{s}:0><{s}:1>").bytes()),
+                    _ => break,
+                }
+                if ends(&self.reqs[i]) {
+                    break;
+                }
+            }
+            out
+        }
+
+        fn check_close(&mut self) {
+            let Some(reason) = self.closed.clone() else { return };
+            assert_ne!(reason, CloseReason::Error, "no I/O error in this harness");
+            // Nothing may be left unread: the peer's FIN must have been read.
+            let mut b = [0u8; 16];
+            match (&*self.h.conn.stream).read(&mut b) {
+                Ok(0) => {}
+                other => panic!("closed ({reason:?}) with input unread or before the peer's FIN: {other:?}"),
+            }
+            let expected = self.expected();
+            let got = &self.received;
+            assert!(
+                got.starts_with(&expected),
+                "answers due were not all written before the close ({reason:?}):\n got {:?}\nwant {:?}",
+                String::from_utf8_lossy(got),
+                String::from_utf8_lossy(&expected)
+            );
+            let rest = &got[expected.len()..];
+            assert!(
+                rest.is_empty() || rest.starts_with(b"HTTP/1.1 400"),
+                "unexpected bytes after the answers: {:?}",
+                String::from_utf8_lossy(rest)
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn answers_due_are_written_before_any_close_and_no_close_is_a_reset(
+            reqs in proptest::collection::vec(req(), 1..6),
+            junk in proptest::option::of(1usize..200_000),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+            actions in proptest::collection::vec((0u8..3, any::<usize>(), any::<bool>()), 0..40),
+        ) {
+            // Nothing is generated after an upgrade (what follows would be WebSocket frames).
+            let mut reqs = reqs;
+            if let Some(u) = reqs.iter().position(|r| matches!(r, Req::Upgrade)) {
+                reqs.truncate(u + 1);
+            }
+            let mut bytes: Vec<u8> = reqs.iter().enumerate().flat_map(|(i, r)| encode(i, r)).collect();
+            let upgrade = reqs.iter().any(|r| matches!(r, Req::Upgrade));
+            if let (Some(n), false) = (junk, upgrade) {
+                bytes.extend_from_slice(b"J\x01");
+                bytes.extend(std::iter::repeat_n(b'j', n));
+            }
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len())).collect();
+            at.push(0);
+            at.push(bytes.len());
+            at.sort_unstable();
+            at.dedup();
+            let input: Vec<Vec<u8>> = at.windows(2).map(|w| bytes[w[0]..w[1]].to_vec()).collect();
+
+            let h = Harness::new(tests::cfg());
+            h.peer.set_nonblocking(true).unwrap();
+            let mut run = Run { h, reqs: reqs.clone(), input, fin: false, given: BTreeMap::new(), received: Vec::new(), closed: None };
+            for (kind, pick, direct) in actions {
+                if run.closed.is_some() {
+                    break;
+                }
+                let _ = match kind {
+                    0 => run.deliver() || run.send_fin(),
+                    1 => run.answer(pick, direct),
+                    _ => run.send_fin() || run.deliver(),
+                };
+                run.check_close();
+            }
+            // The rest: all input, the FIN, every answer.
+            for _ in 0..200 {
+                if run.closed.is_some() {
+                    break;
+                }
+                if !(run.deliver() || run.send_fin() || run.answer(0, false)) {
+                    break;
+                }
+                run.check_close();
+            }
+            run.check_close();
+            // Requests that end the connection are the last ones dispatched.
+            if let Some(end) = reqs.iter().position(ends) {
+                prop_assert!(run.h.rec.requests.len() <= end + 1, "dispatched past a request that ends the connection");
+            }
+            prop_assert!(run.closed.is_some(), "the peer is gone and everything is answered, yet the connection stays open");
+        }
     }
 }

@@ -302,6 +302,13 @@ impl RequestDecoder {
         let len = match req.parse_with_uninit_headers(src, &mut slots[..n_slots]) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::Version) if higher_minor_at(src).is_some() => {
+                // RFC 9110 §2.5: a higher minor version of HTTP/1 is served as HTTP/1.1. Rare:
+                // the head is parsed again from a copy that says so.
+                let mut patched = buf.to_vec();
+                patched[start + higher_minor_at(src).unwrap_or(0)] = b'1';
+                return self.parse(&patched, start);
+            }
             Err(e) => return Err(map_httparse_error(e, src)),
         };
         let end = start + len;
@@ -537,6 +544,15 @@ fn split_target(t: &str) -> Result<(usize, usize), ParseError> {
         return Ok((0, path_end));
     }
     Err(ParseError::Target)
+}
+
+/// Where the minor digit of an `HTTP/1.2` … `HTTP/1.9` request line's version is.
+fn higher_minor_at(src: &[u8]) -> Option<usize> {
+    let line_end = src.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(src.len());
+    let line = &src[..line_end];
+    let sp = line.iter().rposition(|&b| b == b' ')?;
+    let v = &line[sp + 1..];
+    (v.len() == 8 && v.starts_with(b"HTTP/1.") && (b'2'..=b'9').contains(&v[7])).then_some(sp + 8)
 }
 
 fn map_httparse_error(e: httparse::Error, src: &[u8]) -> ParseError {

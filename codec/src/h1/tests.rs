@@ -276,8 +276,18 @@ fn host_values() {
 #[test]
 fn version_and_garbage() {
     assert_eq!(err(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), ParseError::UnsupportedVersion);
-    assert_eq!(err(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"), ParseError::UnsupportedVersion);
+    assert_eq!(err(b"GET / HTTP/3.0\r\nHost: x\r\n\r\n"), ParseError::UnsupportedVersion);
     assert_eq!(ParseError::UnsupportedVersion.status(), 505);
+    // RFC 9110 §2.5: a higher minor version of HTTP/1 is served as HTTP/1.1 (whole or in pieces).
+    for v in ["HTTP/1.2", "HTTP/1.9"] {
+        let raw = format!("GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y {v}\r\nHost: x\r\n\r\n");
+        let evs = run(raw.as_bytes());
+        let heads: Vec<_> = evs.iter().filter(|e| matches!(e, Ev::Head(_))).map(head).collect();
+        assert_eq!(heads.len(), 2, "{v}");
+        assert_eq!(heads[1].version, http::Version::HTTP_11);
+        assert_eq!(heads[1].path(), "/y");
+        assert!(heads[1].keep_alive);
+    }
     assert_eq!(err(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"), ParseError::Malformed);
     assert_eq!(err(b"GET / FOO\r\n\r\n"), ParseError::Malformed);
     assert_eq!(ParseError::Malformed.status(), 400);
