@@ -1,4 +1,9 @@
 //! The hello app on a chosen executor, for benchmarks: `bench_pools PORT default|per-task|inline`.
+//! SIGINT (Ctrl-C) or SIGTERM stops it gracefully.
+
+mod common;
+
+use std::time::Duration;
 
 use httpkit::{run_server, Inline, Options, Request, Response, ThreadPerTask};
 
@@ -9,13 +14,16 @@ fn app(_req: Request) -> Response {
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let port = args.next().and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let pool = args.next().unwrap_or_else(|| "default".to_owned());
     let opts = Options::default().port(port);
-    let opts = match args.next().as_deref() {
-        Some("per-task") => opts.worker_pool(ThreadPerTask::new()),
-        Some("inline") => opts.worker_pool(Inline),
+    let opts = match pool.as_str() {
+        "per-task" => opts.worker_pool(ThreadPerTask::new()),
+        "inline" => opts.worker_pool(Inline),
         _ => opts,
     };
+    let signals = common::Signals::install()?;
     let server = run_server(app, opts)?;
-    server.join();
+    println!("bench_pools: listening on http://127.0.0.1:{}/ ({pool})", server.port().unwrap_or(port));
+    common::serve_until_signal(&signals, &server, Duration::from_millis(100));
     Ok(())
 }

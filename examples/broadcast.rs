@@ -1,10 +1,14 @@
 //! The seed's unified-API example: an HTML page for plain requests; every message a WebSocket
 //! client sends is broadcast to all open channels.
 //!
-//! `cargo run --example broadcast [PORT]` (default 8080).
+//! `cargo run --example broadcast [PORT]` (default 8080). SIGINT (Ctrl-C) or SIGTERM stops it
+//! gracefully: open WebSockets get a `1001` close.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use httpkit::{as_channel, run_server, Channel, ChannelHandlers, Options, Request, Response};
 
@@ -34,8 +38,9 @@ fn main() -> std::io::Result<()> {
         }
         as_channel(&req, handlers.clone())
     };
+    let signals = common::Signals::install()?;
     let server = run_server(app, Options::default().port(port))?;
-    println!("broadcast: http://127.0.0.1:{}/ (WebSocket on any path)", server.port().unwrap_or(port));
-    server.join();
+    println!("broadcast: listening on http://127.0.0.1:{}/ (WebSocket on any path)", server.port().unwrap_or(port));
+    common::serve_until_signal(&signals, &server, Duration::from_secs(1));
     Ok(())
 }

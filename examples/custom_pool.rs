@@ -2,7 +2,10 @@
 //! `worker-N`, injected into the server, and its queue length printed once a second — the
 //! analogue of `(.size (:queue my-http-kit-pool))`.
 //!
-//! `cargo run --release --example custom_pool [PORT]` (default 8080).
+//! `cargo run --release --example custom_pool [PORT]` (default 8080). SIGINT (Ctrl-C) or SIGTERM
+//! stops it gracefully.
+
+mod common;
 
 use std::time::Duration;
 
@@ -13,10 +16,11 @@ fn main() -> std::io::Result<()> {
     let pool =
         ThreadPool::builder().queue_capacity(20480).min_threads(4).max_threads(8).name_prefix("worker-").build()?;
 
+    let signals = common::Signals::install()?;
     let server =
         run_server(|_req: Request| Response::ok("hello"), Options::default().port(port).worker_pool(pool.clone()))?;
-    println!("custom_pool: http://127.0.0.1:{}/", server.port().unwrap_or(port));
-    loop {
+    println!("custom_pool: listening on http://127.0.0.1:{}/", server.port().unwrap_or(port));
+    std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(1));
         println!(
             "queue size {} | threads {} (active {}) | completed {} | rejected {}",
@@ -26,5 +30,7 @@ fn main() -> std::io::Result<()> {
             pool.completed(),
             pool.rejected()
         );
-    }
+    });
+    common::serve_until_signal(&signals, &server, Duration::from_millis(100));
+    Ok(())
 }

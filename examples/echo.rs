@@ -2,13 +2,17 @@
 //!
 //! * `GET /` → `hello HTTP!`
 //! * `POST` / `PUT /echo` → 200 with the request body and its `Content-Type`
-//! * `GET /stream` → the chunks `a`, `b`, `c`, about 20 ms apart (chunked on HTTP/1.1,
-//!   close-delimited on HTTP/1.0, no body for HEAD)
+//! * `GET /stream` → the chunks `a` to `e`, about 100 ms apart (chunked on HTTP/1.1,
+//!   close-delimited on HTTP/1.0, no body for HEAD): long enough to be in flight when the
+//!   server is told to stop (`tests/signals.rs`)
 //! * `GET /ws` → a WebSocket echoing every message with its opcode (text / binary); messages up
 //!   to 16 MiB (the Autobahn test suite runs against this), on the unified channel API
 //! * `GET /ring` → the same echo on the Ring-style listener API
 //!
-//! `cargo run --release --example echo [PORT]` (default 8080).
+//! `cargo run --release --example echo [PORT]` (default 8080; 0 picks a free port, printed).
+//! SIGINT (Ctrl-C) or SIGTERM stops it gracefully: answers in progress finish (up to 5 s).
+
+mod common;
 
 use std::time::Duration;
 
@@ -43,9 +47,9 @@ fn app(mut req: Request) -> Response {
             }
         }
         (Method::GET | Method::HEAD, "/stream") => {
-            Response::ok(Body::stream(["a", "b", "c"].into_iter().enumerate().map(|(i, s)| {
+            Response::ok(Body::stream(["a", "b", "c", "d", "e"].into_iter().enumerate().map(|(i, s)| {
                 if i > 0 {
-                    std::thread::sleep(Duration::from_millis(20));
+                    std::thread::sleep(Duration::from_millis(100));
                 }
                 s
             })))
@@ -58,8 +62,9 @@ fn app(mut req: Request) -> Response {
 
 fn main() -> std::io::Result<()> {
     let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let signals = common::Signals::install()?;
     let server = run_server(app, Options::default().port(port).max_ws(16 * 1024 * 1024))?;
     println!("echo: listening on http://127.0.0.1:{}/", server.port().unwrap_or(port));
-    server.join();
+    common::serve_until_signal(&signals, &server, Duration::from_secs(5));
     Ok(())
 }

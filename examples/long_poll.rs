@@ -3,10 +3,14 @@
 //! waits for the next message; a WebSocket on `/ws` gets every message as it is published.
 //!
 //! `cargo run --example long_poll [PORT]` (default 8080), then e.g.
-//! `curl localhost:8080/poll &` and `curl -d hi localhost:8080/send`.
+//! `curl localhost:8080/poll &` and `curl -d hi localhost:8080/send`. SIGINT (Ctrl-C) or SIGTERM
+//! stops it gracefully: a waiting poll is answered `503`, open WebSockets get a `1001` close.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use httpkit::{as_channel, run_server, Channel, ChannelHandlers, Method, Options, Request, Response};
 
@@ -35,8 +39,9 @@ fn main() -> std::io::Result<()> {
         (_, "/poll") | (_, "/ws") => as_channel(&req, handlers.clone()),
         _ => Response::not_found(),
     };
+    let signals = common::Signals::install()?;
     let server = run_server(app, Options::default().port(port))?;
-    println!("long_poll: http://127.0.0.1:{}/poll, /ws, POST /send", server.port().unwrap_or(port));
-    server.join();
+    println!("long_poll: listening on http://127.0.0.1:{}/poll, /ws, POST /send", server.port().unwrap_or(port));
+    common::serve_until_signal(&signals, &server, Duration::from_secs(1));
     Ok(())
 }

@@ -1,10 +1,14 @@
 //! The seed's Ring-style WebSocket example: an HTML page for plain requests; every message is
 //! broadcast to all open sockets.
 //!
-//! `cargo run --example ring_ws [PORT]` (default 8080).
+//! `cargo run --example ring_ws [PORT]` (default 8080). SIGINT (Ctrl-C) or SIGTERM stops it
+//! gracefully: open WebSockets get a `1001` close.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use httpkit::{run_server, websocket_response, Options, Request, Response, Socket, WsListener};
 
@@ -34,8 +38,9 @@ fn main() -> std::io::Result<()> {
                 }),
         )
     };
+    let signals = common::Signals::install()?;
     let server = run_server(app, Options::default().port(port))?;
-    println!("ring_ws: http://127.0.0.1:{}/ (WebSocket on any path)", server.port().unwrap_or(port));
-    server.join();
+    println!("ring_ws: listening on http://127.0.0.1:{}/ (WebSocket on any path)", server.port().unwrap_or(port));
+    common::serve_until_signal(&signals, &server, Duration::from_secs(1));
     Ok(())
 }
