@@ -17,22 +17,27 @@ mod common;
 use std::time::Duration;
 
 use httpkit::{
-    as_channel, run_server, websocket_response, Body, ChannelHandlers, Message, Method, Options, Request, Response,
+    as_channel, run_server, websocket_response, Body, ChannelHandlers, Method, Options, Request, Response, SendError,
     WsListener,
 };
 
 fn app(mut req: Request) -> Response {
     if req.path() == "/ring" {
         return websocket_response(WsListener::new().on_message(|s, m| {
-            let _ = s.send(m);
+            // Callbacks wait while the client is slow, so one echo per message is never
+            // refused; a refusal means a message larger than the write buffer is still queued.
+            if let Err(e) = s.send(m) {
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    let _ = s.close(1013, "client too slow");
+                }
+            }
         }));
     }
     if req.path() == "/ws" {
         let handlers = ChannelHandlers::new().on_receive(|ch, msg| {
-            match msg {
-                Message::Text(t) => ch.send(t),
-                other => ch.send(other),
-            };
+            if let Err(SendError::Full(_)) = ch.try_send(msg, false) {
+                ch.close_with(1013, "client too slow");
+            }
         });
         return as_channel(&req, handlers);
     }

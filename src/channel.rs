@@ -464,7 +464,13 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             }
         }) as FaultHook
     };
-    let serial = Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_fault, ws.then(|| conn.clone()));
+    let serial = Serial::new(
+        ex.server.pool.clone(),
+        ex.server.loggers.clone(),
+        on_fault,
+        ws.then(|| conn.clone()),
+        ex.server.write_high_water,
+    );
     let ch = Channel {
         inner: Arc::new(ChannelInner {
             id: next_id(),
@@ -558,6 +564,11 @@ impl Channel {
 
     /// Sends `msg`; `true` if it was queued, `false` if the channel is closed or its write
     /// buffer is full (see [`Channel::try_send`] to tell which and get the message back).
+    ///
+    /// On a WebSocket, callbacks wait while the write buffer is over its limit (the client reads
+    /// slower than it is sent to), without holding a worker; so one send per callback (an echo)
+    /// is never refused. A full buffer means more was sent than it holds: several large
+    /// messages from one callback, or sends from other threads (a broadcast) to a slow client.
     ///
     /// On a WebSocket the channel stays open. On HTTP this is a complete response (status,
     /// headers and body if `msg` is a [`Response`], a `200` body otherwise) and the channel
@@ -831,6 +842,10 @@ impl ConnListener for Channel {
             }
             WsEvent::Pong(_) | WsEvent::Close(_) => {}
         }
+    }
+
+    fn on_drained(&self) {
+        self.inner.serial.kick();
     }
 
     fn on_peer_eof(&self) {

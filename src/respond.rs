@@ -473,6 +473,8 @@ pub(crate) trait ConnListener: Send + Sync {
     fn on_peer_eof(&self);
     fn on_closed(&self, reason: CloseReason);
     fn on_frame_written(&self, _token: u64) {}
+    /// The write buffer drained after callbacks stopped for it (see `Dispatch::on_drained`).
+    fn on_drained(&self) {}
     /// A graceful stop's time is up: end the answer properly now (see `Dispatch::on_stop_deadline`).
     fn on_stop_deadline(&self) {}
 }
@@ -572,6 +574,12 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     fn on_frame_written(&mut self, conn: &ConnHandle, token: u64) {
         if let Some(l) = ws_listener(conn) {
             l.on_frame_written(token);
+        }
+    }
+
+    fn on_drained(&mut self, conn: &ConnHandle) {
+        if let Some(l) = ws_listener(conn) {
+            l.on_drained();
         }
     }
 

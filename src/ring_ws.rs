@@ -48,18 +48,26 @@ use crate::response::{Body, BodyKind};
 use crate::serial::{close_websocket_on_fault, Serial};
 use crate::Response;
 
-/// Receives the events of one WebSocket (Ring's listener protocol). Every method has a default;
-/// the default `on_ping` answers with a pong, as the Ring spec says.
+/// Receives the events of one WebSocket (Ring's listener protocol). Every method has a default.
+/// Pings are answered with a pong, as the Ring spec says: by the server itself, at once and
+/// whatever the write buffer holds, unless [`WebSocketListener::pongs_itself`] says the
+/// listener's `on_ping` does it.
 ///
-/// Methods of one socket run one at a time and in order on the worker pool.
+/// Methods of one socket run one at a time and in order on the worker pool. While the socket's
+/// write buffer is above its limit (`Options::write_buffer`: the client reads slower than it is
+/// sent to), they wait until it drains, without holding a worker; so a callback that sends one
+/// message at a time is never refused for lack of room.
 pub trait WebSocketListener: Send + Sync + 'static {
     /// The handshake is done; the socket is open.
     fn on_open(&self, _socket: &Socket) {}
     /// A complete message arrived.
     fn on_message(&self, _socket: &Socket, _message: Message) {}
-    /// A ping arrived. The default sends the pong; an override must pong itself if it wants to.
-    fn on_ping(&self, socket: &Socket, data: Vec<u8>) {
-        let _ = socket.pong(&data);
+    /// A ping arrived (already answered, unless [`WebSocketListener::pongs_itself`]).
+    fn on_ping(&self, _socket: &Socket, _data: Vec<u8>) {}
+    /// Whether `on_ping` sends the pongs itself ([`Socket::pong`]). Default `false`: the server
+    /// answers every ping at once (only the latest, when several wait to be written).
+    fn pongs_itself(&self) -> bool {
+        false
     }
     /// A pong arrived.
     fn on_pong(&self, _socket: &Socket, _data: Vec<u8>) {}
@@ -145,12 +153,12 @@ impl WebSocketListener for WsListener {
         }
     }
     fn on_ping(&self, s: &Socket, d: Vec<u8>) {
-        match &self.on_ping {
-            Some(f) => f(s, d),
-            None => {
-                let _ = s.pong(&d);
-            }
+        if let Some(f) = &self.on_ping {
+            f(s, d);
         }
+    }
+    fn pongs_itself(&self) -> bool {
+        self.on_ping.is_some()
     }
     fn on_pong(&self, s: &Socket, d: Vec<u8>) {
         if let Some(f) = &self.on_pong {
@@ -268,6 +276,12 @@ impl Socket {
     /// # Errors
     /// `NotConnected` when the socket is closed; `WouldBlock` when its write buffer is over the
     /// limit (the client is slow); the error of a body that failed while it was read.
+    ///
+    /// Callbacks wait while the buffer is over its limit, so one send per callback (an echo) is
+    /// never refused. `WouldBlock` means more was sent than the buffer holds: several large
+    /// messages from one callback, or sends from other threads that do not wait for the
+    /// client (a broadcast); the message was not sent, and [`Socket::send_async`] tells when
+    /// one has left.
     pub fn send(&self, msg: impl Into<Message>) -> io::Result<()> {
         self.check_writable()?;
         let msg = read_body_whole(msg.into())?;
@@ -320,34 +334,43 @@ impl Socket {
         }
     }
 
-    /// Sends a ping.
+    /// Sends a ping. Control frames are never refused for lack of room.
     ///
     /// # Errors
-    /// `NotConnected` when closed.
+    /// `NotConnected` when closed; `InvalidInput` for a payload over 125 bytes.
     pub fn ping(&self, data: &[u8]) -> io::Result<()> {
-        self.control(OpCode::Ping, data)
-    }
-
-    /// Sends a pong.
-    ///
-    /// # Errors
-    /// `NotConnected` when closed.
-    pub fn pong(&self, data: &[u8]) -> io::Result<()> {
-        self.control(OpCode::Pong, data)
-    }
-
-    fn control(&self, op: OpCode, data: &[u8]) -> io::Result<()> {
-        self.check_writable()?;
-        if data.len() > 125 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "control frame payload over 125 bytes"));
-        }
+        self.check_control(data)?;
         let mut out = Vec::with_capacity(data.len() + 2);
-        encode_frame(op, true, data, &mut out);
+        encode_frame(OpCode::Ping, true, data, &mut out);
         if self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), None) {
             Ok(())
         } else {
             Err(closed_error())
         }
+    }
+
+    /// Sends a pong. Never refused for lack of room; at most one pong waits to be written (a
+    /// newer one replaces the payload of one not yet sent).
+    ///
+    /// # Errors
+    /// `NotConnected` when closed; `InvalidInput` for a payload over 125 bytes.
+    pub fn pong(&self, data: &[u8]) -> io::Result<()> {
+        self.check_control(data)?;
+        if self.inner.conn.send_pong(data) {
+            Ok(())
+        } else {
+            Err(closed_error())
+        }
+    }
+
+    fn check_control(&self, data: &[u8]) -> io::Result<()> {
+        if !self.is_open() {
+            return Err(closed_error());
+        }
+        if data.len() > 125 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "control frame payload over 125 bytes"));
+        }
+        Ok(())
     }
 
     /// Closes with `code` (1000–4999 except 1004–1006, 1015) and `reason` (≤ 123 bytes); the
@@ -406,6 +429,10 @@ impl ConnListener for Socket {
     }
 
     fn on_peer_eof(&self) {}
+
+    fn on_drained(&self) {
+        self.inner.serial.kick();
+    }
 
     fn on_frame_written(&self, token: u64) {
         let cb = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
@@ -473,7 +500,13 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             conn: conn.clone(),
             open,
             close_fired: AtomicBool::new(false),
-            serial: Serial::new(ex.server.pool.clone(), ex.server.loggers.clone(), on_fault, Some(conn.clone())),
+            serial: Serial::new(
+                ex.server.pool.clone(),
+                ex.server.loggers.clone(),
+                on_fault,
+                Some(conn.clone()),
+                ex.server.write_high_water,
+            ),
             listener: up.listener.clone(),
             protocol: up.protocol.clone(),
             pending: Mutex::new(HashMap::new()),
@@ -490,7 +523,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     }
     let mut out = Vec::with_capacity(256);
     with_date(|d| encode_handshake_response(&accept, up.protocol.as_deref(), extra, d, &mut out));
-    // Pings go to the listener, whose default answers them.
-    conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, false);
+    // The reactor answers pings at once unless the listener pongs itself.
+    conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, !up.listener.pongs_itself());
     socket.inner.serial.kick();
 }

@@ -67,8 +67,10 @@ pub(crate) struct Serial {
     loggers: Loggers,
     /// Called when the pool refuses work or a callback panics, e.g. to close a WebSocket.
     on_fault: FaultHook,
-    /// The connection whose reading is paused while the queue is full.
+    /// The connection whose reading is paused while the queue is full, and whose callbacks
+    /// wait while its write buffer is above `high_water` (see [`Serial::write_blocked`]).
     conn: Option<ConnHandle>,
+    high_water: usize,
 }
 
 impl Serial {
@@ -77,9 +79,17 @@ impl Serial {
         loggers: Loggers,
         on_fault: FaultHook,
         conn: Option<ConnHandle>,
+        high_water: usize,
     ) -> Arc<Self> {
         let state = State { tasks: VecDeque::new(), bytes: 0, running: false, paused: false };
-        Arc::new(Self { state: Mutex::new(state), pool, loggers, on_fault, conn })
+        Arc::new(Self { state: Mutex::new(state), pool, loggers, on_fault, conn, high_water })
+    }
+
+    /// Whether the connection's write buffer is above the high-water mark: callbacks then wait
+    /// (a callback would most likely send, and its send would be refused) until the reactor
+    /// says it drained ([`Serial::kick`] from `on_drained`). No worker waits meanwhile.
+    fn write_blocked(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| !c.is_closed() && c.queued_bytes() > self.high_water)
     }
 
     /// Runs `f` now on this thread, as part of the queue: tasks queued meanwhile run after it.
@@ -167,6 +177,18 @@ impl Serial {
     fn drain(self: &Arc<Self>) {
         loop {
             for _ in 0..BATCH {
+                if self.write_blocked() {
+                    // Park the queue (not the worker): the reactor's drained event kicks it.
+                    self.lock().running = false;
+                    if let Some(c) = &self.conn {
+                        c.notify_when_drained();
+                    }
+                    // It may have drained before the request was seen: look again.
+                    if !self.write_blocked() {
+                        self.kick();
+                    }
+                    return;
+                }
                 let task = {
                     let mut st = self.lock();
                     match st.tasks.pop_front() {

@@ -106,3 +106,115 @@ fn unread_pipelined_requests_after_connection_close_get_a_lingering_close() {
         assert!(got.ends_with(b"hello"), "one answer, whole");
     }
 }
+
+/// A WebSocket client with a small receive buffer (a client that reads slower than it writes).
+fn slow_reader_ws(addr: SocketAddr, path: &str) -> Client {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(64 * 1024).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut c = Client::from_stream(sock.into());
+    c.send(format!("GET {path} HTTP/1.1\r\n{UPGRADE}").as_bytes());
+    let r = c.read_response_to(true).unwrap();
+    assert_eq!(r.status, 101);
+    c
+}
+
+/// Writes `bytes` from another thread (the server may stop reading until we read).
+fn write_in_background(c: &Client, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+    let mut w = c.stream.try_clone().unwrap();
+    std::thread::spawn(move || w.write_all(&bytes).unwrap())
+}
+
+#[test]
+fn a_message_behind_a_large_echo_is_echoed_and_the_ping_answered() {
+    let s = start(app, opts().max_ws(16 << 20));
+    for path in ["/ws", "/ring"] {
+        let mut c = slow_reader_ws(addr(&s), path);
+        let big = vec![7u8; 8 << 20];
+        let mut out = client_frame(0x2, true, &big);
+        out.extend(client_frame(0x1, true, b"small"));
+        out.extend(client_frame(0x9, true, b"are you there"));
+        let w = write_in_background(&c, out);
+        std::thread::sleep(Duration::from_millis(300));
+        let (mut got_big, mut got_small, mut got_pong) = (false, false, false);
+        while !(got_big && got_small && got_pong) {
+            let (fin, op, p) =
+                c.read_frame().unwrap_or_else(|e| panic!("{path}: {e} after {got_big} {got_small} {got_pong}"));
+            assert!(fin);
+            match op {
+                0x2 => {
+                    assert_eq!(p.len(), big.len(), "{path}");
+                    assert!(!got_small, "{path}: echoes in order");
+                    got_big = true;
+                }
+                0x1 => {
+                    assert_eq!(p, b"small", "{path}");
+                    got_small = true;
+                }
+                0xA => {
+                    assert_eq!(p, b"are you there", "{path}");
+                    got_pong = true;
+                }
+                other => panic!("{path}: unexpected opcode {other}"),
+            }
+        }
+        w.join().unwrap();
+    }
+}
+
+#[test]
+fn a_flood_of_small_messages_from_a_client_that_does_not_read_loses_no_echo() {
+    let s = start(app, opts());
+    for path in ["/ws", "/ring"] {
+        let mut c = slow_reader_ws(addr(&s), path);
+        let n = 3000;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let mut msg = format!("{i:06}").into_bytes();
+            msg.resize(1024, b'.');
+            out.extend(client_frame(0x2, true, &msg));
+        }
+        let w = write_in_background(&c, out);
+        // Read nothing for a while: the server's write buffer fills up.
+        std::thread::sleep(Duration::from_millis(500));
+        for i in 0..n {
+            let (_, op, p) = c.read_frame().unwrap_or_else(|e| panic!("{path}: echo {i} of {n} never came: {e}"));
+            assert_eq!(op, 0x2);
+            assert_eq!(&p[..6], format!("{i:06}").as_bytes(), "{path}: echoes in order, none lost");
+        }
+        w.join().unwrap();
+    }
+}
+
+#[test]
+fn a_ping_flood_behind_a_large_echo_gets_the_latest_ping_answered_without_growing_the_queue() {
+    let s = start(app, opts().max_ws(16 << 20));
+    for path in ["/ws", "/ring"] {
+        let mut c = slow_reader_ws(addr(&s), path);
+        let n = 20_000;
+        let mut out = client_frame(0x2, true, &vec![1u8; 4 << 20]);
+        for i in 0..n {
+            out.extend(client_frame(0x9, true, format!("{i:08}").as_bytes()));
+        }
+        out.extend(client_frame(0x1, true, b"last"));
+        let w = write_in_background(&c, out);
+        std::thread::sleep(Duration::from_millis(500));
+        let (mut pongs, mut last, mut big, mut text) = (0usize, String::new(), false, false);
+        let want = format!("{:08}", n - 1);
+        while !(big && text && last == want) {
+            let (_, op, p) = c.read_frame().unwrap_or_else(|e| panic!("{path}: {e}; {pongs} pongs, last {last:?}"));
+            match op {
+                0xA => {
+                    pongs += 1;
+                    last = String::from_utf8(p).unwrap();
+                }
+                0x2 => big = true,
+                0x1 => text = true,
+                other => panic!("{path}: unexpected opcode {other}"),
+            }
+        }
+        // Pongs waiting behind the echo replace each other: the queue does not grow with pings.
+        assert!(pongs < n / 10, "{path}: {pongs} pongs queued for {n} pings");
+        w.join().unwrap();
+    }
+}

@@ -14,6 +14,7 @@ pub(crate) enum Command {
     Write { id: ConnId, seq: u64, head: Bytes, body: Bytes, end: bool, close: bool },
     Upgrade { id: ConnId, seq: u64, head: Bytes, max_message: usize, auto_pong: bool },
     Frame { id: ConnId, head: Bytes, payload: Bytes, close: Option<WsClose>, ack: Option<u64> },
+    Pong { id: ConnId, payload: Bytes },
     Close { id: ConnId, abort: bool },
     PauseReading { id: ConnId, paused: bool },
     Stop { deadline: Option<Instant> },

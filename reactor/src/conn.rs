@@ -78,6 +78,9 @@ struct WsState {
     auto_pong: bool,
     close_sent: bool,
     info: Option<WsClose>,
+    /// Where the last queued pong starts in the write queue: while none of it is written, a
+    /// newer pong replaces it (at most one pong waits).
+    pong_at: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -651,6 +654,7 @@ impl Conn {
                     auto_pong,
                     close_sent: early_close.is_some(),
                     info: early_close,
+                    pong_at: None,
                 }));
                 for token in early_acks {
                     self.wq.mark(token);
@@ -746,6 +750,31 @@ impl Conn {
         }
     }
 
+    /// Queues a pong (never refused for lack of room: control frames are tiny). At most one
+    /// waits: while the last one has not started to leave, this one replaces it (RFC 6455
+    /// §5.5.3 allows answering only the latest ping).
+    pub(crate) fn queue_pong(&mut self, payload: &[u8]) {
+        let Some(ws) = &mut self.ws else { return };
+        if ws.close_sent {
+            return;
+        }
+        let mut out = Vec::with_capacity(payload.len() + 2);
+        encode_frame(OpCode::Pong, true, payload, &mut out);
+        let new_len = out.len();
+        let frame = Bytes::from(out);
+        if let Some(old) = ws.pong_at.and_then(|at| self.wq.replace_unsent(at, frame.clone())) {
+            if new_len >= old {
+                self.handle.shared.queued.fetch_add(new_len - old, Ordering::AcqRel);
+            } else {
+                self.handle.shared.queued.fetch_sub(old - new_len, Ordering::AcqRel);
+            }
+            return;
+        }
+        ws.pong_at = Some(self.wq.end_position());
+        self.handle.shared.queued.fetch_add(new_len, Ordering::AcqRel);
+        self.wq.push(frame);
+    }
+
     /// Sends a close frame of the reactor's own (protocol error, server stop, echo). With
     /// `done` the TCP connection closes once it is written (the handshake is complete).
     fn ws_close(&mut self, code: u16, reason: &str, done: bool) {
@@ -829,11 +858,8 @@ impl Conn {
                             }
                         }
                         WsEvent::Ping(p) => {
-                            if ws.auto_pong && !ws.close_sent {
-                                let mut out = Vec::with_capacity(p.len() + 2);
-                                encode_frame(OpCode::Pong, true, &p, &mut out);
-                                self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
-                                self.wq.push(Bytes::from(out));
+                            if ws.auto_pong {
+                                self.queue_pong(&p);
                             }
                             ctx.dispatch.on_ws_event(&self.handle, WsEvent::Ping(p));
                         }
@@ -876,6 +902,12 @@ impl Conn {
                         let left = self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
                         if left <= ctx.cfg.write_high_water {
                             self.handle.shared.notify();
+                        }
+                        if left <= ctx.cfg.write_low_water()
+                            && self.handle.shared.drained_wanted.load(Ordering::SeqCst)
+                            && self.handle.shared.drained_wanted.swap(false, Ordering::SeqCst)
+                        {
+                            ctx.dispatch.on_drained(&self.handle);
                         }
                         if self.timer == Timer::Write {
                             self.deadline = ctx.now.checked_add(ctx.cfg.write_timeout);
@@ -1125,6 +1157,7 @@ mod tests {
                 user: Mutex::new(None),
                 proxied: std::sync::OnceLock::new(),
                 peer_eof: AtomicBool::new(false),
+                drained_wanted: AtomicBool::new(false),
             });
             let handle = ConnHandle { id: ConnId { index: 0, gen: 1 }, shared, remote };
             let t0 = Instant::now();

@@ -269,6 +269,14 @@ impl<D: Dispatch> EventLoop<D> {
                         touched.push(id);
                     }
                 }
+                Command::Pong { id, payload } => {
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.queue_pong(&payload);
+                        if touched.last() != Some(&id) {
+                            touched.push(id);
+                        }
+                    }
+                }
                 Command::PauseReading { id, paused } => {
                     if let Some(conn) = self.conns.get_mut(id) {
                         conn.set_app_paused(paused);
@@ -375,6 +383,7 @@ impl<D: Dispatch> EventLoop<D> {
                         user: Mutex::new(None),
                         proxied: std::sync::OnceLock::new(),
                         peer_eof: AtomicBool::new(false),
+                        drained_wanted: AtomicBool::new(false),
                     });
                     let remote = self.remote.clone();
                     let cfg = &self.cfg;

@@ -100,6 +100,15 @@ pub enum ProxyProtocol {
     Optional,
 }
 
+impl ReactorConfig {
+    /// The low-water mark of a connection's write queue: a queue that was above
+    /// [`ReactorConfig::write_high_water`] counts as drained once at most this much is left
+    /// (a quarter of the high-water mark), and [`Dispatch::on_drained`] is said.
+    pub fn write_low_water(&self) -> usize {
+        self.write_high_water / 4
+    }
+}
+
 impl Default for ReactorConfig {
     fn default() -> Self {
         Self {
@@ -228,6 +237,12 @@ pub trait Dispatch: Send + 'static {
     /// The connection is closed; nothing more can be written to it.
     fn on_close(&mut self, _conn: &ConnHandle, _reason: CloseReason) {}
 
+    /// The connection's write queue drained to [`ReactorConfig::write_low_water`] after
+    /// [`ConnHandle::notify_when_drained`] asked for it (once per request). The non-blocking way
+    /// to wait for a slow peer: whatever stopped producing output for it (callbacks, body
+    /// pieces) starts again here, and no thread sleeps meanwhile.
+    fn on_drained(&mut self, _conn: &ConnHandle) {}
+
     /// Called once per loop iteration after all events were handled (for batching).
     fn on_flush(&mut self) {}
 }
@@ -267,6 +282,8 @@ struct ConnShared {
     user: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
     proxied: std::sync::OnceLock<SocketAddr>,
     peer_eof: AtomicBool,
+    /// Someone waits for [`Dispatch::on_drained`].
+    drained_wanted: AtomicBool,
 }
 
 impl std::fmt::Debug for ConnShared {
@@ -393,6 +410,26 @@ impl ConnHandle {
         *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) =
             if whole { Direct::Written(seq) } else { Direct::HandedBack };
         Some(done)
+    }
+
+    /// Asks for one [`Dispatch::on_drained`] once the write queue is at or below
+    /// [`ReactorConfig::write_low_water`]. The caller checks the queue again after asking: if it
+    /// drained meanwhile, the event may or may not come (it is harmless twice).
+    pub fn notify_when_drained(&self) {
+        self.shared.drained_wanted.store(true, Ordering::SeqCst);
+    }
+
+    /// Queues a pong with `payload` (at most 125 bytes; longer is cut). Control frames are
+    /// never refused for lack of room, and at most one pong waits per connection: a newer one
+    /// replaces the payload of one not yet written, so a ping flood cannot grow the queue.
+    /// Returns `false` if the connection is closed.
+    pub fn send_pong(&self, payload: &[u8]) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let payload = Bytes::copy_from_slice(&payload[..payload.len().min(125)]);
+        self.remote.send(Command::Pong { id: self.id, payload });
+        true
     }
 
     /// Waits until at most `limit` bytes are queued for this connection. Returns `false` if the

@@ -40,6 +40,40 @@ impl WriteQueue {
         !self.acks.is_empty()
     }
 
+    /// The stream position the next pushed byte will have.
+    pub(crate) fn end_position(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Replaces the segment pushed at stream position `at` with `new`, if none of its bytes has
+    /// been written yet (a newer pong replaces an unsent one). Returns the replaced segment's
+    /// length; `None` when it has started to leave (or is gone).
+    pub(crate) fn replace_unsent(&mut self, at: u64, new: Bytes) -> Option<usize> {
+        // The front segment's remaining bytes start at `written`: a segment that started at
+        // `at >= written` has not been touched.
+        let mut pos = self.written;
+        for seg in self.segs.iter_mut() {
+            if pos > at {
+                return None;
+            }
+            if pos == at {
+                let old = seg.len();
+                let new_len = new.len();
+                *seg = new;
+                self.len = self.len - old + new_len;
+                self.pushed = self.pushed - old as u64 + new_len as u64;
+                for (p, _) in self.acks.iter_mut() {
+                    if *p > at {
+                        *p = *p - old as u64 + new_len as u64;
+                    }
+                }
+                return Some(old);
+            }
+            pos += seg.len() as u64;
+        }
+        None
+    }
+
     pub(crate) fn push(&mut self, b: Bytes) {
         self.pushed += b.len() as u64;
         if !b.is_empty() {
@@ -140,6 +174,30 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn an_unsent_segment_is_replaced_and_a_started_one_is_not() {
+        let mut q = WriteQueue::default();
+        q.push(Bytes::from_static(b"data"));
+        let at = q.end_position();
+        q.push(Bytes::from_static(b"pong1"));
+        q.mark(7);
+        q.push(Bytes::from_static(b"tail"));
+        assert_eq!(q.replace_unsent(at, Bytes::from_static(b"pong-22")), Some(5));
+        assert_eq!(q.len(), 4 + 7 + 4);
+        let mut w = Trickle { out: Vec::new(), cap: 6, calls: 2 };
+        q.write_to(&mut w).unwrap();
+        // "data" and six bytes of the pong are out: it can no longer be replaced.
+        assert_eq!(q.replace_unsent(at, Bytes::from_static(b"x")), None);
+        let mut acked = Vec::new();
+        q.take_acked(&mut acked);
+        assert!(acked.is_empty(), "the mark moved with the longer pong");
+        w.calls = 10;
+        q.write_to(&mut w).unwrap();
+        q.take_acked(&mut acked);
+        assert_eq!(acked, vec![7]);
+        assert_eq!(w.out, b"datapong-22tail");
     }
 
     #[test]
