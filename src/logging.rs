@@ -69,4 +69,6 @@ pub mod events {
     pub const STATUS_500: &str = "httpkit.server.status.500";
     /// The worker pool rejected a request (503).
     pub const STATUS_503: &str = "httpkit.server.status.503";
+    /// At `max_connections`, the longest idle connection was closed to admit a new one.
+    pub const CONN_EVICTED: &str = "httpkit.server.conn.evicted";
 }

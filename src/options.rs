@@ -25,7 +25,7 @@ use crate::pool::WorkerPool;
 /// | [`error_logger`](Options::error_logger) etc. | `:error-logger` … | the `log` facade | |
 /// | [`header_read_timeout`](Options::header_read_timeout) | | 30 s | `408`, closed |
 /// | [`idle_timeout`](Options::idle_timeout) | | 60 s | closed |
-/// | [`max_connections`](Options::max_connections) | | 10 000 | not accepted until one closes |
+/// | [`max_connections`](Options::max_connections) | | 10 000 | the longest idle connection is closed to admit the new one (none idle: not accepted until one closes) |
 #[derive(Clone)]
 pub struct Options {
     pub(crate) ip: String,
@@ -198,7 +198,12 @@ impl Options {
         self
     }
 
-    /// Most open connections. Default 10 000.
+    /// Most open connections. Default 10 000. At the limit a new client is still served: the
+    /// connection idle the longest among those with nothing in progress (a keep-alive connection
+    /// between requests, or one that has sent nothing yet) is closed to admit it, and the event
+    /// logger hears [`events::CONN_EVICTED`](crate::events::CONN_EVICTED). Connections mid-request,
+    /// waiting for their answer, or WebSockets are never closed for this; when every connection
+    /// is one of those, new ones wait in the listen backlog until one closes.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self

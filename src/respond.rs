@@ -600,6 +600,9 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     }
 
     fn on_close(&mut self, conn: &ConnHandle, reason: CloseReason) {
+        if reason == CloseReason::Evicted {
+            self.server.loggers.event(events::CONN_EVICTED);
+        }
         if let CloseReason::WebSocket(w) = &reason {
             if !w.by_peer && matches!(w.code, 1002 | 1007 | 1009) {
                 self.server.loggers.warn(&format!("websocket closed {}: {}", w.code, w.reason));

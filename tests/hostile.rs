@@ -218,3 +218,66 @@ fn a_ping_flood_behind_a_large_echo_gets_the_latest_ping_answered_without_growin
         w.join().unwrap();
     }
 }
+
+fn recording_events() -> (httpkit::Options, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let events: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let e = events.clone();
+    let o = opts().max_connections(20).idle_timeout(Duration::from_secs(300)).event_logger(move |ev| {
+        e.lock().unwrap().push(ev.to_owned());
+    });
+    (o, events)
+}
+
+#[test]
+fn at_the_connection_limit_the_longest_idle_keep_alive_connection_makes_room() {
+    let (o, events) = recording_events();
+    let s = start(app, o);
+    let mut idle: Vec<Client> = (0..20).map(|_| Client::connect(addr(&s))).collect();
+    for c in &mut idle {
+        assert_eq!(c.get("/").status, 200);
+    }
+    wait_until("all 20 open", || s.connections_open() == 20);
+    // A new client is served at once, not after the idle timeout (300 s here).
+    let mut fresh = Client::connect(addr(&s));
+    assert_eq!(fresh.get("/").status, 200);
+    // The oldest idle connection was the one closed; the newest ones still work.
+    assert!(idle[0].is_closed_within(IO_TIMEOUT), "the longest idle connection was closed");
+    assert_eq!(idle[19].get("/").status, 200);
+    assert!(events.lock().unwrap().iter().any(|e| e == httpkit::events::CONN_EVICTED));
+}
+
+#[test]
+fn at_the_connection_limit_silent_sockets_make_room_but_requests_in_progress_do_not() {
+    let (o, _events) = recording_events();
+    let s = start(app, o);
+    // Twenty sockets that connect and say nothing cost an attacker nothing: they make room.
+    let _silent: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr(&s)).unwrap()).collect();
+    wait_until("all 20 open", || s.connections_open() == 20);
+    let mut fresh = Client::connect(addr(&s));
+    assert_eq!(fresh.get("/").status, 200);
+    drop(fresh);
+    drop(_silent);
+    wait_until("closed", || s.connections_open() == 0);
+
+    // Twenty requests in progress (a head half sent) are never closed for a newcomer.
+    let mut busy: Vec<Client> = (0..20).map(|_| Client::connect(addr(&s))).collect();
+    for c in &mut busy {
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    }
+    wait_until("all 20 open", || s.connections_open() == 20);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut waiting = Client::connect(addr(&s));
+    waiting.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    waiting.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut b = [0u8; 16];
+    assert!(waiting.stream.read(&mut b).is_err(), "not served while every connection is mid-request");
+    waiting.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    // One request completes: that connection is idle now, and the newcomer gets its place.
+    busy[0].send(b"\r\n");
+    assert_eq!(busy[0].read_response().unwrap().status, 200);
+    assert_eq!(waiting.read_response().unwrap().status, 200);
+    for c in &mut busy[1..] {
+        c.send(b"\r\n");
+        assert_eq!(c.read_response().unwrap().status, 200, "no request in progress was dropped");
+    }
+}

@@ -124,6 +124,8 @@ pub(crate) struct Conn {
     stopping: bool,
     timer: Timer,
     deadline: Option<Instant>,
+    /// Links in the loop's list of evictable connections (slot indices), while in it.
+    pub(crate) lru: Option<(u32, u32)>,
 }
 
 impl Drop for Conn {
@@ -162,7 +164,27 @@ impl Conn {
             stopping: false,
             timer: Timer::HeaderRead,
             deadline: now.checked_add(cfg.header_read_timeout),
+            lru: None,
         }
+    }
+
+    /// Whether the connection may be closed to admit a new one at the connection limit: it has
+    /// nothing in progress — between requests on keep-alive, or not a byte received yet — and
+    /// is not a WebSocket. (Valid after [`Conn::update_timer`].)
+    pub(crate) fn is_evictable(&self) -> bool {
+        matches!(self.timer, Timer::Idle | Timer::HeaderRead)
+            && self.closing.is_none()
+            && self.ws.is_none()
+            && !self.lingering
+            && !self.stopping
+            && self.close_after_flush.is_none()
+            && self.slots.is_empty()
+            && self.wq.is_empty()
+            && self.cur.is_none()
+            && self.held.is_none()
+            && self.rbuf.is_empty()
+            && self.decoder.is_idle()
+            && !self.direct_lent
     }
 
     /// Why the connection is being closed, as the dispatcher should hear it.

@@ -44,7 +44,15 @@ pub(crate) struct EventLoop<D> {
     ready: Vec<ConnId>,
     touched: Vec<ConnId>,
     last_work: Instant,
+    /// Connections that may be evicted at the connection limit, longest idle first: a list
+    /// threaded through the connections' `lru` links (slot indices), so that keeping it costs
+    /// no allocation and no scan.
+    lru_head: u32,
+    lru_tail: u32,
 }
+
+/// No slot (the end of the eviction list).
+const NONE: u32 = u32::MAX;
 
 impl<D: Dispatch> EventLoop<D> {
     pub(crate) fn new(
@@ -94,6 +102,8 @@ impl<D: Dispatch> EventLoop<D> {
             ready: Vec::new(),
             touched: Vec::new(),
             last_work: Instant::now(),
+            lru_head: NONE,
+            lru_tail: NONE,
         };
         Ok((lp, remote, local))
     }
@@ -186,7 +196,7 @@ impl<D: Dispatch> EventLoop<D> {
                 self.next_sweep = now + self.sweep_every;
             }
             if self.accept_paused
-                && self.conns.len() < self.cfg.max_connections
+                && (self.conns.len() < self.cfg.max_connections || self.lru_head != NONE)
                 && self.accept_retry.is_none_or(|t| now >= t)
             {
                 self.accept_paused = false;
@@ -231,9 +241,69 @@ impl<D: Dispatch> EventLoop<D> {
             return;
         }
         conn.update_timer(&self.cfg, now);
-        if conn.wants_revisit(&self.cfg) && !self.ready.contains(&id) {
+        let revisit = conn.wants_revisit(&self.cfg);
+        let evictable = conn.is_evictable();
+        let listed = conn.lru.is_some();
+        if revisit && !self.ready.contains(&id) {
             self.ready.push(id);
         }
+        if evictable != listed {
+            if evictable {
+                self.lru_push(id.index);
+            } else {
+                self.lru_unlink(id.index);
+            }
+        }
+    }
+
+    /// Appends slot `index` to the eviction list (it became idle now: the newest).
+    fn lru_push(&mut self, index: u32) {
+        let tail = self.lru_tail;
+        let Some((_, c)) = self.conns.at_mut(index) else { return };
+        c.lru = Some((tail, NONE));
+        match self.conns.at_mut(tail) {
+            Some((_, t)) => {
+                if let Some(l) = &mut t.lru {
+                    l.1 = index;
+                }
+            }
+            None => self.lru_head = index,
+        }
+        self.lru_tail = index;
+    }
+
+    /// Takes slot `index` out of the eviction list, if it is in it.
+    fn lru_unlink(&mut self, index: u32) {
+        let Some((prev, next)) = self.conns.at_mut(index).and_then(|(_, c)| c.lru.take()) else {
+            return;
+        };
+        match self.conns.at_mut(prev) {
+            Some((_, p)) => {
+                if let Some(l) = &mut p.lru {
+                    l.1 = next;
+                }
+            }
+            None => self.lru_head = next,
+        }
+        match self.conns.at_mut(next) {
+            Some((_, n)) => {
+                if let Some(l) = &mut n.lru {
+                    l.0 = prev;
+                }
+            }
+            None => self.lru_tail = prev,
+        }
+    }
+
+    /// At the connection limit: closes the longest idle evictable connection. `false` when
+    /// every connection has something in progress.
+    fn evict_one(&mut self) -> bool {
+        let Some((id, _)) = self.conns.at_mut(self.lru_head) else {
+            return false;
+        };
+        log::debug!("httpkit reactor: connection limit reached; closing the longest idle connection");
+        self.reap(id, CloseReason::Evicted);
+        true
     }
 
     fn drain_commands(&mut self, now: Instant) -> bool {
@@ -344,6 +414,9 @@ impl<D: Dispatch> EventLoop<D> {
     }
 
     fn reap(&mut self, id: ConnId, reason: CloseReason) {
+        if self.conns.get_mut(id).is_some_and(|c| c.lru.is_some()) {
+            self.lru_unlink(id.index);
+        }
         let Some(mut conn) = self.conns.remove(id) else {
             return;
         };
@@ -362,7 +435,9 @@ impl<D: Dispatch> EventLoop<D> {
 
     fn accept(&mut self, now: Instant) {
         loop {
-            if self.conns.len() >= self.cfg.max_connections {
+            // At the limit, a connection is accepted only if an idle one can make room for it.
+            let full = self.conns.len() >= self.cfg.max_connections;
+            if full && self.lru_head == NONE {
                 self.accept_paused = true;
                 return;
             }
@@ -371,6 +446,9 @@ impl<D: Dispatch> EventLoop<D> {
             };
             match listener.accept() {
                 Ok((stream, peer, local)) => {
+                    if full {
+                        self.evict_one();
+                    }
                     let shared = Arc::new(ConnShared {
                         direct: Mutex::new(crate::Direct::Off),
                         queued: AtomicUsize::new(0),
@@ -405,6 +483,8 @@ impl<D: Dispatch> EventLoop<D> {
                     }
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                     self.stats.open.fetch_add(1, Ordering::Relaxed);
+                    // Not a byte received yet: evictable until it sends one.
+                    self.lru_push(id.index);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_transient_accept_error(&e) => continue,

@@ -60,8 +60,10 @@ use stream::Stream;
 pub struct ReactorConfig {
     /// Request size limits (request line, header block, body). Default: [`Limits::default`].
     pub limits: Limits,
-    /// Most open connections; beyond it the listener stops accepting until one closes.
-    /// Default 10 000.
+    /// Most open connections. At the limit, a new connection is admitted by closing the longest
+    /// idle connection with nothing in progress (a keep-alive connection between requests, or
+    /// one that has sent nothing yet; never one mid-request or waiting for its answer); when
+    /// there is none, the listener stops accepting until one closes. Default 10 000.
     pub max_connections: usize,
     /// Time allowed to receive a whole request head, from its first byte. Default 30 s. Exceeded
     /// → `408` and close (slowloris protection: trickling bytes does not extend it).
@@ -197,6 +199,10 @@ pub enum CloseReason {
     BadRequest,
     /// The server is stopping.
     ServerStop,
+    /// Closed to admit a new connection at [`ReactorConfig::max_connections`]: it was the
+    /// longest idle of the connections with nothing in progress (an idle keep-alive connection,
+    /// or one that has sent nothing yet).
+    Evicted,
     /// A WebSocket closed with a close frame (sent or received).
     WebSocket(WsClose),
 }

@@ -72,6 +72,13 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The connection in slot `index`, whatever its generation, with its id.
+    pub(crate) fn at_mut(&mut self, index: u32) -> Option<(ConnId, &mut T)> {
+        let e = self.entries.get_mut(index as usize)?;
+        let gen = e.gen;
+        e.value.as_deref_mut().map(|v| (ConnId { index, gen }, v))
+    }
+
     pub(crate) fn remove(&mut self, id: ConnId) -> Option<T> {
         match self.entries.get_mut(id.index as usize) {
             Some(e) if e.gen == id.gen && e.value.is_some() => {
