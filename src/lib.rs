@@ -218,6 +218,8 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         body_read_timeout: opts.body_read_timeout,
         idle_timeout: opts.idle_timeout,
         write_timeout: opts.write_timeout,
+        min_body_rate: opts.min_body_rate,
+        min_send_rate: opts.min_send_rate,
         write_high_water: opts.write_buffer,
         max_pipelined: 16,
         server_header,

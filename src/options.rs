@@ -25,6 +25,8 @@ use crate::pool::WorkerPool;
 /// | [`error_logger`](Options::error_logger) etc. | `:error-logger` … | the `log` facade | |
 /// | [`header_read_timeout`](Options::header_read_timeout) | | 30 s | `408`, closed |
 /// | [`idle_timeout`](Options::idle_timeout) | | 60 s | closed |
+/// | [`body_read_timeout`](Options::body_read_timeout), [`min_body_rate`](Options::min_body_rate) | | 30 s window, 256 B/s | `408`, closed |
+/// | [`write_timeout`](Options::write_timeout), [`min_send_rate`](Options::min_send_rate) | | 60 s window, 256 B/s | closed |
 /// | [`max_connections`](Options::max_connections) | | 10 000 | the longest idle connection is closed to admit the new one (none idle: not accepted until one closes) |
 #[derive(Clone)]
 pub struct Options {
@@ -43,6 +45,8 @@ pub struct Options {
     pub(crate) body_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) write_timeout: Duration,
+    pub(crate) min_body_rate: u64,
+    pub(crate) min_send_rate: u64,
     pub(crate) max_connections: usize,
     pub(crate) write_buffer: usize,
     pub(crate) backlog: i32,
@@ -88,6 +92,8 @@ impl Default for Options {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            min_body_rate: httpkit_reactor::MIN_BODY_RATE,
+            min_send_rate: httpkit_reactor::MIN_SEND_RATE,
             max_connections: 10_000,
             write_buffer: 1 << 20,
             backlog: 1024,
@@ -179,9 +185,27 @@ impl Options {
         self
     }
 
-    /// Time a request body may go without progress. Default 30 s. Exceeded → `408`.
+    /// The window over which a request body's arrival is measured. Default 30 s. A window that
+    /// brings less than [`Options::min_body_rate`] (or nothing) → `408`, closed.
     pub fn body_read_timeout(mut self, d: Duration) -> Self {
         self.body_read_timeout = d;
+        self
+    }
+
+    /// Least bytes per second a request body must arrive at, averaged over each
+    /// [`Options::body_read_timeout`] window (Apache's `MinRate`): a client that sends a byte
+    /// now and then gets a `408` instead of holding its connection and buffers. Default 256;
+    /// `0` requires only progress.
+    pub fn min_body_rate(mut self, bytes_per_sec: u64) -> Self {
+        self.min_body_rate = bytes_per_sec;
+        self
+    }
+
+    /// Least bytes per second a client must read pending output at, averaged over each
+    /// [`Options::write_timeout`] window; a slower reader is disconnected. Default 256; `0`
+    /// requires only progress.
+    pub fn min_send_rate(mut self, bytes_per_sec: u64) -> Self {
+        self.min_send_rate = bytes_per_sec;
         self
     }
 
@@ -191,8 +215,8 @@ impl Options {
         self
     }
 
-    /// Time pending output may go without progress before the connection is dropped.
-    /// Default 60 s.
+    /// The window over which a client's reading of pending output is measured. Default 60 s. A
+    /// window in which it read less than [`Options::min_send_rate`] (or nothing) → closed.
     pub fn write_timeout(mut self, d: Duration) -> Self {
         self.write_timeout = d;
         self

@@ -281,3 +281,24 @@ fn at_the_connection_limit_silent_sockets_make_room_but_requests_in_progress_do_
         assert_eq!(c.read_response().unwrap().status, 200, "no request in progress was dropped");
     }
 }
+
+#[test]
+fn a_body_trickling_below_the_minimum_rate_gets_a_408() {
+    // One-second windows, at least 1000 B/s: ten bytes a second is progress, but too slow.
+    let s = start(app, opts().body_read_timeout(Duration::from_secs(1)).min_body_rate(1000));
+    let mut c = Client::connect(addr(&s));
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    let mut w = c.stream.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        // Longer than the read timeout: without a minimum rate, no answer would come.
+        for _ in 0..400 {
+            if w.write_all(b"b").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 408);
+    trickle.join().unwrap();
+}

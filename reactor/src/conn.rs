@@ -124,6 +124,8 @@ pub(crate) struct Conn {
     stopping: bool,
     timer: Timer,
     deadline: Option<Instant>,
+    /// Bytes that moved in the current window of a rate timer (body read or write).
+    window_bytes: u64,
     /// Links in the loop's list of evictable connections (slot indices), while in it.
     pub(crate) lru: Option<(u32, u32)>,
 }
@@ -164,6 +166,7 @@ impl Conn {
             stopping: false,
             timer: Timer::HeaderRead,
             deadline: now.checked_add(cfg.header_read_timeout),
+            window_bytes: 0,
             lru: None,
         }
     }
@@ -421,7 +424,7 @@ impl Conn {
                                 p.body.extend_from_slice(b);
                             }
                             if self.timer == Timer::BodyRead {
-                                self.deadline = ctx.now.checked_add(ctx.cfg.body_read_timeout);
+                                self.window_bytes += b.len() as u64;
                             }
                         }
                         Some(RequestEvent::End) => self.on_end(ctx),
@@ -470,6 +473,7 @@ impl Conn {
         if head.body != BodyKind::Empty {
             self.timer = Timer::BodyRead;
             self.deadline = ctx.now.checked_add(ctx.cfg.body_read_timeout);
+            self.window_bytes = 0;
         }
         self.cur = Some(Box::new(Pending { head, body }));
     }
@@ -932,7 +936,7 @@ impl Conn {
                             ctx.dispatch.on_drained(&self.handle);
                         }
                         if self.timer == Timer::Write {
-                            self.deadline = ctx.now.checked_add(ctx.cfg.write_timeout);
+                            self.window_bytes += n as u64;
                         }
                     }
                     if !self.wq.is_empty() {
@@ -1006,6 +1010,7 @@ impl Conn {
         };
         if want != self.timer {
             self.timer = want;
+            self.window_bytes = 0;
             self.deadline = match want {
                 Timer::None => None,
                 Timer::HeaderRead => now.checked_add(cfg.header_read_timeout),
@@ -1034,6 +1039,17 @@ impl Conn {
 
     pub(crate) fn on_timeout<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
         self.settle_direct(true);
+        // A rate window ended: a peer at the minimum rate or above gets the next window.
+        let (window, min) = match self.timer {
+            Timer::BodyRead => (ctx.cfg.body_read_timeout, ctx.cfg.body_window_min()),
+            Timer::Write => (ctx.cfg.write_timeout, ctx.cfg.send_window_min()),
+            _ => (Duration::ZERO, u64::MAX),
+        };
+        if self.window_bytes >= min {
+            self.window_bytes = 0;
+            self.deadline = ctx.now.checked_add(window);
+            return;
+        }
         match self.timer {
             Timer::HeaderRead | Timer::BodyRead if self.slots.is_empty() => {
                 let mut headers = HeaderMap::new();
@@ -1237,6 +1253,67 @@ mod tests {
         assert!(h.timeout_if_due(Duration::from_secs(10)), "deadline counted from the first byte");
         assert!(h.read_peer().starts_with("HTTP/1.1 408 Request Timeout"));
         assert!(h.rec.requests.is_empty());
+    }
+
+    #[test]
+    fn a_body_below_the_minimum_rate_gets_a_408_at_the_end_of_its_window() {
+        // 30 s windows, at least 256 B/s: a byte every second is progress, but too slow.
+        let mut h = Harness::new(cfg());
+        h.peer.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        for i in 1..30 {
+            h.peer.write_all(b"b").unwrap();
+            h.ready(Duration::from_secs(i));
+            assert!(!h.timeout_if_due(Duration::from_secs(i)), "no timeout at {i}s");
+        }
+        assert!(h.timeout_if_due(Duration::from_secs(30)));
+        assert!(h.read_peer().starts_with("HTTP/1.1 408"));
+        assert!(h.rec.requests.is_empty());
+
+        // At 1 KiB/s the body goes on from window to window.
+        let mut h = Harness::new(cfg());
+        h.peer.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        for i in 1..=90 {
+            h.peer.write_all(&[b'b'; 1024]).unwrap();
+            h.ready(Duration::from_secs(i));
+            assert!(!h.timeout_if_due(Duration::from_secs(i)) || h.conn.is_closing().is_none(), "{i}s");
+        }
+        assert_eq!(h.conn.is_closing(), None);
+        h.peer.write_all(&[b'b'; 100_000 - 90 * 1024]).unwrap();
+        h.ready(Duration::from_secs(91));
+        assert_eq!(h.rec.requests.len(), 1);
+    }
+
+    #[test]
+    fn a_reader_below_the_minimum_rate_is_disconnected_at_the_end_of_its_window() {
+        let mut h = Harness::new(ReactorConfig { min_send_rate: 1000, ..cfg() });
+        h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        h.ready(Duration::ZERO);
+        let seq = h.rec.requests[0].seq;
+        let big = Bytes::from(vec![b'x'; 8 << 20]);
+        h.conn.handle.shared.queued.fetch_add(big.len(), Ordering::AcqRel);
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        h.conn.on_write(seq, Bytes::new(), big, true, false, &mut ctx);
+        h.conn.flush(&mut ctx);
+        h.conn.update_timer(&h.cfg, h.t0);
+        // The peer reads 4 KiB a second for a window (above 1000 B/s), then 100 B/s (progress,
+        // but below the minimum rate).
+        let mut b = vec![0u8; 4096];
+        for i in 1..=60u64 {
+            h.peer.read_exact(&mut b).unwrap();
+            let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0 + Duration::from_secs(i), date: b"D" };
+            h.conn.on_ready(false, true, false, false, &mut ctx, &mut h.scratch);
+        }
+        assert!(h.timeout_if_due(Duration::from_secs(60)));
+        assert_eq!(h.conn.is_closing(), None, "the first window was fast enough");
+        for i in 61..=120u64 {
+            h.peer.read_exact(&mut b[..100]).unwrap();
+            let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0 + Duration::from_secs(i), date: b"D" };
+            h.conn.on_ready(false, true, false, false, &mut ctx, &mut h.scratch);
+        }
+        assert!(h.timeout_if_due(Duration::from_secs(120)));
+        assert_eq!(h.conn.is_closing(), Some(CloseReason::Timeout), "100 B/s is below 1000 B/s");
     }
 
     #[test]

@@ -68,13 +68,25 @@ pub struct ReactorConfig {
     /// Time allowed to receive a whole request head, from its first byte. Default 30 s. Exceeded
     /// → `408` and close (slowloris protection: trickling bytes does not extend it).
     pub header_read_timeout: Duration,
-    /// Time a body may go without progress. Default 30 s. Exceeded → `408` and close.
+    /// The window over which a request body's rate is measured. Default 30 s. A window that
+    /// brings fewer than [`ReactorConfig::min_body_rate`] bytes per second (and at least one
+    /// byte) → `408` and close.
     pub body_read_timeout: Duration,
+    /// Least bytes per second a request body must arrive at, averaged over each
+    /// [`ReactorConfig::body_read_timeout`] window (as Apache's `mod_reqtimeout` `MinRate`), so
+    /// a client that sends a byte now and then cannot hold its connection and buffers forever.
+    /// `0`: only progress is required. Default [`MIN_BODY_RATE`].
+    pub min_body_rate: u64,
     /// Time an idle keep-alive connection is kept. Default 60 s. Exceeded → closed quietly.
     pub idle_timeout: Duration,
-    /// Time queued output may go without progress (a peer that does not read). Default 60 s.
-    /// Exceeded → closed.
+    /// The window over which the peer's reading of queued output is measured. Default 60 s. A
+    /// window in which fewer than [`ReactorConfig::min_send_rate`] bytes per second (and at
+    /// least one byte) left while output waited → closed.
     pub write_timeout: Duration,
+    /// Least bytes per second a peer must read queued output at, averaged over each
+    /// [`ReactorConfig::write_timeout`] window. `0`: only progress is required. Default
+    /// [`MIN_SEND_RATE`].
+    pub min_send_rate: u64,
     /// Bytes queued for one connection above which the reactor stops reading from it and
     /// [`ConnHandle::wait_writable`] blocks. Default 1 MiB.
     pub write_high_water: usize,
@@ -87,6 +99,30 @@ pub struct ReactorConfig {
     pub thread_name: String,
     /// Whether connections start with a PROXY protocol header. Default off.
     pub proxy_protocol: ProxyProtocol,
+}
+
+/// Default of [`ReactorConfig::min_body_rate`]: 256 bytes per second (7.5 KiB per 30 s window).
+pub const MIN_BODY_RATE: u64 = 256;
+/// Default of [`ReactorConfig::min_send_rate`]: 256 bytes per second (15 KiB per 60 s window).
+pub const MIN_SEND_RATE: u64 = 256;
+
+impl ReactorConfig {
+    /// Bytes a body-read window must bring.
+    pub(crate) fn body_window_min(&self) -> u64 {
+        (self.min_body_rate.saturating_mul(self.body_read_timeout.as_secs())).max(1)
+    }
+
+    /// Bytes that must leave during a write window.
+    pub(crate) fn send_window_min(&self) -> u64 {
+        (self.min_send_rate.saturating_mul(self.write_timeout.as_secs())).max(1)
+    }
+
+    /// The low-water mark of a connection's write queue: a queue that was above
+    /// [`ReactorConfig::write_high_water`] counts as drained once at most this much is left
+    /// (a quarter of the high-water mark), and [`Dispatch::on_drained`] is said.
+    pub fn write_low_water(&self) -> usize {
+        self.write_high_water / 4
+    }
 }
 
 /// PROXY protocol handling (versions 1 and 2 are both understood).
@@ -102,15 +138,6 @@ pub enum ProxyProtocol {
     Optional,
 }
 
-impl ReactorConfig {
-    /// The low-water mark of a connection's write queue: a queue that was above
-    /// [`ReactorConfig::write_high_water`] counts as drained once at most this much is left
-    /// (a quarter of the high-water mark), and [`Dispatch::on_drained`] is said.
-    pub fn write_low_water(&self) -> usize {
-        self.write_high_water / 4
-    }
-}
-
 impl Default for ReactorConfig {
     fn default() -> Self {
         Self {
@@ -120,6 +147,8 @@ impl Default for ReactorConfig {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            min_send_rate: MIN_SEND_RATE,
+            min_body_rate: MIN_BODY_RATE,
             write_high_water: 1 << 20,
             max_pipelined: 16,
             server_header: None,
