@@ -220,6 +220,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         write_timeout: opts.write_timeout,
         min_body_rate: opts.min_body_rate,
         min_send_rate: opts.min_send_rate,
+        buffer_budget: opts.buffer_budget,
         write_high_water: opts.write_buffer,
         max_pipelined: 16,
         server_header,

@@ -26,6 +26,7 @@ use crate::pool::WorkerPool;
 /// | [`header_read_timeout`](Options::header_read_timeout) | | 30 s | `408`, closed |
 /// | [`idle_timeout`](Options::idle_timeout) | | 60 s | closed |
 /// | [`body_read_timeout`](Options::body_read_timeout), [`min_body_rate`](Options::min_body_rate) | | 30 s window, 256 B/s | `408`, closed |
+/// | [`buffer_budget`](Options::buffer_budget) | | 1 GiB | `503` for a body that does not fit |
 /// | [`write_timeout`](Options::write_timeout), [`min_send_rate`](Options::min_send_rate) | | 60 s window, 256 B/s | closed |
 /// | [`max_connections`](Options::max_connections) | | 10 000 | the longest idle connection is closed to admit the new one (none idle: not accepted until one closes) |
 #[derive(Clone)]
@@ -49,6 +50,7 @@ pub struct Options {
     pub(crate) min_send_rate: u64,
     pub(crate) max_connections: usize,
     pub(crate) write_buffer: usize,
+    pub(crate) buffer_budget: usize,
     pub(crate) backlog: i32,
     pub(crate) worker_pool: Option<Arc<dyn WorkerPool>>,
     pub(crate) loggers: Loggers,
@@ -96,6 +98,7 @@ impl Default for Options {
             min_send_rate: httpkit_reactor::MIN_SEND_RATE,
             max_connections: 10_000,
             write_buffer: 1 << 20,
+            buffer_budget: httpkit_reactor::BUFFER_BUDGET,
             backlog: 1024,
             worker_pool: None,
             loggers: Loggers::default(),
@@ -230,6 +233,17 @@ impl Options {
     /// is one of those, new ones wait in the listen backlog until one closes.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Most bytes the server holds for all connections together: request bodies being
+    /// received (or held behind other pipelined requests), read buffers, queued responses.
+    /// Per-connection limits alone let many clients that upload large bodies and never read
+    /// pin gigabytes. Past the budget, a request whose body would not fit is answered `503`
+    /// (`Retry-After: 1`, connection closed after reading and dropping the rest), and
+    /// connections holding queued output are not read until it drains. Default 1 GiB.
+    pub fn buffer_budget(mut self, bytes: usize) -> Self {
+        self.buffer_budget = bytes;
         self
     }
 

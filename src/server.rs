@@ -77,6 +77,12 @@ impl Server {
         self.reactor.stats().open()
     }
 
+    /// Bytes the server holds for its connections now (request bodies being received, read
+    /// buffers, responses queued), counted against [`Options::buffer_budget`](crate::Options::buffer_budget).
+    pub fn buffered_bytes(&self) -> usize {
+        self.reactor.stats().buffered()
+    }
+
     /// Stops now: the listener and every connection are closed; requests in progress are broken
     /// (their responses are dropped). Returns when the server is stopped. Calling it again, or
     /// after [`Server::stop_graceful`], does nothing.

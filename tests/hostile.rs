@@ -14,8 +14,9 @@ use util::*;
 
 /// The echo example's routes: `/stream` (three chunks, 20 ms apart), `/ws` (channel echo),
 /// `/ring` (listener echo); both echoes ignore `send`'s result, as natural echo code does.
-fn app(req: Request) -> Response {
+fn app(mut req: Request) -> Response {
     match req.path() {
+        "/len" => Response::ok(req.take_body().map_or(0, |b| b.len()).to_string()),
         "/ring" => websocket_response(WsListener::new().on_message(|s, m| {
             let _ = s.send(m);
         })),
@@ -301,4 +302,30 @@ fn a_body_trickling_below_the_minimum_rate_gets_a_408() {
     let r = c.read_response().unwrap();
     assert_eq!(r.status, 408);
     trickle.join().unwrap();
+}
+
+#[test]
+fn past_the_buffer_budget_a_body_that_does_not_fit_gets_503_and_the_budget_frees_again() {
+    let s = start(app, opts().buffer_budget(4 << 20).max_body(16 << 20));
+    let head = |n: usize| format!("POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\n\r\n");
+    // A sends most of a 3 MiB body and stalls: the server holds it.
+    let mut a = Client::connect(addr(&s));
+    a.send(head(3 << 20).as_bytes());
+    a.send(&vec![b'a'; (5 << 20) / 2]);
+    wait_until("A's body is held", || s.buffered_bytes() >= 2 << 20);
+    // B's 3 MiB would not fit: 503 at its head, before it sends a byte of its body.
+    let mut b = Client::connect(addr(&s));
+    b.send(head(3 << 20).as_bytes());
+    let r = b.read_response().unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(b.is_closed_within(IO_TIMEOUT), "the refused body is never parsed as a request");
+    // A is not hurt, and once it is answered the budget is free again.
+    a.send(&vec![b'a'; (3 << 20) - (5 << 20) / 2]);
+    assert_eq!(a.read_response().unwrap().text(), (3 << 20).to_string());
+    wait_until("the budget frees", || s.buffered_bytes() < 1 << 20);
+    let mut c = Client::connect(addr(&s));
+    c.send(head(3 << 20).as_bytes());
+    c.send(&vec![b'c'; 3 << 20]);
+    assert_eq!(c.read_response().unwrap().text(), (3 << 20).to_string());
 }

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, Re
 const READ_BUDGET: usize = 16;
 /// How long a connection we are closing may keep sending before we give up on it.
 const LINGER: Duration = Duration::from_secs(2);
+/// Queued output above which a connection stops being read while the server is over its
+/// buffer budget (the connections holding the most stop first).
+const BUDGET_SHARE: usize = 64 * 1024;
 /// How long we wait for the peer's close frame after sending ours.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(5);
 
@@ -40,6 +43,15 @@ pub(crate) struct Ctx<'a, D> {
     pub(crate) dispatch: &'a mut D,
     pub(crate) now: Instant,
     pub(crate) date: &'a [u8],
+    /// The server-wide count of buffered bytes, against [`ReactorConfig::buffer_budget`].
+    pub(crate) buffered: &'a AtomicUsize,
+}
+
+impl<D> Ctx<'_, D> {
+    /// Whether `more` bytes would take the server's buffered bytes past its budget.
+    fn over_budget(&self, more: usize) -> bool {
+        self.buffered.load(Ordering::Relaxed).saturating_add(more) > self.cfg.buffer_budget
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +136,8 @@ pub(crate) struct Conn {
     stopping: bool,
     timer: Timer,
     deadline: Option<Instant>,
+    /// What this connection last added to the server-wide count of buffered bytes.
+    charged: usize,
     /// Bytes that moved in the current window of a rate timer (body read or write).
     window_bytes: u64,
     /// Links in the loop's list of evictable connections (slot indices), while in it.
@@ -167,8 +181,53 @@ impl Conn {
             timer: Timer::HeaderRead,
             deadline: now.checked_add(cfg.header_read_timeout),
             window_bytes: 0,
+            charged: 0,
             lru: None,
         }
+    }
+
+    /// Bytes this connection holds: read buffer, the body being received, a held request,
+    /// responses queued or waiting for their turn.
+    fn buffered_bytes(&self) -> usize {
+        self.wq.len()
+            + self.rbuf.len()
+            + self.cur.as_ref().map_or(0, |p| p.body.len())
+            + self.held.as_ref().map_or(0, |r| r.body.len())
+            + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>()
+    }
+
+    /// Brings the server-wide count of buffered bytes up to date with this connection (after
+    /// each visit of the loop; with `gone`, the connection is being removed).
+    pub(crate) fn sync_budget(&mut self, total: &AtomicUsize, gone: bool) {
+        let now = if gone { 0 } else { self.buffered_bytes() };
+        if now > self.charged {
+            total.fetch_add(now - self.charged, Ordering::Relaxed);
+        } else if now < self.charged {
+            total.fetch_sub(self.charged - now, Ordering::Relaxed);
+        }
+        self.charged = now;
+    }
+
+    /// Whether reading should wait for the write queue to drain: above the high-water mark,
+    /// or holding a share of the server's budget while it is exhausted.
+    fn output_backs_up<D>(&self, ctx: &Ctx<'_, D>) -> bool {
+        self.wq.len() >= ctx.cfg.write_high_water || (self.wq.len() >= BUDGET_SHARE && ctx.over_budget(0))
+    }
+
+    /// Refuses the request whose head just arrived (or whose body is arriving): the server's
+    /// buffer budget cannot hold its body. `503`, then a lingering close (the rest of the body
+    /// is read and dropped, never parsed as a request).
+    fn refuse_over_budget<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+        let msg = "server busy: too many bytes buffered";
+        ctx.dispatch.on_bad_request(&self.handle, 503, msg);
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let bytes = simple_response(StatusCode::SERVICE_UNAVAILABLE, &headers, msg.as_bytes(), ctx);
+        self.cur = None;
+        self.push_local(bytes, true);
+        self.stop_reading = true;
+        self.rbuf = Vec::new();
     }
 
     /// Whether the connection may be closed to admit a new one at the connection limit: it has
@@ -207,7 +266,7 @@ impl Conn {
     }
 
     /// Whether the loop should call [`Conn::on_ready`] again without a new event.
-    pub(crate) fn wants_revisit(&self, cfg: &ReactorConfig) -> bool {
+    pub(crate) fn wants_revisit(&self, cfg: &ReactorConfig, buffered: &AtomicUsize) -> bool {
         if self.closing.is_some() || !self.readable {
             return false;
         }
@@ -216,7 +275,9 @@ impl Conn {
         }
         // A paused connection is driven again by the command or writable event that unpauses
         // it; revisiting it now would spin.
-        self.can_read_more() && self.can_decode(cfg) && self.wq.len() < cfg.write_high_water
+        let over_budget = buffered.load(Ordering::Relaxed) > cfg.buffer_budget;
+        let backs_up = self.wq.len() >= cfg.write_high_water || (self.wq.len() >= BUDGET_SHARE && over_budget);
+        self.can_read_more() && self.can_decode(cfg) && !backs_up
     }
 
     fn close(&mut self, reason: CloseReason) {
@@ -278,7 +339,7 @@ impl Conn {
         self.decode_buffered(ctx);
         let mut budget = READ_BUDGET;
         while self.closing.is_none() && self.readable && budget > 0 {
-            let paused = !self.can_decode(ctx.cfg) || self.wq.len() >= ctx.cfg.write_high_water;
+            let paused = !self.can_decode(ctx.cfg) || self.output_backs_up(ctx);
             if paused || !self.can_read_more() {
                 break;
             }
@@ -420,6 +481,11 @@ impl Conn {
                         }
                         Some(RequestEvent::Head(head)) => self.on_head(head, ctx),
                         Some(RequestEvent::Body(b)) => {
+                            if ctx.over_budget(b.len()) {
+                                // Other bodies filled the budget meanwhile: refuse rather than grow.
+                                self.refuse_over_budget(ctx);
+                                break;
+                            }
                             if let Some(p) = &mut self.cur {
                                 p.body.extend_from_slice(b);
                             }
@@ -470,6 +536,13 @@ impl Conn {
             BodyKind::Length(n) => Vec::with_capacity(n.min(1 << 20) as usize),
             _ => Vec::new(),
         };
+        let declared = match head.body {
+            BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => 0,
+        };
+        if head.body != BodyKind::Empty && ctx.over_budget(declared) {
+            return self.refuse_over_budget(ctx);
+        }
         if head.body != BodyKind::Empty {
             self.timer = Timer::BodyRead;
             self.deadline = ctx.now.checked_add(ctx.cfg.body_read_timeout);
@@ -600,7 +673,7 @@ impl Conn {
 
     /// Bytes the reactor writes on its own, outside any response slot (100 Continue).
     fn queue_local(&mut self, b: Bytes) {
-        self.handle.shared.queued.fetch_add(b.len(), Ordering::AcqRel);
+        self.handle.charge_out(b.len());
         self.wq.push(b);
     }
 
@@ -608,7 +681,7 @@ impl Conn {
     fn push_local(&mut self, b: Bytes, close: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.handle.shared.queued.fetch_add(b.len(), Ordering::AcqRel);
+        self.handle.charge_out(b.len());
         self.slots.push_back(Slot { seq, parts: vec![b], done: true, close, upgrade: None, safe: true });
         self.advance_slots();
     }
@@ -625,7 +698,7 @@ impl Conn {
     ) {
         self.settle_direct(true);
         let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.done) else {
-            self.handle.shared.queued.fetch_sub(head.len() + body.len(), Ordering::AcqRel);
+            self.handle.release_out(head.len() + body.len());
             return;
         };
         let front = pos == 0;
@@ -694,7 +767,7 @@ impl Conn {
             }
             if close {
                 let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
-                self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
+                self.handle.release_out(dropped);
                 self.slots.clear();
                 self.stop_reading = true;
                 self.close_after_flush.get_or_insert(CloseReason::Local);
@@ -717,7 +790,7 @@ impl Conn {
     ) {
         self.settle_direct(true);
         let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
-            self.handle.shared.queued.fetch_sub(head.len(), Ordering::AcqRel);
+            self.handle.release_out(head.len());
             return;
         };
         slot.parts.push(head);
@@ -751,11 +824,11 @@ impl Conn {
             }
         }
         let Some(ws) = &mut self.ws else {
-            self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            self.handle.release_out(n);
             return;
         };
         if ws.close_sent {
-            self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            self.handle.release_out(n);
             return;
         }
         self.wq.push(head);
@@ -790,14 +863,14 @@ impl Conn {
         let frame = Bytes::from(out);
         if let Some(old) = ws.pong_at.and_then(|at| self.wq.replace_unsent(at, frame.clone())) {
             if new_len >= old {
-                self.handle.shared.queued.fetch_add(new_len - old, Ordering::AcqRel);
+                self.handle.charge_out(new_len - old);
             } else {
-                self.handle.shared.queued.fetch_sub(old - new_len, Ordering::AcqRel);
+                self.handle.release_out(old - new_len);
             }
             return;
         }
         ws.pong_at = Some(self.wq.end_position());
-        self.handle.shared.queued.fetch_add(new_len, Ordering::AcqRel);
+        self.handle.charge_out(new_len);
         self.wq.push(frame);
     }
 
@@ -813,7 +886,7 @@ impl Conn {
                 encode_close(code, reason, &mut out);
             }
             ws.close_sent = true;
-            self.handle.shared.queued.fetch_add(out.len(), Ordering::AcqRel);
+            self.handle.charge_out(out.len());
             self.wq.push(Bytes::from(out));
         }
         if ws.info.is_none() {
@@ -909,7 +982,7 @@ impl Conn {
             self.stop_reading = true;
             self.close_after_flush.get_or_insert(CloseReason::Local);
             let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
-            self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
+            self.handle.release_out(dropped);
             self.slots.clear();
         }
     }
@@ -925,7 +998,7 @@ impl Conn {
             match self.wq.write_to(&mut &*self.stream) {
                 Ok(n) => {
                     if n > 0 {
-                        let left = self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
+                        let left = self.handle.release_out(n);
                         if left <= ctx.cfg.write_high_water {
                             self.handle.shared.notify();
                         }
@@ -1104,7 +1177,7 @@ impl Conn {
             self.ws_close(1001, "server stopping", true);
             if self.writable {
                 if let Ok(n) = self.wq.write_to(&mut &*self.stream) {
-                    self.handle.shared.queued.fetch_sub(n, Ordering::AcqRel);
+                    self.handle.release_out(n);
                 }
             }
         }
@@ -1115,7 +1188,7 @@ impl Conn {
         self.release_direct();
         let dropped = self.wq.clear() + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>();
         self.slots.clear();
-        self.handle.shared.queued.fetch_sub(dropped, Ordering::AcqRel);
+        self.handle.release_out(dropped);
     }
 }
 
@@ -1142,7 +1215,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::io::Write;
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::atomic::AtomicBool;
     use std::sync::{Arc, Condvar, Mutex};
 
     use super::*;
@@ -1204,15 +1277,27 @@ mod tests {
         }
 
         fn ready(&mut self, at: Duration) {
-            let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now: self.t0 + at, date: b"D" };
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                dispatch: &mut self.rec,
+                now: self.t0 + at,
+                date: b"D",
+                buffered: &AtomicUsize::new(0),
+            };
             self.conn.on_ready(true, true, false, false, &mut ctx, &mut self.scratch);
             self.conn.update_timer(&self.cfg, self.t0 + at);
         }
 
         /// What `ConnHandle::write` + a loop iteration do: count the bytes, queue, flush.
         fn respond(&mut self, seq: u64, data: &'static [u8], end: bool) {
-            self.conn.handle.shared.queued.fetch_add(data.len(), Ordering::AcqRel);
-            let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now: self.t0, date: b"D" };
+            self.conn.handle.charge_out(data.len());
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                dispatch: &mut self.rec,
+                now: self.t0,
+                date: b"D",
+                buffered: &AtomicUsize::new(0),
+            };
             self.conn.on_write(seq, Bytes::from_static(data), Bytes::new(), end, false, &mut ctx);
             self.conn.drive(&mut ctx, &mut self.scratch);
         }
@@ -1220,7 +1305,8 @@ mod tests {
         fn timeout_if_due(&mut self, at: Duration) -> bool {
             let now = self.t0 + at;
             if self.conn.deadline().is_some_and(|d| d <= now) {
-                let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now, date: b"D" };
+                let mut ctx =
+                    Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now, date: b"D", buffered: &AtomicUsize::new(0) };
                 self.conn.on_timeout(&mut ctx);
                 return true;
             }
@@ -1292,8 +1378,8 @@ mod tests {
         h.ready(Duration::ZERO);
         let seq = h.rec.requests[0].seq;
         let big = Bytes::from(vec![b'x'; 8 << 20]);
-        h.conn.handle.shared.queued.fetch_add(big.len(), Ordering::AcqRel);
-        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        h.conn.handle.charge_out(big.len());
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
         h.conn.on_write(seq, Bytes::new(), big, true, false, &mut ctx);
         h.conn.flush(&mut ctx);
         h.conn.update_timer(&h.cfg, h.t0);
@@ -1302,14 +1388,26 @@ mod tests {
         let mut b = vec![0u8; 4096];
         for i in 1..=60u64 {
             h.peer.read_exact(&mut b).unwrap();
-            let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0 + Duration::from_secs(i), date: b"D" };
+            let mut ctx = Ctx {
+                cfg: &h.cfg,
+                dispatch: &mut h.rec,
+                now: h.t0 + Duration::from_secs(i),
+                date: b"D",
+                buffered: &AtomicUsize::new(0),
+            };
             h.conn.on_ready(false, true, false, false, &mut ctx, &mut h.scratch);
         }
         assert!(h.timeout_if_due(Duration::from_secs(60)));
         assert_eq!(h.conn.is_closing(), None, "the first window was fast enough");
         for i in 61..=120u64 {
             h.peer.read_exact(&mut b[..100]).unwrap();
-            let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0 + Duration::from_secs(i), date: b"D" };
+            let mut ctx = Ctx {
+                cfg: &h.cfg,
+                dispatch: &mut h.rec,
+                now: h.t0 + Duration::from_secs(i),
+                date: b"D",
+                buffered: &AtomicUsize::new(0),
+            };
             h.conn.on_ready(false, true, false, false, &mut ctx, &mut h.scratch);
         }
         assert!(h.timeout_if_due(Duration::from_secs(120)));
@@ -1349,7 +1447,7 @@ content-length: 0
         h.peer.write_all(&burst).unwrap();
         h.ready(Duration::ZERO);
         assert_eq!(h.rec.requests.len(), 3, "three in flight at most");
-        assert!(!h.conn.wants_revisit(&h.cfg), "a paused connection is not spun on");
+        assert!(!h.conn.wants_revisit(&h.cfg, &AtomicUsize::new(0)), "a paused connection is not spun on");
         // Answering the first frees a slot: the next buffered request is decoded.
         let seq = h.rec.requests[0].seq;
         h.respond(seq, b"HTTP/1.1 204 No Content\r\n\r\n", true);
@@ -1406,7 +1504,7 @@ content-length: 0
             .write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\nPOST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             .unwrap();
         h.peer.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
         h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
         assert_eq!(h.rec.requests.len(), 1, "the POST waits behind the GET");
         assert_eq!(h.rec.eofs, 1, "the application hears the peer left");
@@ -1421,7 +1519,7 @@ content-length: 0
         let mut h = Harness::new(ReactorConfig { max_pipelined: 1, ..cfg() });
         h.peer.write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         h.peer.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
         h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
         assert_eq!((h.rec.requests.len(), h.rec.eofs), (1, 1));
     }
@@ -1444,8 +1542,8 @@ content-length: 0
         h.peer.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         h.ready(Duration::ZERO);
         let (a, b) = (h.rec.requests[0].seq, h.rec.requests[1].seq);
-        h.conn.handle.shared.queued.fetch_add(12, Ordering::AcqRel);
-        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        h.conn.handle.charge_out(12);
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
         // The second finishes first; it must wait behind the first.
         h.conn.on_write(b, Bytes::from_static(b"second"), Bytes::new(), true, false, &mut ctx);
         h.conn.flush(&mut ctx);
@@ -1461,15 +1559,15 @@ content-length: 0
         h.ready(Duration::ZERO);
         let seq = h.rec.requests[0].seq;
         let big = Bytes::from(vec![b'x'; 4 << 20]);
-        h.conn.handle.shared.queued.fetch_add(big.len(), Ordering::AcqRel);
-        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D" };
+        h.conn.handle.charge_out(big.len());
+        let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
         h.conn.on_write(seq, Bytes::new(), big, false, false, &mut ctx);
         h.conn.flush(&mut ctx);
         // The socket buffer is full; the next request is not read while output waits.
         h.peer.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         h.ready(Duration::from_millis(1));
         assert_eq!(h.rec.requests.len(), 1, "reading paused above the high-water mark");
-        assert!(!h.conn.wants_revisit(&h.cfg));
+        assert!(!h.conn.wants_revisit(&h.cfg, &AtomicUsize::new(0)));
         // A stalled write hits the write timeout.
         let wt = h.cfg.write_timeout;
         assert!(h.timeout_if_due(wt + Duration::from_millis(1)));
@@ -1556,13 +1654,25 @@ mod state_machine {
 
     impl Run {
         fn ready(&mut self) {
-            let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+            let mut ctx = Ctx {
+                cfg: &self.h.cfg,
+                dispatch: &mut self.h.rec,
+                now: self.h.t0,
+                date: b"D",
+                buffered: &AtomicUsize::new(0),
+            };
             self.h.conn.on_ready(true, true, self.fin, false, &mut ctx, &mut self.h.scratch);
             self.after();
         }
 
         fn drive(&mut self) {
-            let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+            let mut ctx = Ctx {
+                cfg: &self.h.cfg,
+                dispatch: &mut self.h.rec,
+                now: self.h.t0,
+                date: b"D",
+                buffered: &AtomicUsize::new(0),
+            };
             self.h.conn.drive(&mut ctx, &mut self.h.scratch);
             self.after();
         }
@@ -1573,10 +1683,16 @@ mod state_machine {
                 if self.closed.is_none() {
                     self.closed = self.h.conn.is_closing();
                 }
-                if self.closed.is_some() || !self.h.conn.wants_revisit(&self.h.cfg) {
+                if self.closed.is_some() || !self.h.conn.wants_revisit(&self.h.cfg, &AtomicUsize::new(0)) {
                     break;
                 }
-                let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+                let mut ctx = Ctx {
+                    cfg: &self.h.cfg,
+                    dispatch: &mut self.h.rec,
+                    now: self.h.t0,
+                    date: b"D",
+                    buffered: &AtomicUsize::new(0),
+                };
                 self.h.conn.drive(&mut ctx, &mut self.h.scratch);
             }
             self.h.conn.update_timer(&self.h.cfg, self.h.t0);
@@ -1637,10 +1753,16 @@ mod state_machine {
             let r = self.reqs[idx].clone();
             let part = self.given.get(&seq).copied().unwrap_or(0);
             let close = matches!(r, Req::GetClose);
-            let mut ctx = Ctx { cfg: &self.h.cfg, dispatch: &mut self.h.rec, now: self.h.t0, date: b"D" };
+            let mut ctx = Ctx {
+                cfg: &self.h.cfg,
+                dispatch: &mut self.h.rec,
+                now: self.h.t0,
+                date: b"D",
+                buffered: &AtomicUsize::new(0),
+            };
             if matches!(r, Req::Upgrade) {
                 let head = Bytes::from(format!("<101:{seq}>"));
-                self.h.conn.handle.shared.queued.fetch_add(head.len(), Ordering::AcqRel);
+                self.h.conn.handle.charge_out(head.len());
                 self.h.conn.on_upgrade(seq, head, 1 << 20, true, &mut ctx);
                 self.given.insert(seq, 2);
             } else if direct && part == 0 {
@@ -1651,14 +1773,14 @@ mod state_machine {
                     }
                     sent => {
                         let rest = Bytes::copy_from_slice(&whole.as_bytes()[sent.unwrap_or(0)..]);
-                        self.h.conn.handle.shared.queued.fetch_add(rest.len(), Ordering::AcqRel);
+                        self.h.conn.handle.charge_out(rest.len());
                         self.h.conn.on_write(seq, Bytes::new(), rest, true, close, &mut ctx);
                     }
                 }
                 self.given.insert(seq, 2);
             } else {
                 let b = Bytes::from(format!("<{seq}:{part}>"));
-                self.h.conn.handle.shared.queued.fetch_add(b.len(), Ordering::AcqRel);
+                self.h.conn.handle.charge_out(b.len());
                 let end = part == 1;
                 self.h.conn.on_write(seq, b, Bytes::new(), end, close && end, &mut ctx);
                 self.given.insert(seq, part + 1);

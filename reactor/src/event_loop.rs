@@ -234,14 +234,16 @@ impl<D: Dispatch> EventLoop<D> {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+        let mut ctx =
+            Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date, buffered: &self.stats.buffered };
         f(conn, &mut ctx, &mut self.scratch);
+        conn.sync_budget(&self.stats.buffered, false);
         if let Some(reason) = conn.is_closing() {
             self.reap(id, reason);
             return;
         }
         conn.update_timer(&self.cfg, now);
-        let revisit = conn.wants_revisit(&self.cfg);
+        let revisit = conn.wants_revisit(&self.cfg, &self.stats.buffered);
         let evictable = conn.is_evictable();
         let listed = conn.lru.is_some();
         if revisit && !self.ready.contains(&id) {
@@ -315,7 +317,13 @@ impl<D: Dispatch> EventLoop<D> {
                     let Some(conn) = self.conns.get_mut(id) else {
                         continue;
                     };
-                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+                    let mut ctx = Ctx {
+                        cfg: &self.cfg,
+                        dispatch: &mut self.dispatch,
+                        now,
+                        date: &self.date,
+                        buffered: &self.stats.buffered,
+                    };
                     conn.on_write(seq, head, body, end, close, &mut ctx);
                     if touched.last() != Some(&id) {
                         touched.push(id);
@@ -325,7 +333,13 @@ impl<D: Dispatch> EventLoop<D> {
                     let Some(conn) = self.conns.get_mut(id) else {
                         continue;
                     };
-                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+                    let mut ctx = Ctx {
+                        cfg: &self.cfg,
+                        dispatch: &mut self.dispatch,
+                        now,
+                        date: &self.date,
+                        buffered: &self.stats.buffered,
+                    };
                     conn.on_upgrade(seq, head, max_message, auto_pong, &mut ctx);
                     touched.push(id);
                 }
@@ -333,7 +347,13 @@ impl<D: Dispatch> EventLoop<D> {
                     let Some(conn) = self.conns.get_mut(id) else {
                         continue;
                     };
-                    let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date };
+                    let mut ctx = Ctx {
+                        cfg: &self.cfg,
+                        dispatch: &mut self.dispatch,
+                        now,
+                        date: &self.date,
+                        buffered: &self.stats.buffered,
+                    };
                     conn.on_frame(head, payload, close, ack, &mut ctx);
                     if touched.last() != Some(&id) {
                         touched.push(id);
@@ -422,6 +442,7 @@ impl<D: Dispatch> EventLoop<D> {
         };
         let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&conn.stream.raw_fd()));
         conn.discard_output();
+        conn.sync_budget(&self.stats.buffered, true);
         {
             // Under the user-data lock, so nothing is attached after `on_close` looked.
             let _g = conn.handle.shared.user.lock().unwrap_or_else(|e| e.into_inner());

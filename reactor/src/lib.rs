@@ -87,6 +87,13 @@ pub struct ReactorConfig {
     /// [`ReactorConfig::write_timeout`] window. `0`: only progress is required. Default
     /// [`MIN_SEND_RATE`].
     pub min_send_rate: u64,
+    /// Most bytes the reactor holds for all connections together: read buffers, request bodies
+    /// being received or held behind others, responses queued. Per-connection bounds alone let
+    /// many clients that send large bodies and never read pin gigabytes. Past the budget, a new
+    /// request body that would not fit is answered `503` (and its connection closed after a
+    /// lingering read), and connections holding queued output stop being read until it drains.
+    /// Default [`BUFFER_BUDGET`].
+    pub buffer_budget: usize,
     /// Bytes queued for one connection above which the reactor stops reading from it and
     /// [`ConnHandle::wait_writable`] blocks. Default 1 MiB.
     pub write_high_water: usize,
@@ -101,6 +108,8 @@ pub struct ReactorConfig {
     pub proxy_protocol: ProxyProtocol,
 }
 
+/// Default of [`ReactorConfig::buffer_budget`]: 1 GiB.
+pub const BUFFER_BUDGET: usize = 1 << 30;
 /// Default of [`ReactorConfig::min_body_rate`]: 256 bytes per second (7.5 KiB per 30 s window).
 pub const MIN_BODY_RATE: u64 = 256;
 /// Default of [`ReactorConfig::min_send_rate`]: 256 bytes per second (15 KiB per 60 s window).
@@ -149,6 +158,7 @@ impl Default for ReactorConfig {
             write_timeout: Duration::from_secs(60),
             min_send_rate: MIN_SEND_RATE,
             min_body_rate: MIN_BODY_RATE,
+            buffer_budget: BUFFER_BUDGET,
             write_high_water: 1 << 20,
             max_pipelined: 16,
             server_header: None,
@@ -392,6 +402,16 @@ impl ConnHandle {
         self.shared.queued.load(Ordering::Acquire)
     }
 
+    /// Counts `n` more bytes queued for this connection (the one place the count grows).
+    pub(crate) fn charge_out(&self, n: usize) {
+        self.shared.queued.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Counts `n` queued bytes as written or dropped; returns how many are left.
+    pub(crate) fn release_out(&self, n: usize) -> usize {
+        self.shared.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n)
+    }
+
     /// Queues `head` then `body` as part of the response to request `seq`. `end` marks the last
     /// part; `close` (with `end`) closes the connection once it is written. Returns `false` if
     /// the connection is already closed (nothing is queued).
@@ -399,7 +419,7 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared.queued.fetch_add(head.len() + body.len(), Ordering::AcqRel);
+        self.charge_out(head.len() + body.len());
         self.remote.send(Command::Write { id: self.id, seq, head, body, end, close });
         true
     }
@@ -501,7 +521,7 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared.queued.fetch_add(head.len(), Ordering::AcqRel);
+        self.charge_out(head.len());
         self.remote.send(Command::Upgrade { id: self.id, seq, head, max_message, auto_pong });
         true
     }
@@ -514,7 +534,7 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.charge_out(head.len() + payload.len());
         self.remote.send(Command::Frame { id: self.id, head, payload, close, ack: None });
         true
     }
@@ -525,7 +545,7 @@ impl ConnHandle {
         if self.is_closed() {
             return false;
         }
-        self.shared.queued.fetch_add(head.len() + payload.len(), Ordering::AcqRel);
+        self.charge_out(head.len() + payload.len());
         self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: Some(token) });
         true
     }
@@ -596,6 +616,7 @@ impl std::hash::Hash for ConnHandle {
 pub struct Stats {
     accepted: AtomicU64,
     open: AtomicUsize,
+    buffered: AtomicUsize,
 }
 
 impl Stats {
@@ -607,6 +628,13 @@ impl Stats {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the reactor holds for all its connections now (read buffers, request bodies
+    /// being received or held, responses queued), counted against
+    /// [`ReactorConfig::buffer_budget`].
+    pub fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
     }
 }
 
