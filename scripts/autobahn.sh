@@ -7,7 +7,13 @@ cd "$(dirname "$0")/.."
 port=${1:-9001}
 out=target/autobahn
 venv=${AUTOBAHN_VENV:-target/autobahn-venv}
-py2=${PYTHON2:-$(command -v python2.7 || echo "$HOME/.pyenv/versions/2.7.18/bin/python")}
+py2=${PYTHON2:-}
+if [ -z "$py2" ]; then
+  # A pyenv shim may exist without 2.7 being selected: take the first candidate that runs.
+  for c in "$(command -v python2.7 || true)" "$HOME/.pyenv/versions/2.7.18/bin/python"; do
+    if [ -n "$c" ] && "$c" -c 'import sys; assert sys.version_info[0] == 2' 2>/dev/null; then py2=$c; break; fi
+  done
+fi
 
 if [ ! -x "$venv/bin/wstest" ]; then
   "$py2" -m pip install --quiet virtualenv

@@ -189,11 +189,17 @@ fn a_flood_of_small_messages_from_a_client_that_does_not_read_loses_no_echo() {
 
 #[test]
 fn a_ping_flood_behind_a_large_echo_gets_the_latest_ping_answered_without_growing_the_queue() {
-    let s = start(app, opts().max_ws(16 << 20));
+    // A write buffer large enough that the server keeps reading pings while the echo waits for
+    // a client that does not read: the pongs wait for the socket too.
+    let s = start(app, opts().max_ws(16 << 20).write_buffer(64 << 20));
     for path in ["/ws", "/ring"] {
         let mut c = slow_reader_ws(addr(&s), path);
         let n = 20_000;
-        let mut out = client_frame(0x2, true, &vec![1u8; 4 << 20]);
+        // First the echo that the client does not read fills the socket...
+        write_in_background(&c, client_frame(0x2, true, &vec![1u8; 4 << 20])).join().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        // ...then the pings: their pongs wait behind it.
+        let mut out = Vec::new();
         for i in 0..n {
             out.extend(client_frame(0x9, true, format!("{i:08}").as_bytes()));
         }

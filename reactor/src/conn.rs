@@ -65,6 +65,24 @@ enum Timer {
     CloseHandshake,
 }
 
+/// How a connection that closes once its output is written ends, as the dispatcher hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The server chose to close (a response that closes, an error, a stop).
+    Local,
+    /// The peer left; what was due to it is written first.
+    PeerClosed,
+}
+
+impl Ending {
+    fn reason(self) -> CloseReason {
+        match self {
+            Ending::Local => CloseReason::Local,
+            Ending::PeerClosed => CloseReason::PeerClosed,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
     head: RequestHead,
@@ -127,7 +145,7 @@ pub(crate) struct Conn {
     stop_reading: bool,
     /// Close once the write queue is empty (with a lingering close unless the input was read to
     /// its end), reporting this reason.
-    close_after_flush: Option<CloseReason>,
+    close_after_flush: Option<Ending>,
     /// Close once every in-flight request is answered (graceful stop).
     draining: bool,
     lingering: bool,
@@ -385,8 +403,7 @@ impl Conn {
             // Nothing more will be decoded: answer what was asked, then close.
             self.cur = None;
             self.rbuf = Vec::new();
-            let reason =
-                if self.slots.is_empty() && self.wq.is_empty() { CloseReason::PeerClosed } else { CloseReason::Local };
+            let reason = if self.slots.is_empty() && self.wq.is_empty() { Ending::PeerClosed } else { Ending::Local };
             self.close_after_flush_when_done(reason);
         }
         // Once per connection (the EOF read later is not told again).
@@ -405,7 +422,7 @@ impl Conn {
                 self.close(CloseReason::PeerClosed);
             } else {
                 self.stop_reading = true;
-                self.close_after_flush.get_or_insert(CloseReason::PeerClosed);
+                self.close_after_flush.get_or_insert(Ending::PeerClosed);
             }
             return;
         }
@@ -415,7 +432,7 @@ impl Conn {
             // Answer what was asked, then close; tell the dispatcher (long-polls end here).
             self.cur = None;
             self.rbuf = Vec::new();
-            self.close_after_flush_when_done(CloseReason::Local);
+            self.close_after_flush_when_done(Ending::Local);
             // Once per connection (it may have been said already, see `drive`).
             if !self.handle.shared.peer_eof.swap(true, Ordering::SeqCst) {
                 ctx.dispatch.on_peer_eof(&self.handle);
@@ -423,7 +440,7 @@ impl Conn {
         }
     }
 
-    fn close_after_flush_when_done(&mut self, reason: CloseReason) {
+    fn close_after_flush_when_done(&mut self, reason: Ending) {
         self.stop_reading = true;
         if self.slots.is_empty() {
             self.close_after_flush.get_or_insert(reason);
@@ -742,7 +759,7 @@ impl Conn {
                     // The client left before the 101: there is no WebSocket to serve. What is
                     // queued (the answers before, the 101) still goes out, then it closes.
                     self.stop_reading = true;
-                    self.close_after_flush.get_or_insert(CloseReason::PeerClosed);
+                    self.close_after_flush.get_or_insert(Ending::PeerClosed);
                     break;
                 }
                 // The 101 is queued: from here on the connection speaks WebSocket.
@@ -770,12 +787,12 @@ impl Conn {
                 self.handle.release_out(dropped);
                 self.slots.clear();
                 self.stop_reading = true;
-                self.close_after_flush.get_or_insert(CloseReason::Local);
+                self.close_after_flush.get_or_insert(Ending::Local);
                 break;
             }
         }
         if self.slots.is_empty() && self.draining {
-            self.close_after_flush.get_or_insert(CloseReason::Local);
+            self.close_after_flush.get_or_insert(Ending::Local);
         }
     }
 
@@ -850,18 +867,23 @@ impl Conn {
     }
 
     /// Queues a pong (never refused for lack of room: control frames are tiny). At most one
-    /// waits: while the last one has not started to leave, this one replaces it (RFC 6455
-    /// §5.5.3 allows answering only the latest ping).
-    pub(crate) fn queue_pong(&mut self, payload: &[u8]) {
-        let Some(ws) = &mut self.ws else { return };
-        if ws.close_sent {
+    /// waits for the socket: while the socket takes what is queued, every ping gets its pong;
+    /// when it does not (the peer is not reading), a newer pong replaces the one not yet
+    /// written (RFC 6455 §5.5.3 allows answering only the latest ping), so a ping flood cannot
+    /// grow the queue.
+    pub(crate) fn queue_pong<D: Dispatch>(&mut self, payload: &[u8], ctx: &mut Ctx<'_, D>) {
+        let Some(pong_at) = self.ws.as_ref().filter(|ws| !ws.close_sent).map(|ws| ws.pong_at) else {
             return;
+        };
+        if pong_at.is_some() && self.writable {
+            // The last pong goes out now if the socket takes it.
+            self.flush(ctx);
         }
         let mut out = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Pong, true, payload, &mut out);
         let new_len = out.len();
         let frame = Bytes::from(out);
-        if let Some(old) = ws.pong_at.and_then(|at| self.wq.replace_unsent(at, frame.clone())) {
+        if let Some(old) = pong_at.and_then(|at| self.wq.replace_unsent(at, frame.clone())) {
             if new_len >= old {
                 self.handle.charge_out(new_len - old);
             } else {
@@ -869,7 +891,10 @@ impl Conn {
             }
             return;
         }
-        ws.pong_at = Some(self.wq.end_position());
+        let at = self.wq.end_position();
+        if let Some(ws) = &mut self.ws {
+            ws.pong_at = Some(at);
+        }
         self.handle.charge_out(new_len);
         self.wq.push(frame);
     }
@@ -894,7 +919,7 @@ impl Conn {
         }
         if done {
             self.stop_reading = true;
-            self.close_after_flush.get_or_insert(CloseReason::Local);
+            self.close_after_flush.get_or_insert(Ending::Local);
         }
     }
 
@@ -950,7 +975,7 @@ impl Conn {
                             if we_closed {
                                 // The reply to our close: the handshake is complete.
                                 self.stop_reading = true;
-                                self.close_after_flush.get_or_insert(CloseReason::Local);
+                                self.close_after_flush.get_or_insert(Ending::Local);
                             } else {
                                 // Echo the peer's code, then close the TCP connection.
                                 self.ws_close(code, &reason, true);
@@ -958,7 +983,7 @@ impl Conn {
                         }
                         WsEvent::Ping(p) => {
                             if ws.auto_pong {
-                                self.queue_pong(&p);
+                                self.queue_pong(&p, ctx);
                             }
                             ctx.dispatch.on_ws_event(&self.handle, WsEvent::Ping(p));
                         }
@@ -980,7 +1005,7 @@ impl Conn {
             self.close(CloseReason::Local);
         } else {
             self.stop_reading = true;
-            self.close_after_flush.get_or_insert(CloseReason::Local);
+            self.close_after_flush.get_or_insert(Ending::Local);
             let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
             self.handle.release_out(dropped);
             self.slots.clear();
@@ -1030,7 +1055,7 @@ impl Conn {
             }
         }
         if self.wq.is_empty() && !self.lingering {
-            let Some(reason) = self.close_after_flush.clone() else {
+            let Some(reason) = self.close_after_flush.map(Ending::reason) else {
                 return;
             };
             if self.read_eof {
@@ -1050,7 +1075,7 @@ impl Conn {
     fn linger_read(&mut self, scratch: &mut [u8]) {
         for _ in 0..READ_BUDGET {
             match (&*self.stream).read(scratch) {
-                Ok(0) => return self.close(self.close_after_flush.clone().unwrap_or(CloseReason::Local)),
+                Ok(0) => return self.close(self.close_after_flush.unwrap_or(Ending::Local).reason()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
@@ -1140,7 +1165,7 @@ impl Conn {
             }
             Timer::None => {}
             // The peer kept its side open after our last response: a normal end.
-            Timer::Linger => self.close(self.close_after_flush.clone().unwrap_or(CloseReason::Local)),
+            Timer::Linger => self.close(self.close_after_flush.unwrap_or(Ending::Local).reason()),
             _ => self.close(CloseReason::Timeout),
         }
     }
@@ -1164,7 +1189,7 @@ impl Conn {
         } else {
             self.cur = None;
             self.rbuf = Vec::new();
-            self.close_after_flush_when_done(CloseReason::Local);
+            self.close_after_flush_when_done(Ending::Local);
             self.flush(ctx);
         }
     }

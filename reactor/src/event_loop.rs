@@ -361,7 +361,14 @@ impl<D: Dispatch> EventLoop<D> {
                 }
                 Command::Pong { id, payload } => {
                     if let Some(conn) = self.conns.get_mut(id) {
-                        conn.queue_pong(&payload);
+                        let mut ctx = Ctx {
+                            cfg: &self.cfg,
+                            dispatch: &mut self.dispatch,
+                            now,
+                            date: &self.date,
+                            buffered: &self.stats.buffered,
+                        };
+                        conn.queue_pong(&payload, &mut ctx);
                         if touched.last() != Some(&id) {
                             touched.push(id);
                         }
