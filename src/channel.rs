@@ -896,6 +896,9 @@ impl ConnListener for Channel {
             CloseStatus::new(CloseKind::ClientClose, None, "")
         };
         self.fire_close(status);
+        // A queue parked for a slow reader must run what it holds (on_close among it): the
+        // connection is gone, so nothing waits for room any more.
+        self.inner.serial.kick();
     }
 }
 

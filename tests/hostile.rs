@@ -335,3 +335,42 @@ fn past_the_buffer_budget_a_body_that_does_not_fit_gets_503_and_the_budget_frees
     c.send(&vec![b'c'; 3 << 20]);
     assert_eq!(c.read_response().unwrap().text(), (3 << 20).to_string());
 }
+
+#[test]
+fn a_channel_closed_while_its_callbacks_wait_for_room_still_runs_on_close() {
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c2 = closed.clone();
+    let handlers = ChannelHandlers::new()
+        .on_receive(|ch, _msg| {
+            // More than the write buffer holds: the second send is refused, so the app closes.
+            for _ in 0..2 {
+                if !ch.send(httpkit::Message::Binary(vec![0u8; 16 << 20].into())) {
+                    ch.close_with(1013, "client too slow");
+                }
+            }
+        })
+        .on_close(move |_ch, _st| c2.store(true, std::sync::atomic::Ordering::SeqCst));
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
+    let mut c = slow_reader_ws(addr(&s), "/ws");
+    c.send(&client_frame(0x1, true, b"go"));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(c);
+    wait_until("on_close ran", || closed.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[test]
+fn a_body_refused_for_the_budget_gets_no_100_continue_first() {
+    let s = start(app, opts().buffer_budget(1 << 20).max_body(16 << 20));
+    let expect =
+        |n: usize| format!("POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\nExpect: 100-continue\r\n\r\n");
+    // Larger than the whole budget: 413, never 100 Continue.
+    let mut c = Client::connect(addr(&s));
+    c.send(expect(2 << 20).as_bytes());
+    assert_eq!(c.read_response().unwrap().status, 413);
+    // Within the budget: 100 Continue, then the answer.
+    let mut c = Client::connect(addr(&s));
+    c.send(expect(1000).as_bytes());
+    assert_eq!(c.read_response().unwrap().status, 100);
+    c.send(&[b'x'; 1000]);
+    assert_eq!(c.read_response().unwrap().text(), "1000");
+}

@@ -209,6 +209,7 @@ impl Conn {
     fn buffered_bytes(&self) -> usize {
         self.wq.len()
             + self.rbuf.len()
+            + self.ws.as_ref().map_or(0, |w| w.dec.buffered())
             + self.cur.as_ref().map_or(0, |p| p.body.len())
             + self.held.as_ref().map_or(0, |r| r.body.len())
             + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>()
@@ -226,22 +227,30 @@ impl Conn {
         self.charged = now;
     }
 
-    /// Whether reading should wait for the write queue to drain: above the high-water mark,
-    /// or holding a share of the server's budget while it is exhausted.
+    /// Whether reading should wait: the write queue is above the high-water mark, or the
+    /// server is over its buffer budget and this connection holds a share of it (queued output,
+    /// a WebSocket message being assembled).
     fn output_backs_up<D>(&self, ctx: &Ctx<'_, D>) -> bool {
-        self.wq.len() >= ctx.cfg.write_high_water || (self.wq.len() >= BUDGET_SHARE && ctx.over_budget(0))
+        self.wq.len() >= ctx.cfg.write_high_water || (self.held_share() >= BUDGET_SHARE && ctx.over_budget(0))
     }
 
-    /// Refuses the request whose head just arrived (or whose body is arriving): the server's
-    /// buffer budget cannot hold its body. `503`, then a lingering close (the rest of the body
-    /// is read and dropped, never parsed as a request).
-    fn refuse_over_budget<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
-        let msg = "server busy: too many bytes buffered";
-        ctx.dispatch.on_bad_request(&self.handle, 503, msg);
+    /// The bytes that pausing this connection's reading stops from growing.
+    fn held_share(&self) -> usize {
+        self.wq.len() + self.ws.as_ref().map_or(0, |w| w.dec.buffered())
+    }
+
+    /// Refuses the request whose head just arrived (or whose body is arriving) because the
+    /// server's buffer budget cannot hold its body: `503` (`Retry-After: 1`), or `413` for a body
+    /// larger than the whole budget; then a lingering close (the rest of the body is read and
+    /// dropped, never parsed as a request).
+    fn refuse_body<D: Dispatch>(&mut self, status: StatusCode, msg: &'static str, ctx: &mut Ctx<'_, D>) {
+        ctx.dispatch.on_bad_request(&self.handle, status.as_u16(), msg);
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        let bytes = simple_response(StatusCode::SERVICE_UNAVAILABLE, &headers, msg.as_bytes(), ctx);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
         self.cur = None;
         self.push_local(bytes, true);
         self.stop_reading = true;
@@ -294,7 +303,7 @@ impl Conn {
         // A paused connection is driven again by the command or writable event that unpauses
         // it; revisiting it now would spin.
         let over_budget = buffered.load(Ordering::Relaxed) > cfg.buffer_budget;
-        let backs_up = self.wq.len() >= cfg.write_high_water || (self.wq.len() >= BUDGET_SHARE && over_budget);
+        let backs_up = self.wq.len() >= cfg.write_high_water || (self.held_share() >= BUDGET_SHARE && over_budget);
         self.can_read_more() && self.can_decode(cfg) && !backs_up
     }
 
@@ -400,9 +409,8 @@ impl Conn {
     /// (a long-poll in front of the answers ends).
     fn on_fin_unread<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
         if self.stop_reading && self.close_after_flush.is_none() {
-            // Nothing more will be decoded: answer what was asked, then close.
-            self.cur = None;
-            self.rbuf = Vec::new();
+            // Nothing more will be decoded as HTTP: answer what was asked, then close (what is
+            // buffered stays: frames that followed an upgrade request are still read).
             let reason = if self.slots.is_empty() && self.wq.is_empty() { Ending::PeerClosed } else { Ending::Local };
             self.close_after_flush_when_done(reason);
         }
@@ -500,7 +508,8 @@ impl Conn {
                         Some(RequestEvent::Body(b)) => {
                             if ctx.over_budget(b.len()) {
                                 // Other bodies filled the budget meanwhile: refuse rather than grow.
-                                self.refuse_over_budget(ctx);
+                                let busy = "server busy: too many bytes buffered";
+                                self.refuse_body(StatusCode::SERVICE_UNAVAILABLE, busy, ctx);
                                 break;
                             }
                             if let Some(p) = &mut self.cur {
@@ -540,6 +549,17 @@ impl Conn {
     fn on_head<D: Dispatch>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
         // A new request: from here on the reactor alone orders the answers.
         self.settle_direct(true);
+        // Refused before any `100 Continue`: a client that waits for it never sends the body.
+        let declared = match head.body {
+            BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => 0,
+        };
+        if declared > ctx.cfg.buffer_budget {
+            return self.refuse_body(StatusCode::PAYLOAD_TOO_LARGE, "request body larger than the server buffers", ctx);
+        }
+        if head.body != BodyKind::Empty && ctx.over_budget(declared) {
+            return self.refuse_body(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many bytes buffered", ctx);
+        }
         if head.expect_continue {
             let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
             if self.slots.is_empty() {
@@ -549,22 +569,12 @@ impl Conn {
                 self.push_local(interim, false);
             }
         }
+        // The body timer (a rate window) starts in `update_timer`, unless output is waiting:
+        // then the write window goes on.
         let body = match head.body {
             BodyKind::Length(n) => Vec::with_capacity(n.min(1 << 20) as usize),
             _ => Vec::new(),
         };
-        let declared = match head.body {
-            BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            _ => 0,
-        };
-        if head.body != BodyKind::Empty && ctx.over_budget(declared) {
-            return self.refuse_over_budget(ctx);
-        }
-        if head.body != BodyKind::Empty {
-            self.timer = Timer::BodyRead;
-            self.deadline = ctx.now.checked_add(ctx.cfg.body_read_timeout);
-            self.window_bytes = 0;
-        }
         self.cur = Some(Box::new(Pending { head, body }));
     }
 
@@ -755,9 +765,11 @@ impl Conn {
             let upgrade = front.upgrade;
             self.slots.pop_front();
             if let Some((max, auto_pong)) = upgrade {
-                if self.read_eof || self.peer_fin {
-                    // The client left before the 101: there is no WebSocket to serve. What is
-                    // queued (the answers before, the 101) still goes out, then it closes.
+                if self.read_eof {
+                    // The client left before the 101 (its input is read to the end): there is
+                    // no WebSocket to serve. What is queued (the answers before, the 101)
+                    // still goes out, then it closes. (A FIN only seen, not read yet, still
+                    // lets the frames before it be read; the EOF then closes the WebSocket.)
                     self.stop_reading = true;
                     self.close_after_flush.get_or_insert(Ending::PeerClosed);
                     break;

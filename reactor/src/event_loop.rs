@@ -299,13 +299,22 @@ impl<D: Dispatch> EventLoop<D> {
 
     /// At the connection limit: closes the longest idle evictable connection. `false` when
     /// every connection has something in progress.
-    fn evict_one(&mut self) -> bool {
-        let Some((id, _)) = self.conns.at_mut(self.lru_head) else {
-            return false;
-        };
-        log::debug!("httpkit reactor: connection limit reached; closing the longest idle connection");
-        self.reap(id, CloseReason::Evicted);
-        true
+    fn evict_one(&mut self, now: Instant) -> bool {
+        // A candidate may have input the loop has not read yet (its event is later in this
+        // batch, or it was accepted a moment ago): it is read first, and a connection that
+        // turns out to have a request in progress is not evicted.
+        for _ in 0..64 {
+            let Some((id, _)) = self.conns.at_mut(self.lru_head) else {
+                return false;
+            };
+            self.with_conn(id, now, |c, ctx, scratch| c.on_ready(true, false, false, false, ctx, scratch));
+            if self.conns.get_mut(id).is_some_and(|c| c.lru.is_some()) {
+                log::debug!("httpkit reactor: connection limit reached; closing the longest idle connection");
+                self.reap(id, CloseReason::Evicted);
+                return true;
+            }
+        }
+        false
     }
 
     fn drain_commands(&mut self, now: Instant) -> bool {
@@ -474,8 +483,13 @@ impl<D: Dispatch> EventLoop<D> {
             };
             match listener.accept() {
                 Ok((stream, peer, local)) => {
-                    if full {
-                        self.evict_one();
+                    if full && !self.evict_one(now) {
+                        // Every candidate had a request arriving after all: no room. As nginx
+                        // does past worker_connections, the newcomer is closed.
+                        log::warn!("httpkit reactor: max_connections reached and no idle connection to close");
+                        drop(stream);
+                        self.accept_paused = true;
+                        return;
                     }
                     let shared = Arc::new(ConnShared {
                         direct: Mutex::new(crate::Direct::Off),

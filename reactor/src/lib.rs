@@ -399,7 +399,9 @@ impl ConnHandle {
 
     /// Bytes queued for this connection and not yet written to the socket.
     pub fn queued_bytes(&self) -> usize {
-        self.shared.queued.load(Ordering::Acquire)
+        // SeqCst, as in `release_out`: with `drained_wanted` this is the store-then-load
+        // handshake of `notify_when_drained`, which weaker orderings could let both sides miss.
+        self.shared.queued.load(Ordering::SeqCst)
     }
 
     /// Counts `n` more bytes queued for this connection (the one place the count grows).
@@ -409,7 +411,7 @@ impl ConnHandle {
 
     /// Counts `n` queued bytes as written or dropped; returns how many are left.
     pub(crate) fn release_out(&self, n: usize) -> usize {
-        self.shared.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n)
+        self.shared.queued.fetch_sub(n, Ordering::SeqCst).saturating_sub(n)
     }
 
     /// Queues `head` then `body` as part of the response to request `seq`. `end` marks the last
