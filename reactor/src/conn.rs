@@ -65,6 +65,66 @@ enum Timer {
     CloseHandshake,
 }
 
+/// What the peer's side of the stream has done. "The FIN was seen" (the poller said so) and
+/// "everything was read" are two states: bytes may remain unread in front of a FIN, and a close
+/// before they are read would be a reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// The peer may send more.
+    Open,
+    /// The peer closed its side; what it sent before may not all be read yet.
+    FinSeen,
+    /// Read to the end (a read returned 0).
+    Ended,
+}
+
+/// What is done with the bytes the peer sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// A PROXY protocol header may come first.
+    Proxy,
+    /// Requests (or WebSocket frames) are decoded.
+    Requests,
+    /// Nothing more is decoded (after an error, a response that closes, an upgrade request
+    /// until its 101): what arrives stays buffered, or is discarded while lingering.
+    Stopped,
+}
+
+/// Where the connection stands on its way to being closed. Each state is later than the one
+/// before it; answers that are due block every step but an abort (`Now`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Close {
+    /// Not closing.
+    Open,
+    /// Close once every request in flight is answered (then `AfterFlush`).
+    AfterAnswers(Ending),
+    /// Close once the write queue is empty: then `Lingering`, or `Now` when the input is read
+    /// to its end.
+    AfterFlush(Ending),
+    /// The write side is shut; the input is read and dropped until the peer's EOF (or the
+    /// linger timeout), so unread input does not turn the last answer into a reset.
+    Lingering(Ending),
+    /// Closed: the loop reaps the connection with this reason.
+    Now(CloseReason),
+}
+
+/// Who writes to the socket (see [`ConnHandle::try_write_direct`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// Only the reactor.
+    Kept,
+    /// The write side is lent to a worker, or what it did with it is not folded in yet.
+    Lent,
+}
+
+/// Whether a WebSocket's frames are delivered to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Flowing,
+    /// The application's queue for the connection is full: it is not read until resumed.
+    Paused,
+}
+
 /// How a connection that closes once its output is written ends, as the dispatcher hears it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -108,6 +168,7 @@ struct WsState {
     auto_pong: bool,
     close_sent: bool,
     info: Option<WsClose>,
+    flow: Flow,
     /// Where the last queued pong starts in the write queue: while none of it is written, a
     /// newer pong replaces it (at most one pong waits).
     pong_at: Option<u64>,
@@ -117,8 +178,7 @@ struct WsState {
 pub(crate) struct Conn {
     pub(crate) stream: Arc<Stream>,
     pub(crate) handle: ConnHandle,
-    /// The write side is lent to a worker, or what it did with it is not folded in yet.
-    direct_lent: bool,
+    grant: Grant,
     decoder: RequestDecoder,
     rbuf: Vec<u8>,
     cur: Option<Box<Pending>>,
@@ -128,29 +188,19 @@ pub(crate) struct Conn {
     next_seq: u64,
     slots: VecDeque<Slot>,
     wq: WriteQueue,
+    /// Readiness as the poller last said (edge-triggered: kept until a read or write would block).
     readable: bool,
     writable: bool,
-    read_eof: bool,
-    /// A PROXY protocol header may still come first.
-    proxy_pending: bool,
-    /// The application paused reading (its per-connection queue is full).
-    app_paused: bool,
+    input: Input,
+    reading: Reading,
     /// Frames sent before the 101 left (it waited behind pipelined responses): their write
     /// acknowledgements and a close among them, applied when the WebSocket starts. Boxed:
     /// rare, and idle connections should stay small.
     early: Option<Box<(Vec<u64>, Option<WsClose>)>>,
-    /// The poller said the peer closed its side: read on until EOF even after short reads.
-    peer_fin: bool,
-    /// No more requests are read (after an error, a `close` response, an upgrade request).
-    stop_reading: bool,
-    /// Close once the write queue is empty (with a lingering close unless the input was read to
-    /// its end), reporting this reason.
-    close_after_flush: Option<Ending>,
-    /// Close once every in-flight request is answered (graceful stop).
-    draining: bool,
-    lingering: bool,
-    closing: Option<CloseReason>,
+    close: Close,
     ws: Option<Box<WsState>>,
+    /// The server is stopping: no request after the ones arriving now, every close is reported
+    /// as the stop.
     stopping: bool,
     timer: Timer,
     deadline: Option<Instant>,
@@ -174,10 +224,9 @@ impl Conn {
         Self {
             stream: Arc::new(stream),
             handle,
-            direct_lent: false,
+            grant: Grant::Kept,
             decoder: RequestDecoder::new(cfg.limits),
-            proxy_pending: cfg.proxy_protocol != ProxyProtocol::Off,
-            app_paused: false,
+            reading: if cfg.proxy_protocol == ProxyProtocol::Off { Reading::Requests } else { Reading::Proxy },
             early: None,
             rbuf: Vec::new(),
             cur: None,
@@ -187,13 +236,8 @@ impl Conn {
             wq: WriteQueue::default(),
             readable: false,
             writable: true,
-            read_eof: false,
-            peer_fin: false,
-            stop_reading: false,
-            close_after_flush: None,
-            draining: false,
-            lingering: false,
-            closing: None,
+            input: Input::Open,
+            close: Close::Open,
             ws: None,
             stopping: false,
             timer: Timer::HeaderRead,
@@ -253,7 +297,7 @@ impl Conn {
         let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
         self.cur = None;
         self.push_local(bytes, true);
-        self.stop_reading = true;
+        self.reading = Reading::Stopped;
         self.rbuf = Vec::new();
     }
 
@@ -262,23 +306,24 @@ impl Conn {
     /// is not a WebSocket. (Valid after [`Conn::update_timer`].)
     pub(crate) fn is_evictable(&self) -> bool {
         matches!(self.timer, Timer::Idle | Timer::HeaderRead)
-            && self.closing.is_none()
+            && self.close == Close::Open
             && self.ws.is_none()
-            && !self.lingering
             && !self.stopping
-            && self.close_after_flush.is_none()
             && self.slots.is_empty()
             && self.wq.is_empty()
             && self.cur.is_none()
             && self.held.is_none()
             && self.rbuf.is_empty()
             && self.decoder.is_idle()
-            && !self.direct_lent
+            && self.grant == Grant::Kept
     }
 
     /// Why the connection is being closed, as the dispatcher should hear it.
     pub(crate) fn is_closing(&self) -> Option<CloseReason> {
-        let reason = self.closing.clone()?;
+        let Close::Now(reason) = &self.close else {
+            return None;
+        };
+        let reason = reason.clone();
         if self.stopping || reason == CloseReason::ServerStop {
             return Some(CloseReason::ServerStop);
         }
@@ -294,10 +339,10 @@ impl Conn {
 
     /// Whether the loop should call [`Conn::on_ready`] again without a new event.
     pub(crate) fn wants_revisit(&self, cfg: &ReactorConfig, buffered: &AtomicUsize) -> bool {
-        if self.closing.is_some() || !self.readable {
+        if self.closing() || !self.readable {
             return false;
         }
-        if self.lingering {
+        if self.lingering() {
             return true;
         }
         // A paused connection is driven again by the command or writable event that unpauses
@@ -308,27 +353,67 @@ impl Conn {
     }
 
     fn close(&mut self, reason: CloseReason) {
-        if self.closing.is_none() {
-            self.closing = Some(reason);
+        if !self.closing() {
+            self.close = Close::Now(reason);
         }
     }
 
+    /// Whether the connection is closed (the loop reaps it).
+    fn closing(&self) -> bool {
+        matches!(self.close, Close::Now(_))
+    }
+
+    fn lingering(&self) -> bool {
+        matches!(self.close, Close::Lingering(_))
+    }
+
+    /// How the connection ends, once it does.
+    fn ending(&self) -> Ending {
+        match self.close {
+            Close::AfterAnswers(e) | Close::AfterFlush(e) | Close::Lingering(e) => e,
+            _ => Ending::Local,
+        }
+    }
+
+    /// Nothing more is read as requests; the connection closes once its queue is written.
+    fn finish_after_flush(&mut self, ending: Ending) {
+        self.reading = Reading::Stopped;
+        if matches!(self.close, Close::Open | Close::AfterAnswers(_)) {
+            self.close = Close::AfterFlush(ending);
+        }
+    }
+
+    /// Nothing more is read as requests; the connection closes once the requests in flight are
+    /// answered (and their answers written).
+    fn finish_after_answers(&mut self) {
+        self.reading = Reading::Stopped;
+        if self.close == Close::Open {
+            self.close = Close::AfterAnswers(Ending::Local);
+        }
+    }
+
+    fn ws_paused(&self) -> bool {
+        self.ws.as_ref().is_some_and(|w| w.flow == Flow::Paused)
+    }
+
     fn can_decode(&self, cfg: &ReactorConfig) -> bool {
-        !self.stop_reading
-            && !self.app_paused
+        self.reading != Reading::Stopped
+            && !self.ws_paused()
             && self.held.is_none()
-            && self.closing.is_none()
+            && !self.closing()
             && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
     }
 
     /// The application asks to stop (or resume) reading: its queue of work for this connection
     /// is full. Bytes already read stay buffered; TCP pushes back on the peer.
     pub(crate) fn set_app_paused(&mut self, paused: bool) {
-        self.app_paused = paused;
+        if let Some(ws) = &mut self.ws {
+            ws.flow = if paused { Flow::Paused } else { Flow::Flowing };
+        }
     }
 
     fn can_read_more(&self) -> bool {
-        !self.read_eof && !self.stop_reading
+        self.input != Input::Ended && self.reading != Reading::Stopped
     }
 
     pub(crate) fn on_ready<D: Dispatch>(
@@ -340,11 +425,13 @@ impl Conn {
         ctx: &mut Ctx<'_, D>,
         scratch: &mut [u8],
     ) {
-        if error && !self.lingering {
+        if error && !self.lingering() {
             self.close(CloseReason::Error);
             return;
         }
-        self.peer_fin |= read_closed;
+        if read_closed && self.input == Input::Open {
+            self.input = Input::FinSeen;
+        }
         if writable {
             self.writable = true;
             self.flush(ctx);
@@ -358,14 +445,14 @@ impl Conn {
     /// Decodes what is buffered, reads while allowed, and writes what is queued.
     pub(crate) fn drive<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>, scratch: &mut [u8]) {
         self.settle_direct(false);
-        if self.lingering {
+        if self.lingering() {
             self.linger_read(scratch);
             return;
         }
         self.release_held(ctx);
         self.decode_buffered(ctx);
         let mut budget = READ_BUDGET;
-        while self.closing.is_none() && self.readable && budget > 0 {
+        while !self.closing() && self.readable && budget > 0 {
             let paused = !self.can_decode(ctx.cfg) || self.output_backs_up(ctx);
             if paused || !self.can_read_more() {
                 break;
@@ -379,7 +466,7 @@ impl Conn {
                 Ok(n) => {
                     // A short read drained the socket: the next arrival raises a new edge, so
                     // skip the read that would only say WouldBlock (tokio does the same).
-                    if n < scratch.len() && !self.peer_fin {
+                    if n < scratch.len() && self.input == Input::Open {
                         self.readable = false;
                     }
                     self.input(&scratch[..n], ctx);
@@ -389,12 +476,11 @@ impl Conn {
                 Err(_) => self.close(CloseReason::Error),
             }
         }
-        if self.peer_fin
-            && !self.read_eof
+        if self.input == Input::FinSeen
             && self.ws.is_none()
-            && self.closing.is_none()
-            && !self.lingering
-            && (self.stop_reading || (!self.slots.is_empty() && !self.can_decode(ctx.cfg)))
+            && !self.closing()
+            && !self.lingering()
+            && (self.reading == Reading::Stopped || (!self.slots.is_empty() && !self.can_decode(ctx.cfg)))
         {
             self.on_fin_unread(ctx);
         }
@@ -408,7 +494,7 @@ impl Conn {
     /// follows the answers due is a lingering one. The application hears that the peer is gone
     /// (a long-poll in front of the answers ends).
     fn on_fin_unread<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
-        if self.stop_reading && self.close_after_flush.is_none() {
+        if self.reading == Reading::Stopped && matches!(self.close, Close::Open | Close::AfterAnswers(_)) {
             // Nothing more will be decoded as HTTP: answer what was asked, then close (what is
             // buffered stays: frames that followed an upgrade request are still read).
             let reason = if self.slots.is_empty() && self.wq.is_empty() { Ending::PeerClosed } else { Ending::Local };
@@ -422,15 +508,14 @@ impl Conn {
 
     fn on_eof<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
         self.settle_direct(true);
-        self.read_eof = true;
+        self.input = Input::Ended;
         self.readable = false;
         if self.ws.is_some() {
             // A TCP close without (or after) the close handshake: what is queued still goes out.
             if self.wq.is_empty() {
                 self.close(CloseReason::PeerClosed);
             } else {
-                self.stop_reading = true;
-                self.close_after_flush.get_or_insert(Ending::PeerClosed);
+                self.finish_after_flush(Ending::PeerClosed);
             }
             return;
         }
@@ -449,11 +534,10 @@ impl Conn {
     }
 
     fn close_after_flush_when_done(&mut self, reason: Ending) {
-        self.stop_reading = true;
         if self.slots.is_empty() {
-            self.close_after_flush.get_or_insert(reason);
+            self.finish_after_flush(reason);
         } else {
-            self.draining = true;
+            self.finish_after_answers();
         }
     }
 
@@ -461,7 +545,7 @@ impl Conn {
     fn input<D: Dispatch>(&mut self, data: &[u8], ctx: &mut Ctx<'_, D>) {
         if self.rbuf.is_empty() {
             let used = self.decode_from(data, ctx);
-            if used < data.len() && self.closing.is_none() {
+            if used < data.len() && !self.closing() {
                 self.rbuf.extend_from_slice(&data[used..]);
             }
         } else {
@@ -473,7 +557,7 @@ impl Conn {
     fn decode_buffered<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
         let buf = std::mem::take(&mut self.rbuf);
         let used = self.decode_from(&buf, ctx);
-        if used < buf.len() && self.closing.is_none() {
+        if used < buf.len() && !self.closing() {
             let mut buf = buf;
             buf.drain(..used);
             self.rbuf = buf;
@@ -485,7 +569,7 @@ impl Conn {
             return self.decode_frames(input, ctx);
         }
         let mut off = 0;
-        if self.proxy_pending {
+        if self.reading == Reading::Proxy {
             match self.decode_proxy(input, ctx.cfg) {
                 Some(n) => off = n,
                 None => return 0,
@@ -533,7 +617,7 @@ impl Conn {
                     let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
                     self.cur = None;
                     self.push_local(bytes, true);
-                    self.stop_reading = true;
+                    self.reading = Reading::Stopped;
                     self.read_eof_or_bad_request();
                     break;
                 }
@@ -597,8 +681,7 @@ impl Conn {
         if head.upgrade || !head.keep_alive || self.stopping {
             // After an upgrade request or a request that closes, nothing more is read as HTTP;
             // unless the upgrade happens, the connection closes after the response.
-            self.stop_reading = true;
-            self.draining = true;
+            self.finish_after_answers();
         }
         let trailers = self.decoder.take_trailers();
         // Lent only when nothing waits on this answer but the client: decoding goes on (the
@@ -609,10 +692,9 @@ impl Conn {
             && self.wq.is_empty()
             && head.keep_alive
             && !head.upgrade
-            && !self.stop_reading
-            && !self.draining
-            && self.close_after_flush.is_none()
-            && !self.read_eof
+            && self.reading != Reading::Stopped
+            && self.close == Close::Open
+            && self.input != Input::Ended
             && self.ws.is_none();
         let req = InboundRequest { seq, head, body, trailers, received: ctx.now };
         if may_run {
@@ -630,7 +712,7 @@ impl Conn {
     fn lend_direct(&mut self, seq: u64) {
         *self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) =
             Direct::Granted(seq, self.stream.clone());
-        self.direct_lent = true;
+        self.grant = Grant::Lent;
     }
 
     /// Folds in what a worker did with the lent write side: an answer it wrote whole completes
@@ -638,7 +720,7 @@ impl Conn {
     /// write in progress: one non-blocking system call of at most 64 KiB), so that the reactor
     /// alone writes from here on.
     fn settle_direct(&mut self, take_back: bool) -> bool {
-        if !self.direct_lent {
+        if self.grant == Grant::Kept {
             return false;
         }
         let state = loop {
@@ -652,7 +734,7 @@ impl Conn {
                 _ => break std::mem::take(&mut *d),
             }
         };
-        self.direct_lent = false;
+        self.grant = Grant::Kept;
         let Direct::Written(seq) = state else {
             return false;
         };
@@ -666,7 +748,7 @@ impl Conn {
     /// The connection is going away: drop a grant (and its reference to the socket). A worker
     /// writing now keeps the socket open until its write returns.
     fn release_direct(&mut self) {
-        if std::mem::take(&mut self.direct_lent) {
+        if std::mem::replace(&mut self.grant, Grant::Kept) == Grant::Lent {
             *self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = Direct::Off;
         }
     }
@@ -682,7 +764,7 @@ impl Conn {
         let Some(seq) = self.held.as_ref().map(|r| r.seq) else {
             return;
         };
-        if self.closing.is_some() {
+        if self.closing() {
             return;
         }
         let Some(pos) = self.slots.iter().position(|s| s.seq == seq) else {
@@ -765,13 +847,12 @@ impl Conn {
             let upgrade = front.upgrade;
             self.slots.pop_front();
             if let Some((max, auto_pong)) = upgrade {
-                if self.read_eof {
+                if self.input == Input::Ended {
                     // The client left before the 101 (its input is read to the end): there is
                     // no WebSocket to serve. What is queued (the answers before, the 101)
                     // still goes out, then it closes. (A FIN only seen, not read yet, still
                     // lets the frames before it be read; the EOF then closes the WebSocket.)
-                    self.stop_reading = true;
-                    self.close_after_flush.get_or_insert(Ending::PeerClosed);
+                    self.finish_after_flush(Ending::PeerClosed);
                     break;
                 }
                 // The 101 is queued: from here on the connection speaks WebSocket.
@@ -782,13 +863,16 @@ impl Conn {
                     auto_pong,
                     close_sent: early_close.is_some(),
                     info: early_close,
+                    flow: Flow::Flowing,
                     pong_at: None,
                 }));
                 for token in early_acks {
                     self.wq.mark(token);
                 }
-                self.stop_reading = false;
-                self.draining = false;
+                self.reading = Reading::Requests;
+                if let Close::AfterAnswers(_) = self.close {
+                    self.close = Close::Open;
+                }
                 if self.stopping {
                     self.ws_close(1001, "server stopping", false);
                 }
@@ -798,13 +882,12 @@ impl Conn {
                 let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
                 self.handle.release_out(dropped);
                 self.slots.clear();
-                self.stop_reading = true;
-                self.close_after_flush.get_or_insert(Ending::Local);
+                self.finish_after_flush(Ending::Local);
                 break;
             }
         }
-        if self.slots.is_empty() && self.draining {
-            self.close_after_flush.get_or_insert(Ending::Local);
+        if let (true, Close::AfterAnswers(e)) = (self.slots.is_empty(), &self.close) {
+            self.close = Close::AfterFlush(*e);
         }
     }
 
@@ -930,8 +1013,7 @@ impl Conn {
             ws.info = Some(WsClose { code, reason: reason.to_owned(), by_peer: false });
         }
         if done {
-            self.stop_reading = true;
-            self.close_after_flush.get_or_insert(Ending::Local);
+            self.finish_after_flush(Ending::Local);
         }
     }
 
@@ -947,7 +1029,7 @@ impl Conn {
                     self.close(CloseReason::BadRequest);
                     return None;
                 }
-                self.proxy_pending = false;
+                self.reading = Reading::Requests;
                 Some(0)
             }
             Some(true) => match parse(input) {
@@ -956,7 +1038,7 @@ impl Conn {
                     if let ProxyHeader::Proxied { source, .. } = header {
                         let _ = self.handle.shared.proxied.set(source);
                     }
-                    self.proxy_pending = false;
+                    self.reading = Reading::Requests;
                     Some(n)
                 }
                 Err(e) => {
@@ -970,7 +1052,7 @@ impl Conn {
 
     fn decode_frames<D: Dispatch>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
         let mut off = 0;
-        while !self.stop_reading && !self.app_paused && self.closing.is_none() {
+        while self.reading != Reading::Stopped && !self.ws_paused() && !self.closing() {
             let Some(ws) = &mut self.ws else { break };
             match ws.dec.decode(&input[off..]) {
                 Ok((0, None)) => break,
@@ -986,8 +1068,7 @@ impl Conn {
                             }
                             if we_closed {
                                 // The reply to our close: the handshake is complete.
-                                self.stop_reading = true;
-                                self.close_after_flush.get_or_insert(Ending::Local);
+                                self.finish_after_flush(Ending::Local);
                             } else {
                                 // Echo the peer's code, then close the TCP connection.
                                 self.ws_close(code, &reason, true);
@@ -1016,8 +1097,7 @@ impl Conn {
         if abort {
             self.close(CloseReason::Local);
         } else {
-            self.stop_reading = true;
-            self.close_after_flush.get_or_insert(Ending::Local);
+            self.finish_after_flush(Ending::Local);
             let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
             self.handle.release_out(dropped);
             self.slots.clear();
@@ -1026,7 +1106,7 @@ impl Conn {
 
     /// Writes what is queued; starts the close when due.
     pub(crate) fn flush<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
-        if self.closing.is_some() {
+        if self.closing() {
             return;
         }
         if self.writable && !self.wq.is_empty() {
@@ -1066,17 +1146,15 @@ impl Conn {
                 }
             }
         }
-        if self.wq.is_empty() && !self.lingering {
-            let Some(reason) = self.close_after_flush.map(Ending::reason) else {
-                return;
-            };
-            if self.read_eof {
-                self.close(reason);
+        if let (true, Close::AfterFlush(ending)) = (self.wq.is_empty(), &self.close) {
+            let ending = *ending;
+            if self.input == Input::Ended {
+                self.close(ending.reason());
             } else {
                 // Lingering close: shut our side, read and discard until the peer closes, so
                 // unread input does not turn our last response into a reset.
                 self.stream.shutdown_write();
-                self.lingering = true;
+                self.close = Close::Lingering(ending);
                 self.rbuf = Vec::new();
                 self.timer = Timer::Linger;
                 self.deadline = ctx.now.checked_add(LINGER);
@@ -1087,7 +1165,7 @@ impl Conn {
     fn linger_read(&mut self, scratch: &mut [u8]) {
         for _ in 0..READ_BUDGET {
             match (&*self.stream).read(scratch) {
-                Ok(0) => return self.close(self.close_after_flush.unwrap_or(Ending::Local).reason()),
+                Ok(0) => return self.close(self.ending().reason()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
@@ -1102,7 +1180,7 @@ impl Conn {
     /// Picks the timer for the connection's current state; a timer keeps its deadline while
     /// its state lasts (a trickling client cannot extend the header deadline).
     pub(crate) fn update_timer(&mut self, cfg: &ReactorConfig, now: Instant) {
-        if self.closing.is_some() || self.lingering {
+        if self.closing() || self.lingering() {
             return;
         }
         let want = if self.ws.as_ref().is_some_and(|w| w.close_sent) {
@@ -1167,17 +1245,17 @@ impl Conn {
                 let bytes = simple_response(StatusCode::REQUEST_TIMEOUT, &headers, b"request timeout", ctx);
                 self.cur = None;
                 self.push_local(bytes, true);
-                self.stop_reading = true;
+                self.reading = Reading::Stopped;
                 self.rbuf = Vec::new();
                 self.flush(ctx);
-                if self.closing.is_none() && !self.lingering {
+                if !self.closing() && !self.lingering() {
                     // The peer does not read either: give up.
                     self.close(CloseReason::Timeout);
                 }
             }
             Timer::None => {}
             // The peer kept its side open after our last response: a normal end.
-            Timer::Linger => self.close(self.close_after_flush.unwrap_or(Ending::Local).reason()),
+            Timer::Linger => self.close(self.ending().reason()),
             _ => self.close(CloseReason::Timeout),
         }
     }
@@ -1210,7 +1288,7 @@ impl Conn {
     pub(crate) fn stop_now(&mut self) {
         self.settle_direct(true);
         self.stopping = true;
-        if self.ws.is_some() && self.closing.is_none() {
+        if self.ws.is_some() && !self.closing() {
             self.ws_close(1001, "server stopping", true);
             if self.writable {
                 if let Ok(n) = self.wq.write_to(&mut &*self.stream) {
