@@ -1,0 +1,68 @@
+//! The lent write side (http-kit's `tryWrite`): the only answer a keep-alive connection waits for
+//! may be written by the worker that computed it. The reactor grants the right, folds in what
+//! the worker did, and takes it back before it writes or decodes anything itself.
+
+use super::*;
+
+/// Who writes to the socket (see [`ConnHandle::try_write_direct`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Grant {
+    /// Only the reactor.
+    Kept,
+    /// The write side is lent to a worker, or what it did with it is not folded in yet.
+    Lent,
+}
+
+impl Conn {
+    /// Lends the write side to the worker answering `seq`, the only request waiting, with
+    /// nothing queued (see [`ConnHandle::try_write_direct`]).
+    pub(super) fn lend_direct(&mut self, seq: u64) {
+        *self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) =
+            Direct::Granted(seq, self.stream.clone());
+        self.grant = Grant::Lent;
+    }
+
+    /// Folds in what a worker did with the lent write side: an answer it wrote whole completes
+    /// its request (then `true`). With `take_back`, the right is withdrawn too (waiting out a
+    /// write in progress: one non-blocking system call of at most 64 KiB), so that the reactor
+    /// alone writes from here on.
+    pub(super) fn settle_direct(&mut self, take_back: bool) -> bool {
+        if self.grant == Grant::Kept {
+            return false;
+        }
+        let state = loop {
+            let mut d = self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+            match &*d {
+                Direct::Active if take_back => {
+                    drop(d);
+                    std::thread::yield_now();
+                }
+                Direct::Active | Direct::Granted(..) if !take_back => return false,
+                _ => break std::mem::take(&mut *d),
+            }
+        };
+        self.grant = Grant::Kept;
+        let Direct::Written(seq) = state else {
+            return false;
+        };
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) {
+            slot.done = true;
+        }
+        self.advance_slots();
+        true
+    }
+
+    /// The connection is going away: drop a grant (and its reference to the socket). A worker
+    /// writing now keeps the socket open until its write returns.
+    pub(super) fn release_direct(&mut self) {
+        if std::mem::replace(&mut self.grant, Grant::Kept) == Grant::Lent {
+            *self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = Direct::Off;
+        }
+    }
+
+    /// Folds in a finished direct write (from the periodic sweep: the idle timer starts).
+    /// `true` when an answer was completed so: the connection should be driven again.
+    pub(crate) fn poll_direct(&mut self) -> bool {
+        self.settle_direct(false)
+    }
+}
