@@ -222,9 +222,9 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         min_send_rate: opts.min_send_rate,
         buffer_budget: opts.buffer_budget,
         write_high_water: opts.write_buffer,
-        max_pipelined: 16,
+        max_pipelined: httpkit_reactor::MAX_PIPELINED,
         server_header,
-        thread_name: respond::REACTOR_THREAD.to_owned(),
+        thread_name: httpkit_reactor::THREAD_NAME.to_owned(),
         proxy_protocol: opts.proxy_protocol,
     };
     let dispatcher = Dispatcher { handler: Arc::new(handler), pool: pool.clone(), server: shared.clone() };

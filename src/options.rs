@@ -4,8 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use httpkit_reactor::{self as reactor, Limits};
+
 use crate::logging::{LogFn, Loggers};
 use crate::pool::WorkerPool;
+
+/// Default of [`Options::max_ws`]: 4 MiB (http-kit's).
+pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 
 /// Options of [`run_server`](crate::run_server). A by-value builder; every default below.
 ///
@@ -84,21 +89,21 @@ impl Default for Options {
             thread: 4,
             worker_name_prefix: "worker-".to_owned(),
             queue_size: 20480,
-            max_body: 8 * 1024 * 1024,
-            max_line: 8192,
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            max_ws: 4 * 1024 * 1024,
+            max_body: Limits::DEFAULT.max_body as usize,
+            max_line: Limits::DEFAULT.max_line,
+            max_header_bytes: Limits::DEFAULT.max_header_bytes,
+            max_headers: Limits::DEFAULT.max_headers,
+            max_ws: MAX_WS,
             server_header: Some("httpkit".to_owned()),
-            header_read_timeout: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(60),
-            min_body_rate: httpkit_reactor::MIN_BODY_RATE,
-            min_send_rate: httpkit_reactor::MIN_SEND_RATE,
-            max_connections: 10_000,
-            write_buffer: 1 << 20,
-            buffer_budget: httpkit_reactor::BUFFER_BUDGET,
+            header_read_timeout: reactor::HEADER_READ_TIMEOUT,
+            body_read_timeout: reactor::BODY_READ_TIMEOUT,
+            idle_timeout: reactor::IDLE_TIMEOUT,
+            write_timeout: reactor::WRITE_TIMEOUT,
+            min_body_rate: reactor::MIN_BODY_RATE,
+            min_send_rate: reactor::MIN_SEND_RATE,
+            max_connections: reactor::MAX_CONNECTIONS,
+            write_buffer: reactor::WRITE_HIGH_WATER,
+            buffer_budget: reactor::BUFFER_BUDGET,
             backlog: 1024,
             worker_pool: None,
             loggers: Loggers::default(),

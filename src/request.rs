@@ -4,9 +4,9 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::respond::ConnHandle;
 use http::{HeaderMap, Method, Version};
 use httpkit_codec::h1::RequestHead;
-use httpkit_reactor::ConnHandle;
 
 /// An HTTP request with its whole body.
 ///

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use httpkit_codec::h1::{encode_head, BodyEncoder, BodyLength, ResponseContext};
 use httpkit_codec::ws::{check_handshake, HandshakeError};
-use httpkit_reactor::{CloseReason, ConnHandle, Dispatch, InboundRequest, WsEvent};
+use httpkit_reactor::{CloseReason, Dispatch, InboundRequest, WsEvent};
 
 use crate::date::with_date;
 use crate::logging::{events, Loggers};
@@ -26,9 +26,6 @@ const INLINE_BODY: usize = 16 * 1024;
 const PIECE: usize = 64 * 1024;
 /// How long a streaming worker waits for a slow client to drain before giving up.
 const DRAIN_WAIT: Duration = Duration::from_secs(60);
-
-/// Name of the reactor thread (see `Inline`).
-pub(crate) const REACTOR_THREAD: &str = "httpkit-reactor";
 
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const STOPPING: u8 = 1;
@@ -344,7 +341,7 @@ impl Exchange {
 
     /// Waits while the client is slow; `false` (and the connection aborted) if it never drains.
     fn wait_room(&self) -> bool {
-        if std::thread::current().name() == Some(REACTOR_THREAD) {
+        if httpkit_reactor::on_reactor_thread() {
             // The Inline pool: waiting here would stop the loop that drains the queue.
             return true;
         }
@@ -479,43 +476,59 @@ pub(crate) trait ConnListener: Send + Sync {
     fn on_stop_deadline(&self) {}
 }
 
-/// The value stored in the reactor's user-data slot: every listener of the connection's
-/// exchanges (several HTTP channels can wait on one pipelined connection), by id.
-pub(crate) struct Attachment(Vec<(u64, Arc<dyn ConnListener>)>);
+/// What the server keeps for each connection (the reactor's `Dispatch::Attachment`): every
+/// listener of the connection's exchanges (several HTTP channels can wait on one pipelined
+/// connection), and its WebSocket listener reached without a lock for every message.
+#[derive(Default)]
+pub(crate) struct Attachment {
+    /// The WebSocket listener, once there is one (weak: the strong reference is in `listeners`,
+    /// which the close empties, so a listener holding the connection is no cycle).
+    ws: std::sync::OnceLock<std::sync::Weak<dyn ConnListener>>,
+    listeners: Mutex<Listeners>,
+}
+
+#[derive(Default)]
+struct Listeners {
+    by_id: Vec<(u64, Arc<dyn ConnListener>)>,
+    /// `on_close` has run: nothing is attached any more.
+    closed: bool,
+}
+
+impl Attachment {
+    fn lock(&self) -> MutexGuard<'_, Listeners> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every listener now (rare events: a peer's EOF, a stop's deadline).
+    fn all(&self) -> Vec<Arc<dyn ConnListener>> {
+        self.lock().by_id.iter().map(|(_, l)| l.clone()).collect()
+    }
+
+    fn ws(&self) -> Option<Arc<dyn ConnListener>> {
+        self.ws.get()?.upgrade()
+    }
+}
+
+/// The reactor's handle to a connection, with the server's attachment.
+pub(crate) type ConnHandle = httpkit_reactor::ConnHandle<Attachment>;
 
 /// Adds a listener; `false` when the connection is already closed (nothing will be reported).
 pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Arc<dyn ConnListener>) -> bool {
-    conn.update_user_data(|slot| {
-        let mut v: Vec<(u64, Arc<dyn ConnListener>)> = slot
-            .as_ref()
-            .and_then(|a| a.clone().downcast::<Attachment>().ok())
-            .map(|a| a.0.clone())
-            .unwrap_or_default();
-        v.push((id, l));
-        *slot = Some(Arc::new(Attachment(v)));
-    })
+    let a = conn.attachment();
+    let mut g = a.lock();
+    if g.closed {
+        return false;
+    }
+    if l.is_websocket() {
+        let _ = a.ws.set(Arc::downgrade(&l));
+    }
+    g.by_id.push((id, l));
+    true
 }
 
 /// Removes the listener `id`, if it is still there.
 pub(crate) fn detach(conn: &ConnHandle, id: u64) {
-    conn.update_user_data(|slot| {
-        let Some(a) = slot.as_ref().and_then(|a| a.clone().downcast::<Attachment>().ok()) else {
-            return;
-        };
-        if !a.0.iter().any(|(i, _)| *i == id) {
-            return;
-        }
-        let v: Vec<_> = a.0.iter().filter(|(i, _)| *i != id).cloned().collect();
-        *slot = if v.is_empty() { None } else { Some(Arc::new(Attachment(v))) };
-    });
-}
-
-fn attachment(conn: &ConnHandle) -> Option<Arc<Attachment>> {
-    conn.user_data()?.downcast::<Attachment>().ok()
-}
-
-fn ws_listener(conn: &ConnHandle) -> Option<Arc<dyn ConnListener>> {
-    attachment(conn)?.0.iter().find(|(_, l)| l.is_websocket()).map(|(_, l)| l.clone())
+    conn.attachment().lock().by_id.retain(|(i, _)| *i != id);
 }
 
 /// The reactor's view of the server.
@@ -526,6 +539,8 @@ pub(crate) struct Dispatcher<H> {
 }
 
 impl<H: Handler> Dispatch for Dispatcher<H> {
+    type Attachment = Attachment;
+
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
         let InboundRequest { seq, head, body, trailers, received } = req;
         let ws = head.is_websocket().then(|| check_handshake(&head).map(|h| h.accept));
@@ -566,34 +581,34 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     }
 
     fn on_ws_event(&mut self, conn: &ConnHandle, event: WsEvent) {
-        if let Some(l) = ws_listener(conn) {
+        if let Some(l) = conn.attachment().ws() {
             l.on_ws_event(event);
         }
     }
 
     fn on_frame_written(&mut self, conn: &ConnHandle, token: u64) {
-        if let Some(l) = ws_listener(conn) {
+        if let Some(l) = conn.attachment().ws() {
             l.on_frame_written(token);
         }
     }
 
     fn on_drained(&mut self, conn: &ConnHandle) {
-        if let Some(l) = ws_listener(conn) {
+        if let Some(l) = conn.attachment().ws() {
             l.on_drained();
         }
     }
 
     fn on_stop_deadline(&mut self, conn: &ConnHandle) {
-        if let Some(a) = attachment(conn) {
-            for (_, l) in &a.0 {
+        {
+            for l in conn.attachment().all() {
                 l.on_stop_deadline();
             }
         }
     }
 
     fn on_peer_eof(&mut self, conn: &ConnHandle) {
-        if let Some(a) = attachment(conn) {
-            for (_, l) in &a.0 {
+        {
+            for l in conn.attachment().all() {
                 l.on_peer_eof();
             }
         }
@@ -609,10 +624,12 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                 self.server.loggers.event(events::WS_DECODE_ERROR);
             }
         }
-        let Some(a) = conn.take_user_data().and_then(|a| a.downcast::<Attachment>().ok()) else {
-            return;
+        let listeners = {
+            let mut g = conn.attachment().lock();
+            g.closed = true;
+            std::mem::take(&mut g.by_id)
         };
-        for (_, l) in &a.0 {
+        for (_, l) in &listeners {
             l.on_closed(reason.clone());
         }
     }

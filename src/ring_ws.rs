@@ -39,7 +39,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::HeaderMap;
 use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, OpCode};
-use httpkit_reactor::{CloseReason, ConnHandle, WsClose, WsEvent};
+use httpkit_reactor::{CloseReason, WsClose, WsEvent};
+
+use crate::respond::ConnHandle;
 
 use crate::channel::{read_body_whole, Message};
 use crate::date::with_date;

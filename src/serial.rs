@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use httpkit_codec::ws::encode_close;
-use httpkit_reactor::{ConnHandle, WsClose};
+use httpkit_reactor::WsClose;
+
+use crate::respond::ConnHandle;
 
 use crate::logging::{events, Loggers};
 use crate::pool::{Job, Task, WorkerPool};

@@ -31,7 +31,7 @@ pub(crate) struct RemoteInner {
 
 /// Sends commands to the event loop from any thread, waking it only when needed.
 #[derive(Debug, Clone)]
-pub struct Remote {
+pub(crate) struct Remote {
     pub(crate) inner: Arc<RemoteInner>,
 }
 

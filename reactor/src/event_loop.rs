@@ -2,8 +2,8 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
@@ -12,9 +12,10 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::command::{Command, Remote, RemoteInner};
 use crate::conn::{Conn, Ctx};
+use crate::handle::ConnShared;
 use crate::slab::{ConnId, Slab};
 use crate::stream::MioListener;
-use crate::{CloseReason, ConnHandle, ConnShared, Dispatch, Listener, ReactorConfig, Stats};
+use crate::{CloseReason, ConnHandle, Dispatch, Listener, ReactorConfig, Stats};
 
 const WAKER: Token = Token(usize::MAX);
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -23,12 +24,12 @@ const REACTOR_SPIN: Duration = Duration::from_micros(50);
 /// Read buffer shared by all connections (idle connections own none).
 const SCRATCH: usize = 64 * 1024;
 
-pub(crate) struct EventLoop<D> {
+pub(crate) struct EventLoop<D: Dispatch> {
     poll: Poll,
     listener: Option<MioListener>,
     accept_paused: bool,
     accept_retry: Option<Instant>,
-    conns: Slab<Conn>,
+    conns: Slab<Conn<D::Attachment>>,
     rx: Receiver<Command>,
     remote: Remote,
     cfg: ReactorConfig,
@@ -230,7 +231,12 @@ impl<D: Dispatch> EventLoop<D> {
     }
 
     /// Runs `f` on connection `id` (if it still exists), then reaps or re-arms it.
-    fn with_conn(&mut self, id: ConnId, now: Instant, f: impl FnOnce(&mut Conn, &mut Ctx<'_, D>, &mut [u8])) {
+    fn with_conn(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        f: impl FnOnce(&mut Conn<D::Attachment>, &mut Ctx<'_, D>, &mut [u8]),
+    ) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -459,11 +465,7 @@ impl<D: Dispatch> EventLoop<D> {
         let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&conn.stream.raw_fd()));
         conn.discard_output();
         conn.sync_budget(&self.stats.buffered, true);
-        {
-            // Under the user-data lock, so nothing is attached after `on_close` looked.
-            let _g = conn.handle.shared.user.lock().unwrap_or_else(|e| e.into_inner());
-            conn.handle.shared.closed.store(true, Ordering::Release);
-        }
+        conn.handle.shared.closed.store(true, Ordering::Release);
         conn.handle.shared.notify();
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
         self.dispatch.on_close(&conn.handle, reason);
@@ -491,20 +493,7 @@ impl<D: Dispatch> EventLoop<D> {
                         self.accept_paused = true;
                         return;
                     }
-                    let shared = Arc::new(ConnShared {
-                        direct: Mutex::new(crate::Direct::Off),
-                        queued: AtomicUsize::new(0),
-                        closed: AtomicBool::new(false),
-                        waiters: AtomicUsize::new(0),
-                        lock: Mutex::new(()),
-                        cond: Condvar::new(),
-                        peer,
-                        local,
-                        user: Mutex::new(None),
-                        proxied: std::sync::OnceLock::new(),
-                        peer_eof: AtomicBool::new(false),
-                        drained_wanted: AtomicBool::new(false),
-                    });
+                    let shared = Arc::new(ConnShared::new(peer, local, D::Attachment::default()));
                     let remote = self.remote.clone();
                     let cfg = &self.cfg;
                     let id = self.conns.insert_with(|id| {

@@ -20,10 +20,15 @@ pub struct Limits {
 impl Limits {
     /// The largest accepted value of [`Limits::max_headers`].
     pub const HEADERS_CAP: usize = 256;
+    /// The defaults (http-kit's for the line and body): request and header lines of 8192
+    /// bytes, a 64 KiB header block, 100 header fields, an 8 MiB body. The one home of these
+    /// numbers: the reactor's config and `httpkit`'s `Options` refer to it.
+    pub const DEFAULT: Limits =
+        Limits { max_line: 8192, max_header_bytes: 64 * 1024, max_headers: 100, max_body: 8 * 1024 * 1024 };
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_line: 8192, max_header_bytes: 64 * 1024, max_headers: 100, max_body: 8 * 1024 * 1024 }
+        Self::DEFAULT
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Conn {
+impl<A> Conn<A> {
     /// Bytes this connection holds: read buffer, the body being received, a held request,
     /// responses queued or waiting for their turn.
     pub(super) fn buffered_bytes(&self) -> usize {
@@ -43,7 +43,12 @@ impl Conn {
     /// server's buffer budget cannot hold its body: `503` (`Retry-After: 1`), or `413` for a body
     /// larger than the whole budget; then a lingering close (the rest of the body is read and
     /// dropped, never parsed as a request).
-    pub(super) fn refuse_body<D: Dispatch>(&mut self, status: StatusCode, msg: &'static str, ctx: &mut Ctx<'_, D>) {
+    pub(super) fn refuse_body<D: Dispatch<Attachment = A>>(
+        &mut self,
+        status: StatusCode,
+        msg: &'static str,
+        ctx: &mut Ctx<'_, D>,
+    ) {
         ctx.dispatch.on_bad_request(&self.handle, status.as_u16(), msg);
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

@@ -13,7 +13,7 @@ pub(super) enum Grant {
     Lent,
 }
 
-impl Conn {
+impl<A> Conn<A> {
     /// Lends the write side to the worker answering `seq`, the only request waiting, with
     /// nothing queued (see [`ConnHandle::try_write_direct`]).
     pub(super) fn lend_direct(&mut self, seq: u64) {

@@ -39,9 +39,9 @@ use httpkit_codec::h1::{
 };
 use httpkit_codec::ws::{encode_close, encode_frame, FrameDecoder, OpCode, WsEvent};
 
+use crate::handle::Direct;
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
-use crate::Direct;
 use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, ReactorConfig, WsClose};
 
 mod budget;
@@ -88,9 +88,9 @@ impl<D> Ctx<'_, D> {
 }
 
 #[derive(Debug)]
-pub(crate) struct Conn {
+pub(crate) struct Conn<A> {
     pub(crate) stream: Arc<Stream>,
-    pub(crate) handle: ConnHandle,
+    pub(crate) handle: ConnHandle<A>,
     grant: Grant,
     decoder: RequestDecoder,
     rbuf: Vec<u8>,
@@ -125,15 +125,15 @@ pub(crate) struct Conn {
     pub(crate) lru: Option<(u32, u32)>,
 }
 
-impl Drop for Conn {
+impl<A> Drop for Conn<A> {
     fn drop(&mut self) {
         // Even when the loop ends abnormally, a grant must not keep the socket open.
         self.release_direct();
     }
 }
 
-impl Conn {
-    pub(crate) fn new(stream: Stream, handle: ConnHandle, cfg: &ReactorConfig, now: Instant) -> Self {
+impl<A> Conn<A> {
+    pub(crate) fn new(stream: Stream, handle: ConnHandle<A>, cfg: &ReactorConfig, now: Instant) -> Self {
         Self {
             stream: Arc::new(stream),
             handle,
@@ -264,7 +264,7 @@ impl Conn {
         self.input != Input::Ended && self.reading != Reading::Stopped
     }
 
-    pub(crate) fn on_ready<D: Dispatch>(
+    pub(crate) fn on_ready<D: Dispatch<Attachment = A>>(
         &mut self,
         readable: bool,
         writable: bool,
@@ -291,7 +291,7 @@ impl Conn {
     }
 
     /// Decodes what is buffered, reads while allowed, and writes what is queued.
-    pub(crate) fn drive<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>, scratch: &mut [u8]) {
+    pub(crate) fn drive<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>, scratch: &mut [u8]) {
         self.settle_direct(false);
         if self.lingering() {
             self.linger_read(scratch);
@@ -341,7 +341,7 @@ impl Conn {
     /// remain unread in front of the FIN, so the input is not marked ended, and the close that
     /// follows the answers due is a lingering one. The application hears that the peer is gone
     /// (a long-poll in front of the answers ends).
-    fn on_fin_unread<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    fn on_fin_unread<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         if self.reading == Reading::Stopped && matches!(self.close, Close::Open | Close::AfterAnswers(_)) {
             // Nothing more will be decoded as HTTP: answer what was asked, then close (what is
             // buffered stays: frames that followed an upgrade request are still read).
@@ -354,7 +354,7 @@ impl Conn {
         }
     }
 
-    fn on_eof<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    fn on_eof<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         self.settle_direct(true);
         self.input = Input::Ended;
         self.readable = false;
@@ -390,7 +390,7 @@ impl Conn {
     }
 
     /// New bytes from the socket.
-    fn input<D: Dispatch>(&mut self, data: &[u8], ctx: &mut Ctx<'_, D>) {
+    fn input<D: Dispatch<Attachment = A>>(&mut self, data: &[u8], ctx: &mut Ctx<'_, D>) {
         if self.rbuf.is_empty() {
             let used = self.decode_from(data, ctx);
             if used < data.len() && !self.closing() {
@@ -402,7 +402,7 @@ impl Conn {
         }
     }
 
-    fn decode_buffered<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    fn decode_buffered<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         let buf = std::mem::take(&mut self.rbuf);
         let used = self.decode_from(&buf, ctx);
         if used < buf.len() && !self.closing() {
@@ -412,7 +412,7 @@ impl Conn {
         }
     }
 
-    fn decode_from<D: Dispatch>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
+    fn decode_from<D: Dispatch<Attachment = A>>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
         if self.ws.is_some() {
             return self.decode_frames(input, ctx);
         }
@@ -524,7 +524,7 @@ impl Conn {
     }
 
     /// Writes what is queued; starts the close when due.
-    pub(crate) fn flush<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    pub(crate) fn flush<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         if self.closing() {
             return;
         }
@@ -597,7 +597,7 @@ impl Conn {
     }
 
     /// Graceful stop: close now if idle, else once in-flight requests are answered.
-    pub(crate) fn begin_drain<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    pub(crate) fn begin_drain<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         self.settle_direct(true);
         self.stopping = true;
         if self.ws.is_some() {

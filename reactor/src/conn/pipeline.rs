@@ -23,8 +23,8 @@ pub(super) struct Slot {
     pub(super) safe: bool,
 }
 
-impl Conn {
-    pub(super) fn on_head<D: Dispatch>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
+impl<A> Conn<A> {
+    pub(super) fn on_head<D: Dispatch<Attachment = A>>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
         // A new request: from here on the reactor alone orders the answers.
         self.settle_direct(true);
         // Refused before any `100 Continue`: a client that waits for it never sends the body.
@@ -56,14 +56,19 @@ impl Conn {
         self.cur = Some(Box::new(Pending { head, body }));
     }
 
-    pub(super) fn on_end<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    pub(super) fn on_end<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         if let Some(Pending { head, body }) = self.cur.take().map(|b| *b) {
             self.complete(head, body, ctx);
         }
     }
 
     /// A whole request: give it a slot and dispatch it (or hold it, see below).
-    pub(super) fn complete<D: Dispatch>(&mut self, head: RequestHead, body: Vec<u8>, ctx: &mut Ctx<'_, D>) {
+    pub(super) fn complete<D: Dispatch<Attachment = A>>(
+        &mut self,
+        head: RequestHead,
+        body: Vec<u8>,
+        ctx: &mut Ctx<'_, D>,
+    ) {
         let seq = self.next_seq;
         self.next_seq += 1;
         // Pipelined requests run in parallel only while all of them are safe (RFC 9112 §9.3.2):
@@ -102,7 +107,7 @@ impl Conn {
     }
 
     /// Dispatches the held request once the requests before it allow (see [`Conn::on_end`]).
-    pub(super) fn release_held<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    pub(super) fn release_held<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         let Some(seq) = self.held.as_ref().map(|r| r.seq) else {
             return;
         };
@@ -138,7 +143,7 @@ impl Conn {
     }
 
     /// A part of the response to request `seq`, from another thread.
-    pub(crate) fn on_write<D: Dispatch>(
+    pub(crate) fn on_write<D: Dispatch<Attachment = A>>(
         &mut self,
         seq: u64,
         head: Bytes,

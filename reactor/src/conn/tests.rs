@@ -4,12 +4,12 @@
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use super::*;
 use crate::command::{Remote, RemoteInner};
+use crate::handle::ConnShared;
 use crate::slab::ConnId;
-use crate::ConnShared;
 
 #[derive(Default)]
 pub(super) struct Recorder {
@@ -18,16 +18,18 @@ pub(super) struct Recorder {
 }
 
 impl Dispatch for Recorder {
-    fn on_request(&mut self, _conn: &ConnHandle, req: InboundRequest) {
+    type Attachment = ();
+
+    fn on_request(&mut self, _conn: &ConnHandle<()>, req: InboundRequest) {
         self.requests.push(req);
     }
-    fn on_peer_eof(&mut self, _conn: &ConnHandle) {
+    fn on_peer_eof(&mut self, _conn: &ConnHandle<()>) {
         self.eofs += 1;
     }
 }
 
 pub(super) struct Harness {
-    pub(super) conn: Conn,
+    pub(super) conn: Conn<()>,
     pub(super) peer: std::os::unix::net::UnixStream,
     pub(super) cfg: ReactorConfig,
     pub(super) rec: Recorder,
@@ -44,20 +46,7 @@ impl Harness {
         let waker = mio::Waker::new(poll.registry(), mio::Token(usize::MAX)).unwrap();
         let (tx, _rx) = crossbeam_channel::unbounded();
         let remote = Remote { inner: Arc::new(RemoteInner { tx, waker, sleeping: AtomicBool::new(false) }) };
-        let shared = Arc::new(ConnShared {
-            direct: std::sync::Mutex::new(crate::Direct::Off),
-            queued: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
-            waiters: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cond: Condvar::new(),
-            peer: None,
-            local: None,
-            user: Mutex::new(None),
-            proxied: std::sync::OnceLock::new(),
-            peer_eof: AtomicBool::new(false),
-            drained_wanted: AtomicBool::new(false),
-        });
+        let shared = Arc::new(ConnShared::new(None, None, ()));
         let handle = ConnHandle { id: ConnId { index: 0, gen: 1 }, shared, remote };
         let t0 = Instant::now();
         let conn = Conn::new(Stream::Unix(mio::net::UnixStream::from_std(a)), handle, &cfg, t0);

@@ -15,7 +15,7 @@ pub(super) enum Timer {
     CloseHandshake,
 }
 
-impl Conn {
+impl<A> Conn<A> {
     /// Picks the timer for the connection's current state; a timer keeps its deadline while
     /// its state lasts (a trickling client cannot extend the header deadline).
     pub(crate) fn update_timer(&mut self, cfg: &ReactorConfig, now: Instant) {
@@ -64,7 +64,7 @@ impl Conn {
         }
     }
 
-    pub(crate) fn on_timeout<D: Dispatch>(&mut self, ctx: &mut Ctx<'_, D>) {
+    pub(crate) fn on_timeout<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         self.settle_direct(true);
         // A rate window ended: a peer at the minimum rate or above gets the next window.
         let (window, min) = match self.timer {

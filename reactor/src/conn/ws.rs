@@ -23,7 +23,7 @@ pub(super) enum Flow {
     Paused,
 }
 
-impl Conn {
+impl<A> Conn<A> {
     pub(super) fn ws_paused(&self) -> bool {
         self.ws.as_ref().is_some_and(|w| w.flow == Flow::Paused)
     }
@@ -37,7 +37,7 @@ impl Conn {
     }
 
     /// The response to request `seq` is a `101`: queue it, then switch to WebSocket.
-    pub(crate) fn on_upgrade<D: Dispatch>(
+    pub(crate) fn on_upgrade<D: Dispatch<Attachment = A>>(
         &mut self,
         seq: u64,
         head: Bytes,
@@ -58,7 +58,7 @@ impl Conn {
     }
 
     /// A frame from another thread (WebSocket only). A close frame starts the close handshake.
-    pub(crate) fn on_frame<D: Dispatch>(
+    pub(crate) fn on_frame<D: Dispatch<Attachment = A>>(
         &mut self,
         head: Bytes,
         payload: Bytes,
@@ -111,7 +111,7 @@ impl Conn {
     /// when it does not (the peer is not reading), a newer pong replaces the one not yet
     /// written (RFC 6455 §5.5.3 allows answering only the latest ping), so a ping flood cannot
     /// grow the queue.
-    pub(crate) fn queue_pong<D: Dispatch>(&mut self, payload: &[u8], ctx: &mut Ctx<'_, D>) {
+    pub(crate) fn queue_pong<D: Dispatch<Attachment = A>>(&mut self, payload: &[u8], ctx: &mut Ctx<'_, D>) {
         let Some(pong_at) = self.ws.as_ref().filter(|ws| !ws.close_sent).map(|ws| ws.pong_at) else {
             return;
         };
@@ -162,7 +162,7 @@ impl Conn {
         }
     }
 
-    pub(super) fn decode_frames<D: Dispatch>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
+    pub(super) fn decode_frames<D: Dispatch<Attachment = A>>(&mut self, input: &[u8], ctx: &mut Ctx<'_, D>) -> usize {
         let mut off = 0;
         while self.reading != Reading::Stopped && !self.ws_paused() && !self.closing() {
             let Some(ws) = &mut self.ws else { break };

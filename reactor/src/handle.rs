@@ -1,0 +1,351 @@
+//! The handle to one connection that other threads hold: answers and frames sent as commands,
+//! the lent write side, the queued-byte count and the wait for it, the dispatcher's attachment.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::command::{Command, Remote};
+use crate::slab::ConnId;
+use crate::stream::Stream;
+#[allow(unused_imports)] // doc links
+use crate::{Dispatch, ReactorConfig, WsClose};
+
+/// The largest answer [`ConnHandle::try_write_direct`] writes from a worker (larger ones go
+/// through the reactor, which writes them as the peer reads).
+pub const DIRECT_WRITE_MAX: usize = 64 * 1024;
+
+/// Who may write the answer to the one request a connection waits for (see
+/// [`ConnHandle::try_write_direct`]). Changed under `ConnShared::direct`'s lock, which is never
+/// held across the write itself.
+#[derive(Debug, Default)]
+pub(crate) enum Direct {
+    /// Only the reactor writes.
+    #[default]
+    Off,
+    /// The worker answering request `seq` may write its whole answer itself, on this stream.
+    Granted(u64, Arc<Stream>),
+    /// That worker is writing now.
+    Active,
+    /// It wrote the whole answer: the reactor marks the request answered when it next looks.
+    Written(u64),
+    /// It wrote part (or nothing, on an error) and sent the rest as a command.
+    HandedBack,
+}
+
+/// State of one connection shared between the reactor and the threads that answer it.
+pub(crate) struct ConnShared<A> {
+    pub(crate) direct: Mutex<Direct>,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) closed: AtomicBool,
+    pub(crate) waiters: AtomicUsize,
+    pub(crate) lock: Mutex<()>,
+    pub(crate) cond: Condvar,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) local: Option<SocketAddr>,
+    /// What the dispatcher keeps for the connection (its [`Dispatch::Attachment`]).
+    pub(crate) attachment: A,
+    pub(crate) proxied: std::sync::OnceLock<SocketAddr>,
+    pub(crate) peer_eof: AtomicBool,
+    /// Someone waits for [`Dispatch::on_drained`].
+    pub(crate) drained_wanted: AtomicBool,
+}
+
+impl<A> std::fmt::Debug for ConnShared<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnShared")
+            .field("queued", &self.queued)
+            .field("closed", &self.closed)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A> ConnShared<A> {
+    /// A new connection's shared state.
+    pub(crate) fn new(peer: Option<SocketAddr>, local: Option<SocketAddr>, attachment: A) -> Self {
+        Self {
+            direct: Mutex::new(Direct::Off),
+            queued: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cond: Condvar::new(),
+            peer,
+            local,
+            attachment,
+            proxied: std::sync::OnceLock::new(),
+            peer_eof: AtomicBool::new(false),
+            drained_wanted: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn notify(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock();
+            self.cond.notify_all();
+        }
+    }
+}
+
+/// A handle to one connection, usable from any thread. Cheap to clone. `A` is what the
+/// dispatcher keeps for the connection ([`Dispatch::Attachment`]), reached without a lock or a
+/// cast through [`ConnHandle::attachment`].
+pub struct ConnHandle<A> {
+    pub(crate) id: ConnId,
+    pub(crate) shared: Arc<ConnShared<A>>,
+    pub(crate) remote: Remote,
+}
+
+impl<A> Clone for ConnHandle<A> {
+    fn clone(&self) -> Self {
+        Self { id: self.id, shared: self.shared.clone(), remote: self.remote.clone() }
+    }
+}
+
+impl<A> std::fmt::Debug for ConnHandle<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnHandle").field("id", &self.id).field("shared", &self.shared).finish_non_exhaustive()
+    }
+}
+
+impl<A> ConnHandle<A> {
+    /// What the dispatcher keeps for this connection, created with it (`Default`) and dropped
+    /// with the last handle. The reactor never looks at it.
+    pub fn attachment(&self) -> &A {
+        &self.shared.attachment
+    }
+
+    /// The connection's id (unique for the life of the reactor).
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer's address (`None` for Unix domain sockets).
+    ///
+    /// When the connection began with a PROXY protocol header, this is the client it names.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.shared.proxied.get().copied().or(self.shared.peer)
+    }
+
+    /// The socket's own peer (the proxy, when a PROXY header named another client).
+    pub fn socket_peer_addr(&self) -> Option<SocketAddr> {
+        self.shared.peer
+    }
+
+    /// Whether the peer has closed its sending side (it may still be reading what is owed to
+    /// it, but it sends no more requests). Set before [`Dispatch::on_peer_eof`] is called.
+    pub fn peer_closed(&self) -> bool {
+        self.shared.peer_eof.load(Ordering::SeqCst)
+    }
+
+    /// Whether a PROXY protocol header gave the client's address.
+    pub fn is_proxied(&self) -> bool {
+        self.shared.proxied.get().is_some()
+    }
+
+    /// The local address the connection was accepted on (`None` for Unix domain sockets).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.local
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Bytes queued for this connection and not yet written to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        // SeqCst, as in `release_out`: with `drained_wanted` this is the store-then-load
+        // handshake of `notify_when_drained`, which weaker orderings could let both sides miss.
+        self.shared.queued.load(Ordering::SeqCst)
+    }
+
+    /// Counts `n` more bytes queued for this connection (the one place the count grows).
+    pub(crate) fn charge_out(&self, n: usize) {
+        self.shared.queued.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Counts `n` queued bytes as written or dropped; returns how many are left.
+    pub(crate) fn release_out(&self, n: usize) -> usize {
+        self.shared.queued.fetch_sub(n, Ordering::SeqCst).saturating_sub(n)
+    }
+
+    /// Queues `head` then `body` as part of the response to request `seq`. `end` marks the last
+    /// part; `close` (with `end`) closes the connection once it is written. Returns `false` if
+    /// the connection is already closed (nothing is queued).
+    pub fn write(&self, seq: u64, head: Bytes, body: Bytes, end: bool, close: bool) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.charge_out(head.len() + body.len());
+        self.remote.send(Command::Write { id: self.id, seq, head, body, end, close });
+        true
+    }
+
+    /// Writes the answer to request `seq` (`head` then `body`: a whole response that keeps the
+    /// connection open, at most [`DIRECT_WRITE_MAX`] bytes) straight to the socket from this
+    /// thread, with one system call, if the reactor lent this connection's write side to that
+    /// request: it does so when the request is the only one waiting and nothing else is queued.
+    ///
+    /// `None`: it was not lent; send the answer with [`ConnHandle::write`] as usual.
+    /// `Some(n)`: `n` bytes went out; if that is not all of it, the caller must at once send the
+    /// rest with [`ConnHandle::write`] (`end`, not `close`): the reactor waits for it.
+    pub fn try_write_direct(&self, seq: u64, head: &[u8], body: &[u8]) -> Option<usize> {
+        if head.len() + body.len() > DIRECT_WRITE_MAX {
+            return None;
+        }
+        let stream = {
+            let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+            match std::mem::take(&mut *d) {
+                Direct::Granted(s, stream) if s == seq => {
+                    *d = Direct::Active;
+                    stream
+                }
+                other => {
+                    *d = other;
+                    return None;
+                }
+            }
+        };
+        // One write, so the reactor never waits long for the right back: whatever the socket
+        // does not take at once (or an error, which the reactor meets and acts on) goes the
+        // usual way.
+        let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
+        let done = loop {
+            match io::Write::write_vectored(&mut &*stream, &bufs) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) => break n,
+                Err(_) => break 0,
+            }
+        };
+        drop(stream);
+        let whole = done == head.len() + body.len();
+        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) =
+            if whole { Direct::Written(seq) } else { Direct::HandedBack };
+        Some(done)
+    }
+
+    /// Asks for one [`Dispatch::on_drained`] once the write queue is at or below
+    /// [`ReactorConfig::write_low_water`]. The caller checks the queue again after asking: if it
+    /// drained meanwhile, the event may or may not come (it is harmless twice).
+    pub fn notify_when_drained(&self) {
+        self.shared.drained_wanted.store(true, Ordering::SeqCst);
+    }
+
+    /// Queues a pong with `payload` (at most 125 bytes; longer is cut). Control frames are
+    /// never refused for lack of room, and at most one pong waits per connection: a newer one
+    /// replaces the payload of one not yet written, so a ping flood cannot grow the queue.
+    /// Returns `false` if the connection is closed.
+    pub fn send_pong(&self, payload: &[u8]) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let payload = Bytes::copy_from_slice(&payload[..payload.len().min(125)]);
+        self.remote.send(Command::Pong { id: self.id, payload });
+        true
+    }
+
+    /// Waits until at most `limit` bytes are queued for this connection. Returns `false` if the
+    /// connection closed or `timeout` passed first.
+    pub fn wait_writable(&self, limit: usize, timeout: Duration) -> bool {
+        let now = Instant::now();
+        // A timeout too long to add (`Duration::MAX`) means "no timeout": about a century.
+        let deadline = now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(u32::MAX.into()));
+        loop {
+            if self.is_closed() {
+                return false;
+            }
+            if self.queued_bytes() <= limit {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let guard = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.waiters.fetch_add(1, Ordering::SeqCst);
+            if !self.is_closed() && self.queued_bytes() > limit {
+                let wait = (deadline - now).min(Duration::from_millis(100));
+                let _ = self.shared.cond.wait_timeout(guard, wait);
+            }
+            self.shared.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Answers request `seq` with `head` (a `101 Switching Protocols`) and switches the
+    /// connection to WebSocket: frames of at most `max_message` bytes per message, pings
+    /// answered automatically if `auto_pong`. Returns `false` if the connection is closed.
+    pub fn upgrade(&self, seq: u64, head: Bytes, max_message: usize, auto_pong: bool) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.charge_out(head.len());
+        self.remote.send(Command::Upgrade { id: self.id, seq, head, max_message, auto_pong });
+        true
+    }
+
+    /// Queues an encoded WebSocket frame (`head` then `payload`, so a large payload is not
+    /// copied). With `close`, this is a close frame: the close handshake starts, later frames
+    /// are dropped, and `close` is what the dispatcher hears in `on_close` unless the peer
+    /// closed first. Returns `false` if the connection is closed.
+    pub fn send_frame(&self, head: Bytes, payload: Bytes, close: Option<WsClose>) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.charge_out(head.len() + payload.len());
+        self.remote.send(Command::Frame { id: self.id, head, payload, close, ack: None });
+        true
+    }
+
+    /// Like [`ConnHandle::send_frame`] (without close), and reports
+    /// [`Dispatch::on_frame_written`] with `token` once the frame is written to the socket.
+    pub fn send_frame_acked(&self, head: Bytes, payload: Bytes, token: u64) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.charge_out(head.len() + payload.len());
+        self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: Some(token) });
+        true
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading from this connection, e.g. while the
+    /// application's queue of messages for it is full: the peer is then held back by TCP
+    /// instead of the server buffering without bound. Requests or frames already read are
+    /// kept and decoded on resume.
+    pub fn pause_reading(&self, paused: bool) {
+        if !self.is_closed() {
+            self.remote.send(Command::PauseReading { id: self.id, paused });
+        }
+    }
+
+    /// Closes the connection after what is already queued has been written.
+    pub fn close(&self) {
+        if !self.is_closed() {
+            self.remote.send(Command::Close { id: self.id, abort: false });
+        }
+    }
+
+    /// Closes the connection now, dropping queued output.
+    pub fn abort(&self) {
+        if !self.is_closed() {
+            self.remote.send(Command::Close { id: self.id, abort: true });
+        }
+    }
+}
+
+impl<A> PartialEq for ConnHandle<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+impl<A> Eq for ConnHandle<A> {}
+impl<A> std::hash::Hash for ConnHandle<A> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
