@@ -26,17 +26,15 @@ fn app(mut req: Request) -> Response {
         return websocket_response(WsListener::new().on_message(|s, m| {
             // Callbacks wait while the client is slow, so one echo per message is never
             // refused; a refusal means a message larger than the write buffer is still queued.
-            if let Err(e) = s.send(m) {
-                if e.kind() == std::io::ErrorKind::WouldBlock {
-                    let _ = s.close(1013, "client too slow");
-                }
+            if let Err(SendError::Full(_)) = s.send(m) {
+                let _ = s.close(1013, "client too slow");
             }
         }));
     }
     if req.path() == "/ws" {
         let handlers = ChannelHandlers::new().on_receive(|ch, msg| {
             if let Err(SendError::Full(_)) = ch.try_send(msg, false) {
-                ch.close_with(1013, "client too slow");
+                let _ = ch.close_with(1013, "client too slow");
             }
         });
         return as_channel(&req, handlers);

@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Read};
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,174 +36,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use httpkit_codec::h1::{BodyEncoder, BodyLength};
-use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, requested_protocols, OpCode};
+use httpkit_codec::ws::{encode_frame, encode_handshake_response, requested_protocols, CloseCode, OpCode};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent};
 
 use crate::date::with_date;
 use crate::respond::{attach, detach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
 use crate::serial::{close_websocket_on_fault, Fault, FaultHook, Serial};
+use crate::ws::{close_frame, encode_message, read_body_whole, server_close_frame, CloseError, Message, SendError};
 use crate::{Request, Response};
-
-/// A message sent or received on a channel.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Message {
-    /// Text (a WebSocket text frame).
-    Text(String),
-    /// Bytes (a WebSocket binary frame).
-    Binary(Bytes),
-    /// A full response (HTTP channels: status, headers, body; WebSocket: its body is sent).
-    /// A file, reader or stream body is read whole (at most [`MAX_WHOLE_BODY`] bytes) when the
-    /// message becomes one WebSocket frame or one chunk of a streamed HTTP response; as a
-    /// channel's whole HTTP answer (the first send, with close) it is streamed with bounded
-    /// memory, whatever its size.
-    Response(Box<Response>),
-}
-
-impl Message {
-    /// The message as text (binary data converted lossily, a response's in-memory body).
-    pub fn to_text(&self) -> String {
-        match self {
-            Self::Text(s) => s.clone(),
-            Self::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            Self::Response(r) => String::from_utf8_lossy(r.body.as_bytes().unwrap_or(&[])).into_owned(),
-        }
-    }
-
-    /// The message's bytes (text as UTF-8).
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Self::Text(s) => s.as_bytes(),
-            Self::Binary(b) => b,
-            Self::Response(r) => r.body.as_bytes().unwrap_or(&[]),
-        }
-    }
-
-    /// Whether it is text.
-    pub fn is_text(&self) -> bool {
-        matches!(self, Self::Text(_))
-    }
-}
-
-impl From<String> for Message {
-    fn from(s: String) -> Self {
-        Self::Text(s)
-    }
-}
-impl From<&str> for Message {
-    fn from(s: &str) -> Self {
-        Self::Text(s.to_owned())
-    }
-}
-impl From<Vec<u8>> for Message {
-    fn from(b: Vec<u8>) -> Self {
-        Self::Binary(b.into())
-    }
-}
-impl From<&[u8]> for Message {
-    fn from(b: &[u8]) -> Self {
-        Self::Binary(Bytes::copy_from_slice(b))
-    }
-}
-impl From<Bytes> for Message {
-    fn from(b: Bytes) -> Self {
-        Self::Binary(b)
-    }
-}
-impl From<Response> for Message {
-    fn from(r: Response) -> Self {
-        Self::Response(Box::new(r))
-    }
-}
-
-/// Why a send failed; the message comes back (unless its body could not be read).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SendError<T> {
-    /// The channel is closed.
-    Closed(T),
-    /// The connection's write buffer is over its limit ([`Options::write_buffer`](crate::Options::write_buffer)):
-    /// the client is not reading fast enough. Try again later or drop the message.
-    Full(T),
-    /// The message's body (a file, reader or stream) failed while it was read; nothing was sent.
-    Body(io::Error),
-}
-
-impl<T: fmt::Debug> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Closed(_) => f.write_str("channel closed"),
-            Self::Full(_) => f.write_str("channel write buffer full"),
-            Self::Body(e) => write!(f, "message body could not be read: {e}"),
-        }
-    }
-}
-
-/// The largest file, reader or stream body read whole into one message (see [`Message`]).
-pub const MAX_WHOLE_BODY: usize = 64 << 20;
-
-fn too_large() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "message body over 64 MiB (MAX_WHOLE_BODY)")
-}
-
-/// A message whose body is a file, reader or stream, read whole: a message goes out as one
-/// WebSocket frame or one HTTP chunk. (A channel's first HTTP send with close keeps its body as
-/// it is: that is a whole response, streamed with bounded memory.)
-pub(crate) fn read_body_whole(msg: Message) -> io::Result<Message> {
-    let Message::Response(mut r) = msg else {
-        return Ok(msg);
-    };
-    let kind = std::mem::replace(&mut r.body.kind, BodyKind::Empty);
-    let bytes = match kind {
-        BodyKind::Empty | BodyKind::Bytes(_) => {
-            r.body.kind = kind;
-            return Ok(Message::Response(r));
-        }
-        BodyKind::File(f, len) => {
-            if len > MAX_WHOLE_BODY as u64 {
-                return Err(too_large());
-            }
-            let mut v = Vec::with_capacity(len as usize);
-            f.take(len).read_to_end(&mut v)?;
-            if v.len() as u64 != len {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file is shorter than when it was opened",
-                ));
-            }
-            v
-        }
-        BodyKind::Reader(rd) => {
-            let mut v = Vec::new();
-            rd.take(MAX_WHOLE_BODY as u64 + 1).read_to_end(&mut v)?;
-            if v.len() > MAX_WHOLE_BODY {
-                return Err(too_large());
-            }
-            v
-        }
-        BodyKind::Stream(chunks) => {
-            let mut v = Vec::new();
-            for c in chunks {
-                v.extend_from_slice(&c?);
-                if v.len() > MAX_WHOLE_BODY {
-                    return Err(too_large());
-                }
-            }
-            v
-        }
-        BodyKind::Channel(_) | BodyKind::WebSocket(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a channel or WebSocket response cannot be sent as a message",
-            ))
-        }
-    };
-    r.body = Body::from(bytes);
-    Ok(Message::Response(r))
-}
-
-impl<T: fmt::Debug> std::error::Error for SendError<T> {}
 
 /// The kind of a close, mirroring http-kit's close status keywords, plus what http-kit cannot
 /// tell: an abnormal drop (1006), a server stop, and custom codes.
@@ -610,22 +451,12 @@ impl Channel {
             return Err(SendError::Closed(msg));
         }
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
-        let (op, payload) = match &msg {
-            Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
-            Message::Binary(b) => (OpCode::Binary, b.clone()),
-            Message::Response(r) => {
-                let b = r.body.as_bytes().unwrap_or(&[]);
-                let op = if std::str::from_utf8(b).is_ok() { OpCode::Text } else { OpCode::Binary };
-                (op, Bytes::copy_from_slice(b))
-            }
-        };
-        let mut head = Vec::with_capacity(10);
-        httpkit_codec::ws::encode_frame_head(op, true, payload.len(), &mut head);
-        if !self.inner.ex.conn.send_frame(Bytes::from(head), payload, None) {
+        let (head, payload) = encode_message(&msg);
+        if !self.inner.ex.conn.send_frame(head, payload, None) {
             return Err(SendError::Closed(msg));
         }
         if close {
-            self.close_with(1000, "");
+            self.close_ws(CloseCode::NORMAL, "");
         }
         Ok(())
     }
@@ -709,7 +540,7 @@ impl Channel {
     /// `200` if nothing was sent yet). Returns `true` the first time.
     pub fn close(&self) -> bool {
         if self.inner.ws {
-            return self.close_with(1000, "");
+            return self.close_ws(CloseCode::NORMAL, "");
         }
         let ex = &self.inner.ex;
         let mut st = ex.lock();
@@ -730,22 +561,34 @@ impl Channel {
         self.closed_by_server()
     }
 
-    /// Closes a WebSocket with `code` and `reason` (1000–4999 except 1004–1006 and 1015;
-    /// others become 1000). The close handshake completes, then the TCP connection closes.
-    /// Returns `true` the first time.
-    pub fn close_with(&self, code: u16, reason: &str) -> bool {
+    /// Closes a WebSocket with `code` and `reason` (see [`CloseCode`] for the named codes).
+    /// The close handshake completes, then the TCP connection closes. `Ok(true)` the first time,
+    /// `Ok(false)` when it was closed already. On an HTTP channel this is [`Channel::close`].
+    ///
+    /// # Errors
+    /// A code that may not be sent (only 1000–1003, 1007–1014 and 3000–4999 may) or a reason
+    /// over 123 bytes: nothing is sent and the channel stays open.
+    pub fn close_with(&self, code: u16, reason: &str) -> Result<bool, CloseError> {
         if !self.inner.ws {
-            return self.close();
+            return Ok(self.close());
         }
-        let code = if httpkit_codec::ws::is_valid_close_code(code) { code } else { 1000 };
+        let (frame, info) = close_frame(code, reason)?;
+        Ok(self.send_close(frame, info))
+    }
+
+    /// A close of the server's own choosing (a valid code).
+    fn close_ws(&self, code: CloseCode, reason: &'static str) -> bool {
+        let (frame, info) = server_close_frame(code, reason);
+        self.send_close(frame, info)
+    }
+
+    fn send_close(&self, frame: Bytes, info: WsClose) -> bool {
         if !self.inner.open.swap(false, Ordering::AcqRel) {
             return false;
         }
-        let mut out = Vec::with_capacity(4 + reason.len());
-        encode_close(code, reason, &mut out);
-        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
-        self.inner.ex.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
-        self.fire_close(CloseStatus::new(CloseKind::ServerClose, Some(code), reason));
+        let status = CloseStatus::new(CloseKind::ServerClose, Some(info.code), info.reason.clone());
+        self.inner.ex.conn.send_frame(frame, Bytes::new(), Some(info));
+        self.fire_close(status);
         true
     }
 

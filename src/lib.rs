@@ -64,6 +64,7 @@ mod response;
 mod ring_ws;
 mod serial;
 mod server;
+mod ws;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -73,8 +74,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use httpkit_reactor::{Limits, Listener, ReactorConfig};
 
-pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus, Message, SendError, MAX_WHOLE_BODY};
+pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus};
 pub use handler::Handler;
+pub use httpkit_codec::ws::CloseCode;
 pub use httpkit_reactor::ProxyProtocol;
 pub use logging::{events, LogFn};
 pub use options::{ForwardedHeader, Options};
@@ -83,6 +85,7 @@ pub use request::Request;
 pub use response::{Body, Response};
 pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
 pub use server::{Server, ServerStatus};
+pub use ws::{CloseError, Message, SendError, MAX_WHOLE_BODY};
 
 /// `start + d`, where a `d` too long to add (`Duration::MAX` for "no limit") is about a century.
 pub(crate) fn deadline_after(start: std::time::Instant, d: std::time::Duration) -> std::time::Instant {

@@ -38,16 +38,16 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use httpkit_codec::ws::{encode_close, encode_frame, encode_handshake_response, OpCode};
+use httpkit_codec::ws::{encode_frame, encode_handshake_response, CloseCode, OpCode};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent};
 
 use crate::respond::ConnHandle;
 
-use crate::channel::{read_body_whole, Message};
 use crate::date::with_date;
 use crate::respond::{attach, next_id, ConnListener, Exchange, RespState};
 use crate::response::{Body, BodyKind};
 use crate::serial::{close_websocket_on_fault, Serial};
+use crate::ws::{close_frame, encode_message, read_body_whole, Message, SendError};
 use crate::Response;
 
 /// Receives the events of one WebSocket (Ring's listener protocol). Every method has a default.
@@ -249,17 +249,6 @@ fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "websocket is closed")
 }
 
-fn encode_message(msg: &Message) -> (Bytes, Bytes) {
-    let (op, payload) = match msg {
-        Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
-        Message::Binary(b) => (OpCode::Binary, b.clone()),
-        Message::Response(r) => (OpCode::Binary, Bytes::copy_from_slice(r.body.as_bytes().unwrap_or(&[]))),
-    };
-    let mut head = Vec::with_capacity(10);
-    httpkit_codec::ws::encode_frame_head(op, true, payload.len(), &mut head);
-    (Bytes::from(head), payload)
-}
-
 impl Socket {
     /// Whether the socket is open.
     pub fn is_open(&self) -> bool {
@@ -273,36 +262,37 @@ impl Socket {
 
     /// Queues a text (`&str`, `String`) or binary (`Vec<u8>`, `Bytes`) message, or a
     /// [`Response`] whose body (bytes, or a file, reader or stream read whole) is sent as one
-    /// binary message.
+    /// message (text or binary by the rule of [`Message`]). The same as the channel API's
+    /// [`Channel::try_send`](crate::Channel::try_send), errors included.
     ///
     /// # Errors
-    /// `NotConnected` when the socket is closed; `WouldBlock` when its write buffer is over the
-    /// limit (the client is slow); the error of a body that failed while it was read.
+    /// [`SendError::Closed`] when the socket is closed; [`SendError::Full`] when its write
+    /// buffer is over the limit (the client is slow); [`SendError::Body`] when a body failed
+    /// while it was read. The message comes back (it converts into an `io::Error` for `?`).
     ///
     /// Callbacks wait while the buffer is over its limit, so one send per callback (an echo) is
-    /// never refused. `WouldBlock` means more was sent than the buffer holds: several large
-    /// messages from one callback, or sends from other threads that do not wait for the
-    /// client (a broadcast); the message was not sent, and [`Socket::send_async`] tells when
-    /// one has left.
-    pub fn send(&self, msg: impl Into<Message>) -> io::Result<()> {
-        self.check_writable()?;
-        let msg = read_body_whole(msg.into())?;
+    /// never refused. `Full` means more was sent than the buffer holds: several large messages
+    /// from one callback, or sends from other threads that do not wait for the client (a
+    /// broadcast); the message was not sent, and [`Socket::send_async`] tells when one has left.
+    pub fn send(&self, msg: impl Into<Message>) -> Result<(), SendError<Message>> {
+        let msg = self.check_writable(msg.into())?;
+        let msg = read_body_whole(msg).map_err(SendError::Body)?;
         let (head, payload) = encode_message(&msg);
         if self.inner.conn.send_frame(head, payload, None) {
             Ok(())
         } else {
-            Err(closed_error())
+            Err(SendError::Closed(msg))
         }
     }
 
-    fn check_writable(&self) -> io::Result<()> {
+    fn check_writable(&self, msg: Message) -> Result<Message, SendError<Message>> {
         if !self.is_open() {
-            return Err(closed_error());
+            return Err(SendError::Closed(msg));
         }
         if self.inner.conn.queued_bytes() > self.inner.high_water {
-            return Err(io::Error::new(io::ErrorKind::WouldBlock, "websocket write buffer full: the client is slow"));
+            return Err(SendError::Full(msg));
         }
-        Ok(())
+        Ok(msg)
     }
 
     /// Sends `msg` and calls `on_success` once it has been written to the socket, or
@@ -314,7 +304,8 @@ impl Socket {
         on_success: impl FnOnce() + Send + 'static,
         on_failure: impl FnOnce(io::Error) + Send + 'static,
     ) {
-        let msg = match self.check_writable().and_then(|()| read_body_whole(msg.into())) {
+        let checked = self.check_writable(msg.into()).map_err(io::Error::from);
+        let msg = match checked.and_then(read_body_whole) {
             Ok(m) => m,
             Err(e) => {
                 self.inner.serial.push(move || on_failure(e));
@@ -381,19 +372,11 @@ impl Socket {
     /// # Errors
     /// `InvalidInput` for a code that may not be sent; `NotConnected` when already closed.
     pub fn close(&self, code: u16, reason: &str) -> io::Result<()> {
-        if !httpkit_codec::ws::is_valid_close_code(code) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid close code {code}")));
-        }
-        if reason.len() > 123 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "close reason over 123 bytes"));
-        }
+        let (frame, info) = close_frame(code, reason)?;
         if !self.inner.open.swap(false, Ordering::AcqRel) {
             return Err(closed_error());
         }
-        let mut out = Vec::with_capacity(4 + reason.len());
-        encode_close(code, reason, &mut out);
-        let info = WsClose { code, reason: reason.to_owned(), by_peer: false };
-        self.inner.conn.send_frame(Bytes::from(out), Bytes::new(), Some(info));
+        self.inner.conn.send_frame(frame, Bytes::new(), Some(info));
         Ok(())
     }
 
@@ -450,7 +433,7 @@ impl ConnListener for Socket {
             return;
         }
         let (code, text, error) = match reason {
-            CloseReason::ServerStop => (1001, "server stopping".to_owned(), None),
+            CloseReason::ServerStop => (CloseCode::GOING_AWAY.as_u16(), "server stopping".to_owned(), None),
             CloseReason::WebSocket(WsClose { code, reason, by_peer }) => {
                 // Our close for a protocol error, an oversized message, a panicking callback
                 // (1011) or a pool that refused the callbacks (1013) is reported as an error too.

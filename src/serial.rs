@@ -6,15 +6,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use httpkit_codec::ws::encode_close;
-use httpkit_reactor::WsClose;
-
 use crate::respond::ConnHandle;
+use bytes::Bytes;
+use httpkit_codec::ws::CloseCode;
 
 use crate::logging::{events, Loggers};
 use crate::pool::{Job, Task, WorkerPool};
 use crate::respond::panic_message;
+use crate::ws::server_close_frame;
 
 type Callback = Box<dyn FnOnce() + Send>;
 
@@ -53,12 +52,11 @@ pub(crate) fn close_websocket_on_fault(conn: ConnHandle, open: Arc<AtomicBool>) 
             return;
         }
         let (code, reason) = match fault {
-            Fault::Rejected => (1013, "Server overloaded"),
-            Fault::Panicked => (1011, "internal error"),
+            Fault::Rejected => (CloseCode::TRY_AGAIN_LATER, "Server overloaded"),
+            Fault::Panicked => (CloseCode::INTERNAL_ERROR, "internal error"),
         };
-        let mut out = Vec::new();
-        encode_close(code, reason, &mut out);
-        conn.send_frame(Bytes::from(out), Bytes::new(), Some(WsClose { code, reason: reason.into(), by_peer: false }));
+        let (frame, info) = server_close_frame(code, reason);
+        conn.send_frame(frame, Bytes::new(), Some(info));
     })
 }
 

@@ -179,7 +179,7 @@ fn invalid_handshake_is_400_and_bad_version_426() {
 #[test]
 fn server_close_completes_handshake_and_closes_tcp() {
     let handlers = ChannelHandlers::new().on_receive(|ch, _m| {
-        ch.close_with(4000, "bye");
+        ch.close_with(4000, "bye").unwrap();
     });
     let s = start(move |req: Request| as_channel(&req, handlers.clone()), opts());
     let (mut c, _) = ws_connect(addr(&s), "/ws", "");

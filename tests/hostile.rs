@@ -345,7 +345,7 @@ fn a_channel_closed_while_its_callbacks_wait_for_room_still_runs_on_close() {
             // More than the write buffer holds: the second send is refused, so the app closes.
             for _ in 0..2 {
                 if !ch.send(httpkit::Message::Binary(vec![0u8; 16 << 20].into())) {
-                    ch.close_with(1013, "client too slow");
+                    ch.close_with(1013, "client too slow").unwrap();
                 }
             }
         })

@@ -264,3 +264,52 @@ fn a_panicking_on_error_does_not_swallow_on_close() {
     assert_eq!(c.read_close().unwrap().0, Some(1007));
     wait_until("on_close after the panicking on_error", || has(&log, "close 1007"));
 }
+
+/// One WebSocket core under both APIs: the same message rule, the same close checks, the same
+/// "buffer full" error.
+#[test]
+fn both_apis_share_the_message_rule_and_the_close_checks() {
+    use httpkit::{as_channel, Channel, ChannelHandlers, CloseError, SendError};
+    let sock_kept: Arc<Mutex<Option<Socket>>> = Arc::default();
+    let chan_kept: Arc<Mutex<Option<Channel>>> = Arc::default();
+    let (k1, k2) = (sock_kept.clone(), chan_kept.clone());
+    let s = start(
+        move |req: Request| {
+            if req.path() == "/ring" {
+                let k = k1.clone();
+                websocket_response(WsListener::new().on_open(move |s| *k.lock().unwrap() = Some(s.clone())))
+            } else {
+                let k = k2.clone();
+                as_channel(&req, ChannelHandlers::new().on_open(move |c| *k.lock().unwrap() = Some(c.clone())))
+            }
+        },
+        opts(),
+    );
+    let (mut r, _) = ws_connect(addr(&s), "/ring", "");
+    let (mut c, _) = ws_connect(addr(&s), "/ws", "");
+    wait_until("both open", || sock_kept.lock().unwrap().is_some() && chan_kept.lock().unwrap().is_some());
+    let sock = sock_kept.lock().unwrap().clone().unwrap();
+    let chan = chan_kept.lock().unwrap().clone().unwrap();
+    // A response that says it is text is a text frame; one that does not is binary.
+    let json = || Response::ok("{\"a\":1}").header("content-type", "application/json");
+    sock.send(json()).unwrap();
+    assert!(chan.send(json()));
+    assert_eq!(r.read_frame().unwrap(), (true, 0x1, b"{\"a\":1}".to_vec()));
+    assert_eq!(c.read_frame().unwrap(), (true, 0x1, b"{\"a\":1}".to_vec()));
+    sock.send(Response::ok("bytes")).unwrap();
+    assert!(chan.send(Response::ok("bytes")));
+    assert_eq!(r.read_frame().unwrap(), (true, 0x2, b"bytes".to_vec()));
+    assert_eq!(c.read_frame().unwrap(), (true, 0x2, b"bytes".to_vec()));
+    // A code that may not be sent is an error on both, and nothing is sent.
+    assert_eq!(chan.close_with(1005, ""), Err(CloseError::InvalidCode(1005)));
+    assert_eq!(chan.close_with(1000, &"x".repeat(124)), Err(CloseError::ReasonTooLong(124)));
+    assert_eq!(sock.close(1006, "").unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    assert!(chan.is_open() && sock.is_open());
+    // The same error for a closed socket.
+    assert_eq!(chan.close_with(4001, "done"), Ok(true));
+    sock.close(4002, "done").unwrap();
+    assert_eq!(c.read_close().unwrap(), (Some(4001), "done".to_owned()));
+    assert_eq!(r.read_close().unwrap(), (Some(4002), "done".to_owned()));
+    assert!(matches!(sock.send("late"), Err(SendError::Closed(_))));
+    assert!(matches!(chan.try_send("late", false), Err(SendError::Closed(_))));
+}

@@ -1,5 +1,7 @@
 //! WebSocket errors, each naming the close code or HTTP status the peer must get.
 
+use super::close::CloseCode;
+
 use std::fmt;
 
 /// A violation of RFC 6455 by the peer. The connection is closed with [`ProtocolError::close_code`].
@@ -34,10 +36,11 @@ impl ProtocolError {
     /// The close code to send before closing.
     pub fn close_code(self) -> u16 {
         match self {
-            Self::InvalidUtf8 => 1007,
-            Self::MessageTooBig => 1009,
-            _ => 1002,
+            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
+            _ => CloseCode::PROTOCOL_ERROR,
         }
+        .as_u16()
     }
 
     /// A short description, usable as the close reason.

@@ -9,7 +9,7 @@ mod error;
 mod handshake;
 mod mask;
 
-pub use close::{is_valid_close_code, CloseFrame};
+pub use close::{is_valid_close_code, CloseCode, CloseFrame};
 pub use decoder::{FrameDecoder, WsEvent};
 pub use encoder::{encode_close, encode_frame, encode_frame_head, encode_message, OpCode};
 pub use error::{HandshakeError, ProtocolError};

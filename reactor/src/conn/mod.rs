@@ -56,10 +56,11 @@ mod timer;
 mod ws;
 
 use grant::Grant;
+use httpkit_codec::ws::CloseCode;
 use phase::{Close, Ending, Input, Reading};
 use pipeline::{Pending, Slot};
 use timer::Timer;
-use ws::{Flow, WsState};
+use ws::{CloseThen, Flow, WsState};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
@@ -602,7 +603,7 @@ impl<A> Conn<A> {
         self.stopping = true;
         if self.ws.is_some() {
             // WebSockets get a 1001 and a chance to answer it before the deadline.
-            self.ws_close(1001, "server stopping", false);
+            self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::AwaitReply);
             self.flush(ctx);
             return;
         }
@@ -625,7 +626,7 @@ impl<A> Conn<A> {
         self.settle_direct(true);
         self.stopping = true;
         if self.ws.is_some() && !self.closing() {
-            self.ws_close(1001, "server stopping", true);
+            self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::CloseTcp);
             if self.writable {
                 if let Ok(n) = self.wq.write_to(&mut &*self.stream) {
                     self.handle.release_out(n);

@@ -221,7 +221,7 @@ impl<A> Conn<A> {
                     self.close = Close::Open;
                 }
                 if self.stopping {
-                    self.ws_close(1001, "server stopping", false);
+                    self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::AwaitReply);
                 }
                 break;
             }

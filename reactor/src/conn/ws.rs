@@ -2,6 +2,7 @@
 //! handshake, pongs (at most one waiting for the socket), the application's flow control.
 
 use super::*;
+use httpkit_codec::ws::CloseCode;
 
 #[derive(Debug)]
 pub(super) struct WsState {
@@ -21,6 +22,15 @@ pub(super) enum Flow {
     Flowing,
     /// The application's queue for the connection is full: it is not read until resumed.
     Paused,
+}
+
+/// What follows a close frame the reactor sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CloseThen {
+    /// Wait for the peer's close frame (within the close-handshake timeout).
+    AwaitReply,
+    /// The handshake is complete (or cannot be): close the TCP connection once it is written.
+    CloseTcp,
 }
 
 impl<A> Conn<A> {
@@ -141,23 +151,23 @@ impl<A> Conn<A> {
 
     /// Sends a close frame of the reactor's own (protocol error, server stop, echo). With
     /// `done` the TCP connection closes once it is written (the handshake is complete).
-    pub(super) fn ws_close(&mut self, code: u16, reason: &str, done: bool) {
+    pub(super) fn ws_close(&mut self, code: CloseCode, reason: &str, then: CloseThen) {
         let Some(ws) = &mut self.ws else { return };
         if !ws.close_sent {
             let mut out = Vec::with_capacity(4 + reason.len());
-            if code == 1005 {
+            if code == CloseCode::NO_STATUS {
                 encode_frame(OpCode::Close, true, &[], &mut out);
             } else {
-                encode_close(code, reason, &mut out);
+                encode_close(code.as_u16(), reason, &mut out);
             }
             ws.close_sent = true;
             self.handle.charge_out(out.len());
             self.wq.push(Bytes::from(out));
         }
         if ws.info.is_none() {
-            ws.info = Some(WsClose { code, reason: reason.to_owned(), by_peer: false });
+            ws.info = Some(WsClose { code: code.as_u16(), reason: reason.to_owned(), by_peer: false });
         }
-        if done {
+        if then == CloseThen::CloseTcp {
             self.finish_after_flush(Ending::Local);
         }
     }
@@ -173,17 +183,18 @@ impl<A> Conn<A> {
                     off += n;
                     match ev {
                         WsEvent::Close(frame) => {
-                            let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason));
+                            let (code, reason) =
+                                frame.map_or((CloseCode::NO_STATUS, String::new()), |f| (CloseCode(f.code), f.reason));
                             let we_closed = ws.close_sent;
                             if ws.info.is_none() {
-                                ws.info = Some(WsClose { code, reason: reason.clone(), by_peer: true });
+                                ws.info = Some(WsClose { code: code.as_u16(), reason: reason.clone(), by_peer: true });
                             }
                             if we_closed {
                                 // The reply to our close: the handshake is complete.
                                 self.finish_after_flush(Ending::Local);
                             } else {
                                 // Echo the peer's code, then close the TCP connection.
-                                self.ws_close(code, &reason, true);
+                                self.ws_close(code, &reason, CloseThen::CloseTcp);
                             }
                         }
                         WsEvent::Ping(p) => {
@@ -196,7 +207,7 @@ impl<A> Conn<A> {
                     }
                 }
                 Err(e) => {
-                    self.ws_close(e.close_code(), e.description(), true);
+                    self.ws_close(CloseCode(e.close_code()), e.description(), CloseThen::CloseTcp);
                     break;
                 }
             }
