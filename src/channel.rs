@@ -39,10 +39,11 @@ use httpkit_codec::h1::{BodyEncoder, BodyLength};
 use httpkit_codec::ws::{encode_frame, encode_handshake_response, requested_protocols, CloseCode, OpCode};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent};
 
+use crate::attachment::{attach, detach, ConnListener};
 use crate::date::with_date;
-use crate::respond::{attach, detach, next_id, ConnListener, Exchange, RespState};
-use crate::response::{Body, BodyKind};
+use crate::exchange::{next_id, Exchange, Orphan, RespState};
 use crate::serial::{close_websocket_on_fault, Fault, FaultHook, Serial};
+use crate::takeover::Takeover;
 use crate::ws::{close_frame, encode_message, read_body_whole, server_close_frame, CloseError, Message, SendError};
 use crate::{Request, Response};
 
@@ -327,7 +328,9 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             accept,
         }),
     };
-    let _ = ch.inner.ex.state.channel.set(Arc::downgrade(&ch.inner));
+    let weak = Arc::downgrade(&ch.inner);
+    let orphan: std::sync::Weak<dyn Orphan> = weak;
+    let _ = ch.inner.ex.state.channel.set(orphan);
     if ws {
         // Queued before the channel can hear a close, so on_open always comes first; it runs
         // once the 101 is on its way (see `start`).
@@ -359,7 +362,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             CloseStatus::new(CloseKind::ClientClose, None, "")
         };
         ch.fire_close(status);
-        return Response { body: Body { kind: BodyKind::Channel(ch) }, ..Response::default() };
+        return Response::taken_over(Box::new(ch));
     }
     if let Some(init) = &ch.inner.handlers.init {
         init(&ch);
@@ -374,7 +377,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             }
         }
     }
-    Response { body: Body { kind: BodyKind::Channel(ch) }, ..Response::default() }
+    Response::taken_over(Box::new(ch))
 }
 
 impl Channel {
@@ -543,11 +546,7 @@ impl Channel {
             return self.close_ws(CloseCode::NORMAL, "");
         }
         let ex = &self.inner.ex;
-        let mut st = ex.lock();
-        let was = *st;
-        *st = RespState::Done;
-        drop(st);
-        match was {
+        match ex.claim() {
             RespState::Done => return false,
             RespState::Idle => {
                 let mut h = HeaderMap::new();
@@ -628,12 +627,8 @@ impl Channel {
         if !self.inner.ws {
             return;
         }
-        {
-            let mut st = ex.lock();
-            if *st != RespState::Idle {
-                return;
-            }
-            *st = RespState::Done;
+        if !ex.claim_idle() {
+            return;
         }
         if !self.inner.open.load(Ordering::Acquire) {
             // Closed before the handshake (e.g. refused in `init`): no WebSocket.
@@ -654,7 +649,7 @@ impl Channel {
 }
 
 impl Channel {
-    pub(crate) fn from_inner(inner: Arc<ChannelInner>) -> Self {
+    fn from_inner(inner: Arc<ChannelInner>) -> Self {
         Self { inner }
     }
 
@@ -712,11 +707,7 @@ impl ConnListener for Channel {
         // An HTTP channel still answering when the stop's time is up ends properly: a stream
         // with its final chunk, a waiting long-poll with a 503; the connection then closes.
         let ex = &self.inner.ex;
-        let was = {
-            let mut st = ex.lock();
-            std::mem::replace(&mut *st, RespState::Done)
-        };
-        match was {
+        match ex.claim() {
             RespState::Done => return,
             RespState::Idle => {
                 ex.write_error(503, "Server is stopping");
@@ -752,5 +743,22 @@ impl Channel {
             let bytes = msg.as_bytes().len();
             self.inner.serial.push_weighted(bytes, move || f(&ch, msg));
         }
+    }
+}
+
+impl Takeover for Channel {
+    fn take_over(self: Box<Self>, _ex: &Exchange, headers: &HeaderMap) {
+        // The channel holds its exchange already (it was made from the request).
+        self.start(headers);
+    }
+
+    fn kind(&self) -> &'static str {
+        "channel"
+    }
+}
+
+impl Orphan for ChannelInner {
+    fn end_exchange(self: Arc<Self>) {
+        Channel::from_inner(self).end_exchange();
     }
 }

@@ -52,23 +52,27 @@
 //! * Memory per connection is bounded by the configured limits.
 #![deny(missing_docs)]
 
+mod answer;
+mod attachment;
 mod channel;
 mod date;
+mod dispatch;
+mod exchange;
 mod handler;
 mod logging;
 mod options;
 mod pool;
 mod request;
-mod respond;
 mod response;
 mod ring_ws;
 mod serial;
 mod server;
+mod status;
+mod takeover;
 mod ws;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -95,7 +99,9 @@ pub(crate) fn deadline_after(start: std::time::Instant, d: std::time::Duration) 
 /// Re-exported `http` types used in the API.
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
-use respond::{Dispatcher, ServerShared, RUNNING};
+use dispatch::Dispatcher;
+use exchange::ServerShared;
+use status::AtomicStatus;
 
 /// Starts a server on `opts.ip:opts.port` that answers every request with `handler`.
 ///
@@ -200,7 +206,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
     };
     let server_header = opts.server_header.as_ref().map(|s| Bytes::from(s.clone().into_bytes()));
     let shared = Arc::new(ServerShared {
-        status: AtomicU8::new(RUNNING),
+        status: AtomicStatus::new(ServerStatus::Running),
         server_header: server_header.clone(),
         loggers: opts.loggers.clone(),
         write_high_water: opts.write_buffer,

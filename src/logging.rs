@@ -72,3 +72,14 @@ pub mod events {
     /// At `max_connections`, the longest idle connection was closed to admit a new one.
     pub const CONN_EVICTED: &str = "httpkit.server.conn.evicted";
 }
+
+/// The message of a panic payload (a `&str` or a `String`), for the error logger.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}

@@ -4,7 +4,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::respond::ConnHandle;
+use crate::attachment::ConnHandle;
 use http::{HeaderMap, Method, Version};
 use httpkit_codec::h1::RequestHead;
 
@@ -24,7 +24,7 @@ pub struct Request {
     remote_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
     received: Instant,
-    pub(crate) exchange: Option<crate::respond::Exchange>,
+    pub(crate) exchange: Option<crate::exchange::Exchange>,
 }
 
 impl Request {
@@ -34,7 +34,7 @@ impl Request {
         trailers: Option<HeaderMap>,
         conn: &ConnHandle,
         received: Instant,
-        exchange: crate::respond::Exchange,
+        exchange: crate::exchange::Exchange,
     ) -> Self {
         Self {
             remote_addr: remote_addr(&head, conn, &exchange.server.trusted_proxies, exchange.server.forwarded_header),

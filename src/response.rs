@@ -8,6 +8,8 @@ use std::path::Path;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::takeover::Takeover;
+
 /// A response: status (default 200), headers, body.
 ///
 /// The server owns framing: `Content-Length`, `Transfer-Encoding` and `Connection` set here are
@@ -25,6 +27,8 @@ pub struct Response {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Body,
     pub(crate) invalid: Option<String>,
+    /// A channel or a WebSocket upgrade that answers instead of this response.
+    pub(crate) takeover: Option<Box<dyn Takeover>>,
 }
 
 impl fmt::Debug for Response {
@@ -33,13 +37,21 @@ impl fmt::Debug for Response {
             .field("status", &self.status)
             .field("headers", &self.headers)
             .field("body", &self.body)
+            .field("takeover", &self.takeover.as_ref().map(|t| t.kind()))
             .finish()
     }
 }
 
 impl Default for Response {
     fn default() -> Self {
-        Self { status: StatusCode::OK, headers: HeaderMap::new(), body: Body::empty(), invalid: None }
+        Self { status: StatusCode::OK, headers: HeaderMap::new(), body: Body::empty(), invalid: None, takeover: None }
+    }
+}
+
+impl Response {
+    /// A response answered by `t` (a channel, a WebSocket upgrade) instead of a body.
+    pub(crate) fn taken_over(t: Box<dyn Takeover>) -> Self {
+        Self { takeover: Some(t), ..Self::default() }
     }
 }
 
@@ -115,7 +127,7 @@ impl Response {
 impl<B: Into<Body>> From<http::Response<B>> for Response {
     fn from(r: http::Response<B>) -> Self {
         let (parts, body) = r.into_parts();
-        Self { status: parts.status, headers: parts.headers, body: body.into(), invalid: None }
+        Self { status: parts.status, headers: parts.headers, body: body.into(), invalid: None, takeover: None }
     }
 }
 
@@ -136,8 +148,6 @@ pub(crate) enum BodyKind {
     File(File, u64),
     Stream(ChunkIter),
     Reader(Box<dyn Read + Send>),
-    Channel(crate::channel::Channel),
-    WebSocket(crate::ring_ws::Upgrade),
 }
 
 impl fmt::Debug for Body {
@@ -148,8 +158,6 @@ impl fmt::Debug for Body {
             BodyKind::File(_, n) => write!(f, "Body::File({n} bytes)"),
             BodyKind::Stream(_) => f.write_str("Body::Stream"),
             BodyKind::Reader(_) => f.write_str("Body::Reader"),
-            BodyKind::Channel(c) => write!(f, "Body::Channel({c:?})"),
-            BodyKind::WebSocket(_) => f.write_str("Body::WebSocket"),
         }
     }
 }

@@ -41,12 +41,11 @@ use http::HeaderMap;
 use httpkit_codec::ws::{encode_frame, encode_handshake_response, CloseCode, OpCode};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent};
 
-use crate::respond::ConnHandle;
-
+use crate::attachment::{attach, ConnHandle, ConnListener};
 use crate::date::with_date;
-use crate::respond::{attach, next_id, ConnListener, Exchange, RespState};
-use crate::response::{Body, BodyKind};
+use crate::exchange::{next_id, Exchange};
 use crate::serial::{close_websocket_on_fault, Serial};
+use crate::takeover::Takeover;
 use crate::ws::{close_frame, encode_message, read_body_whole, Message, SendError};
 use crate::Response;
 
@@ -191,7 +190,7 @@ pub(crate) struct Upgrade {
 /// wrong version) with the reason.
 pub fn websocket_response(listener: impl WebSocketListener) -> Response {
     let up = Upgrade { listener: Arc::new(listener), protocol: None };
-    Response { body: Body { kind: BodyKind::WebSocket(up) }, ..Response::default() }
+    Response::taken_over(Box::new(up))
 }
 
 impl Response {
@@ -199,8 +198,8 @@ impl Response {
     /// [`websocket_response`] — the analogue of `::ws/protocol`. Pick it from
     /// [`Request::websocket_protocols`](crate::Request::websocket_protocols).
     pub fn with_protocol(mut self, protocol: impl Into<String>) -> Self {
-        if let BodyKind::WebSocket(up) = &mut self.body.kind {
-            up.protocol = Some(protocol.into());
+        if let Some(t) = &mut self.takeover {
+            t.set_protocol(protocol.into());
         }
         self
     }
@@ -457,12 +456,8 @@ impl ConnListener for Socket {
 
 /// Upgrades the exchange for a Ring-style listener (called with the handler's response).
 pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
-    {
-        let mut st = ex.lock();
-        if *st != RespState::Idle {
-            return;
-        }
-        *st = RespState::Done;
+    if !ex.claim_idle() {
+        return;
     }
     let accept = match &ex.ws {
         None => {
@@ -511,4 +506,18 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     // The reactor answers pings at once unless the listener pongs itself.
     conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, !up.listener.pongs_itself());
     socket.inner.serial.kick();
+}
+
+impl Takeover for Upgrade {
+    fn take_over(self: Box<Self>, ex: &Exchange, headers: &HeaderMap) {
+        start(ex, &self, headers);
+    }
+
+    fn set_protocol(&mut self, protocol: String) {
+        self.protocol = Some(protocol);
+    }
+
+    fn kind(&self) -> &'static str {
+        "websocket upgrade"
+    }
 }

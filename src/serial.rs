@@ -6,13 +6,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::respond::ConnHandle;
+use crate::attachment::ConnHandle;
 use bytes::Bytes;
 use httpkit_codec::ws::CloseCode;
 
-use crate::logging::{events, Loggers};
+use crate::logging::{events, panic_message, Loggers};
 use crate::pool::{Job, Task, WorkerPool};
-use crate::respond::panic_message;
 use crate::ws::server_close_frame;
 
 type Callback = Box<dyn FnOnce() + Send>;

@@ -1,25 +1,14 @@
 //! The running server: its address, status, and how to stop it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use httpkit_reactor::Handle;
 
+use crate::exchange::ServerShared;
 use crate::pool::WorkerPool;
-use crate::respond::{ServerShared, RUNNING, STOPPED, STOPPING};
-
-/// Where a server is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerStatus {
-    /// Accepting and serving.
-    Running,
-    /// A stop is in progress.
-    Stopping,
-    /// Stopped: the listener and every connection are closed.
-    Stopped,
-}
+pub use crate::status::ServerStatus;
 
 /// A running server, returned by [`run_server`](crate::run_server).
 ///
@@ -54,11 +43,7 @@ impl Server {
 
     /// The current status.
     pub fn status(&self) -> ServerStatus {
-        match self.shared.status.load(Ordering::Acquire) {
-            RUNNING => ServerStatus::Running,
-            STOPPING => ServerStatus::Stopping,
-            _ => ServerStatus::Stopped,
-        }
+        self.shared.status.get()
     }
 
     /// Jobs waiting in the worker pool's queue, if the pool has one — the analogue of the seed's
@@ -102,7 +87,7 @@ impl Server {
 
     fn stop_with(&self, timeout: Option<Duration>) {
         let _g = self.stop_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shared.status.compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if !self.shared.status.change(ServerStatus::Running, ServerStatus::Stopping) {
             return;
         }
         let start = Instant::now();
@@ -115,7 +100,7 @@ impl Server {
         if let Some(p) = &self.unix_path {
             let _ = std::fs::remove_file(p);
         }
-        self.shared.status.store(STOPPED, Ordering::Release);
+        self.shared.status.set(ServerStatus::Stopped);
     }
 
     /// The Unix domain socket path the server listens on (set with

@@ -121,6 +121,12 @@ pub(crate) fn read_body_whole(msg: Message) -> io::Result<Message> {
     let Message::Response(mut r) = msg else {
         return Ok(msg);
     };
+    if r.takeover.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a channel or WebSocket response cannot be sent as a message",
+        ));
+    }
     let kind = std::mem::replace(&mut r.body.kind, BodyKind::Empty);
     let bytes = match kind {
         BodyKind::Empty | BodyKind::Bytes(_) => {
@@ -158,12 +164,6 @@ pub(crate) fn read_body_whole(msg: Message) -> io::Result<Message> {
                 }
             }
             v
-        }
-        BodyKind::Channel(_) | BodyKind::WebSocket(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a channel or WebSocket response cannot be sent as a message",
-            ))
         }
     };
     r.body = Body::from(bytes);

@@ -1,0 +1,171 @@
+//! The reactor's view of the server: each request becomes a job for the pool (the job runs
+//! the handler and writes its answer), and connection events reach the listeners attached.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use httpkit_codec::ws::check_handshake;
+use httpkit_reactor::{CloseReason, Dispatch, InboundRequest, WsEvent};
+
+use crate::attachment::{Attachment, ConnHandle};
+use crate::exchange::{ExShared, Exchange, RespState, ServerShared};
+use crate::logging::{events, panic_message};
+use crate::pool::{Job, Task, WorkerPool};
+use crate::{Handler, Request};
+
+/// Runs the handler for one request and writes its response.
+struct RequestTask<H> {
+    handler: Arc<H>,
+    req: Request,
+}
+
+impl<H: Handler> Task for RequestTask<H> {
+    fn run(self: Box<Self>) {
+        let RequestTask { handler, req } = *self;
+        let Some(ex) = req.exchange.clone() else {
+            return;
+        };
+        // The target, for a panic message, kept without an allocation (first 96 bytes).
+        let mut what = [0u8; 96];
+        let uri = req.uri().as_bytes();
+        let what_len = uri.len().min(what.len());
+        what[..what_len].copy_from_slice(&uri[..what_len]);
+        let target = &what[..what_len];
+        match catch_unwind(AssertUnwindSafe(move || handler.call(req))) {
+            Ok(resp) => {
+                // Body streams and readers are user code too.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| ex.send_response(resp))) {
+                    ex.server.loggers.error(&format!(
+                        "response body panicked on {} {}: {}",
+                        ex.method,
+                        String::from_utf8_lossy(target),
+                        panic_message(&*panic)
+                    ));
+                    ex.fail(true);
+                }
+            }
+            Err(panic) => {
+                let msg = panic_message(&*panic);
+                ex.server.loggers.error(&format!(
+                    "handler panicked on {} {}: {msg}",
+                    ex.method,
+                    String::from_utf8_lossy(target)
+                ));
+                ex.server.loggers.event(events::STATUS_500);
+                ex.fail(false);
+            }
+        }
+    }
+
+    fn reject(self: Box<Self>) {
+        if let Some(ex) = &self.req.exchange {
+            ex.server.loggers.warn("worker pool rejected a request: 503");
+            ex.server.loggers.event(events::STATUS_503);
+            ex.send_error(503, "Server unavailable, please try again");
+        }
+    }
+}
+
+/// The reactor's view of the server.
+pub(crate) struct Dispatcher<H> {
+    pub(crate) handler: Arc<H>,
+    pub(crate) pool: Arc<dyn WorkerPool>,
+    pub(crate) server: Arc<ServerShared>,
+}
+
+impl<H: Handler> Dispatch for Dispatcher<H> {
+    type Attachment = Attachment;
+
+    fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
+        let InboundRequest { seq, head, body, trailers, received } = req;
+        let ws = head.is_websocket().then(|| check_handshake(&head).map(|h| h.accept));
+        let ex = Exchange {
+            ws,
+            conn: conn.clone(),
+            seq,
+            method: head.method.clone(),
+            version: head.version,
+            keep_alive: head.keep_alive && !head.upgrade,
+            server: self.server.clone(),
+            state: Arc::new(ExShared { resp: Mutex::new(RespState::Idle), channel: std::sync::OnceLock::new() }),
+        };
+        let request = Request::new(head, body, trailers, conn, received, ex);
+        let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
+        // A user pool runs here, on the reactor thread: its panic must not take the loop down.
+        match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {
+            Ok(Ok(())) => {}
+            Ok(Err(job)) => job.reject(),
+            Err(p) => {
+                self.server.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
+                conn.abort();
+            }
+        }
+    }
+
+    fn on_bad_request(&mut self, _conn: &ConnHandle, status: u16, reason: &str) {
+        let loggers = &self.server.loggers;
+        if loggers.has_event() {
+            loggers.event(&format!("{}{status}", events::STATUS_PREFIX));
+        }
+        log::debug!("bad request answered {status}: {reason}");
+    }
+
+    fn on_accept_error(&mut self, error: &std::io::Error) {
+        self.server.loggers.error(&format!("accept failed: {error}; retrying in 100 ms"));
+        self.server.loggers.event(events::ACCEPT_ERROR);
+    }
+
+    fn on_ws_event(&mut self, conn: &ConnHandle, event: WsEvent) {
+        if let Some(l) = conn.attachment().ws() {
+            l.on_ws_event(event);
+        }
+    }
+
+    fn on_frame_written(&mut self, conn: &ConnHandle, token: u64) {
+        if let Some(l) = conn.attachment().ws() {
+            l.on_frame_written(token);
+        }
+    }
+
+    fn on_drained(&mut self, conn: &ConnHandle) {
+        if let Some(l) = conn.attachment().ws() {
+            l.on_drained();
+        }
+    }
+
+    fn on_stop_deadline(&mut self, conn: &ConnHandle) {
+        {
+            for l in conn.attachment().all() {
+                l.on_stop_deadline();
+            }
+        }
+    }
+
+    fn on_peer_eof(&mut self, conn: &ConnHandle) {
+        {
+            for l in conn.attachment().all() {
+                l.on_peer_eof();
+            }
+        }
+    }
+
+    fn on_close(&mut self, conn: &ConnHandle, reason: CloseReason) {
+        if reason == CloseReason::Evicted {
+            self.server.loggers.event(events::CONN_EVICTED);
+        }
+        if let CloseReason::WebSocket(w) = &reason {
+            if !w.by_peer && matches!(w.code, 1002 | 1007 | 1009) {
+                self.server.loggers.warn(&format!("websocket closed {}: {}", w.code, w.reason));
+                self.server.loggers.event(events::WS_DECODE_ERROR);
+            }
+        }
+        let listeners = {
+            let mut g = conn.attachment().lock();
+            g.closed = true;
+            std::mem::take(&mut g.by_id)
+        };
+        for (_, l) in &listeners {
+            l.on_closed(reason.clone());
+        }
+    }
+}

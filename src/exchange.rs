@@ -1,0 +1,305 @@
+//! One request/response exchange: where and how its answer is written (a whole response, a
+//! head and body pieces, an error), who has claimed it, and what every job of a server shares.
+//! Writing a [`Response`](crate::Response) value is `answer.rs`'s.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use httpkit_codec::h1::{encode_head, BodyEncoder, BodyLength, ResponseContext};
+use httpkit_codec::ws::HandshakeError;
+
+use crate::attachment::ConnHandle;
+use crate::date::with_date;
+use crate::logging::Loggers;
+use crate::pool::WorkerPool;
+use crate::status::{AtomicStatus, ServerStatus};
+
+/// Bodies up to this size are copied after the head into one buffer (one write segment).
+pub(crate) const INLINE_BODY: usize = 16 * 1024;
+/// Piece size for files and readers.
+pub(crate) const PIECE: usize = 64 * 1024;
+/// How long a streaming worker waits for a slow client to drain before giving up.
+const DRAIN_WAIT: Duration = Duration::from_secs(60);
+
+/// What every job of one server shares.
+#[derive(Debug)]
+pub(crate) struct ServerShared {
+    pub(crate) status: AtomicStatus,
+    pub(crate) server_header: Option<Bytes>,
+    pub(crate) loggers: Loggers,
+    pub(crate) write_high_water: usize,
+    pub(crate) max_ws: usize,
+    pub(crate) pool: Arc<dyn WorkerPool>,
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    pub(crate) forwarded_header: crate::ForwardedHeader,
+}
+
+impl std::fmt::Debug for dyn WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerPool")
+    }
+}
+
+impl ServerShared {
+    pub(crate) fn is_running(&self) -> bool {
+        self.status.get() == ServerStatus::Running
+    }
+}
+
+/// Where the response of one exchange stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RespState {
+    /// Nothing written yet.
+    Idle,
+    /// The head is written; body pieces follow. `close`: the connection closes at the end.
+    Streaming { enc: BodyEncoder, close: bool },
+    /// Complete (or handed to a WebSocket).
+    Done,
+}
+
+/// What the clones of one exchange share.
+#[derive(Debug)]
+pub(crate) struct ExShared {
+    pub(crate) resp: Mutex<RespState>,
+    /// The channel made for this exchange, if any: closed when an ordinary response wins.
+    pub(crate) channel: std::sync::OnceLock<std::sync::Weak<dyn Orphan>>,
+}
+
+/// A number unique among channels and sockets for the life of the process.
+pub(crate) fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Something made for an exchange that must end when another answer wins it (a channel).
+pub(crate) trait Orphan: Send + Sync {
+    /// The exchange was answered otherwise: end quietly.
+    fn end_exchange(self: Arc<Self>);
+}
+
+/// One request/response exchange on a connection: where and how to write the answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange {
+    pub(crate) conn: ConnHandle,
+    pub(crate) seq: u64,
+    pub(crate) method: Method,
+    pub(crate) version: Version,
+    pub(crate) keep_alive: bool,
+    pub(crate) server: Arc<ServerShared>,
+    pub(crate) state: Arc<ExShared>,
+    /// For a WebSocket request: the handshake check (`Sec-WebSocket-Accept`, or why not).
+    pub(crate) ws: Option<Result<String, HandshakeError>>,
+}
+
+impl Exchange {
+    fn ctx<'a>(&'a self, date: &'a [u8]) -> ResponseContext<'a> {
+        ResponseContext {
+            method: &self.method,
+            version: self.version,
+            keep_alive: self.keep_alive && self.server.is_running(),
+            date,
+            server: self.server.server_header.as_deref(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, RespState> {
+        self.state.resp.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims the exchange: whoever gets a state other than `Done` back owns the answer from
+    /// here on (and must finish it); the exchange is `Done` for everyone else.
+    pub(crate) fn claim(&self) -> RespState {
+        std::mem::replace(&mut *self.lock(), RespState::Done)
+    }
+
+    /// Claims the exchange only if nothing was written yet (`true`: the caller answers it).
+    pub(crate) fn claim_idle(&self) -> bool {
+        let mut st = self.lock();
+        if *st != RespState::Idle {
+            return false;
+        }
+        *st = RespState::Done;
+        true
+    }
+
+    /// Writes a complete in-memory response (the state must already say Done).
+    pub(crate) fn write_simple(&self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> bool {
+        // Encoded in a per-thread scratch buffer, then copied into one exactly sized allocation:
+        // cheaper than a growable Vec turned into `Bytes` (which needs a second, shared header).
+        thread_local!(static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+        let encoded = SCRATCH.with(|s| {
+            let mut out = s.borrow_mut();
+            out.clear();
+            let framing = with_date(|d| {
+                encode_head(status, headers, BodyLength::Known(body.len() as u64), &self.ctx(d), &mut out)
+            })
+            .ok()?;
+            let with_body = framing.body.has_body();
+            let inline = with_body && body.len() <= INLINE_BODY;
+            if inline {
+                out.extend_from_slice(&body);
+            }
+            // A body not copied after the head is sent as it is (never copied).
+            let body = if with_body && !inline { body.clone() } else { Bytes::new() };
+            // The usual case (the only request waiting on a keep-alive connection): written from
+            // here, straight from this buffer, sparing the reactor the system call.
+            let sent = if framing.keep_alive { self.conn.try_write_direct(self.seq, &out, &body) } else { None };
+            let (head, body) = match sent {
+                Some(n) if n == out.len() + body.len() => (Bytes::new(), Bytes::new()),
+                Some(n) if n < out.len() => (Bytes::copy_from_slice(&out[n..]), body),
+                Some(n) => (Bytes::new(), body.slice(n - out.len()..)),
+                None => (Bytes::copy_from_slice(&out), body),
+            };
+            if out.capacity() > 64 * 1024 {
+                *out = Vec::new();
+            }
+            Some((head, body, framing, sent.is_some()))
+        });
+        let Some((head, body, framing, direct)) = encoded else {
+            return self.write_error(500, "Internal Server Error");
+        };
+        if direct && head.is_empty() && body.is_empty() {
+            return true;
+        }
+        self.conn.write(self.seq, head, body, true, !framing.keep_alive)
+    }
+
+    /// A plain-text error response (the state must already say Done).
+    pub(crate) fn write_error(&self, status: u16, msg: &'static str) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut out = Vec::with_capacity(192);
+        let keep_alive = self.keep_alive && self.server.is_running();
+        let ctx = |d: &[u8], out: &mut Vec<u8>| {
+            let c = ResponseContext { keep_alive, ..self.ctx(d) };
+            encode_head(status, &h, BodyLength::Known(msg.len() as u64), &c, out)
+        };
+        match with_date(|d| ctx(d, &mut out)) {
+            Ok(f) => {
+                if f.body.has_body() {
+                    out.extend_from_slice(msg.as_bytes());
+                }
+                self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !f.keep_alive)
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Answers with an error if nothing was written yet.
+    pub(crate) fn send_error(&self, status: u16, msg: &'static str) -> bool {
+        if !self.claim_idle() {
+            return false;
+        }
+        let ok = self.write_error(status, msg);
+        self.close_orphan_channel();
+        ok
+    }
+
+    /// Ends the exchange after a panic: a `500` if nothing was written yet; a response cut off
+    /// in the middle (streaming, or `Done` while its body was being written when
+    /// `done_is_partial`) ends the connection, so it never looks complete. A channel made for
+    /// the exchange closes.
+    pub(crate) fn fail(&self, done_is_partial: bool) {
+        let was = self.claim();
+        match was {
+            RespState::Idle => {
+                self.write_error(500, "Internal Server Error");
+            }
+            RespState::Streaming { .. } => self.conn.abort(),
+            RespState::Done if done_is_partial => self.conn.abort(),
+            RespState::Done => {}
+        }
+        self.close_orphan_channel();
+    }
+
+    /// A channel was made for this exchange but something else answered it: close it.
+    pub(crate) fn close_orphan_channel(&self) {
+        // A lock-free look: most exchanges never make a channel.
+        if let Some(orphan) = self.state.channel.get().and_then(std::sync::Weak::upgrade) {
+            orphan.end_exchange();
+        }
+    }
+
+    /// Writes the head of a response whose body follows in pieces.
+    pub(crate) fn start(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        len: BodyLength,
+    ) -> Option<(BodyEncoder, bool)> {
+        let mut out = Vec::with_capacity(192);
+        let framing = with_date(|d| encode_head(status, headers, len, &self.ctx(d), &mut out));
+        let Ok(framing) = framing else {
+            self.write_error(500, "Internal Server Error");
+            return None;
+        };
+        if !self.conn.write(self.seq, Bytes::from(out), Bytes::new(), false, false) {
+            return None;
+        }
+        Some((framing.body, !framing.keep_alive))
+    }
+
+    /// Waits while the client is slow; `false` (and the connection aborted) if it never drains.
+    pub(crate) fn wait_room(&self) -> bool {
+        if httpkit_reactor::on_reactor_thread() {
+            // The Inline pool: waiting here would stop the loop that drains the queue.
+            return true;
+        }
+        if self.conn.wait_writable(self.server.write_high_water, DRAIN_WAIT) {
+            return true;
+        }
+        self.conn.abort();
+        false
+    }
+
+    /// Sends one piece of a body with its chunk framing.
+    pub(crate) fn write_piece(&self, enc: BodyEncoder, data: Bytes) -> bool {
+        if enc == BodyEncoder::Chunked {
+            let mut v = Vec::with_capacity(data.len() + 12);
+            enc.chunk_header(data.len(), &mut v);
+            if data.len() <= INLINE_BODY {
+                v.extend_from_slice(&data);
+                enc.chunk_trailer(&mut v);
+                return self.conn.write(self.seq, Bytes::from(v), Bytes::new(), false, false);
+            }
+            if !self.conn.write(self.seq, Bytes::from(v), data, false, false) {
+                return false;
+            }
+            return self.conn.write(self.seq, Bytes::from_static(b"\r\n"), Bytes::new(), false, false);
+        }
+        self.conn.write(self.seq, Bytes::new(), data, false, false)
+    }
+
+    pub(crate) fn pump(&self, enc: BodyEncoder, mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> bool {
+        loop {
+            let mut buf = vec![0u8; PIECE];
+            match read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if !self.wait_room() || !self.write_piece(enc, Bytes::from(buf)) {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.server.loggers.error(&format!("reading response body failed: {e}"));
+                    self.conn.abort();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Ends a body written in pieces.
+    pub(crate) fn finish(&self, enc: BodyEncoder, close: bool) -> bool {
+        let mut tail = Vec::new();
+        enc.finish(&mut tail);
+        let close = close || enc == BodyEncoder::CloseDelimited;
+        self.conn.write(self.seq, Bytes::from(tail), Bytes::new(), true, close)
+    }
+}
