@@ -55,6 +55,7 @@
 mod answer;
 mod attachment;
 mod channel;
+mod close_status;
 mod date;
 mod dispatch;
 mod exchange;
