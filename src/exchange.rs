@@ -16,6 +16,7 @@ use crate::date::with_date;
 use crate::logging::Loggers;
 use crate::pool::WorkerPool;
 use crate::status::{AtomicStatus, ServerStatus};
+use httpkit_reactor::Part;
 
 /// Bodies up to this size are copied after the head into one buffer (one write segment).
 pub(crate) const INLINE_BODY: usize = 16 * 1024;
@@ -164,7 +165,7 @@ impl Exchange {
         if direct && head.is_empty() && body.is_empty() {
             return true;
         }
-        self.conn.write(self.seq, head, body, true, !framing.keep_alive)
+        self.conn.write(self.seq, head, body, Part::last(!framing.keep_alive))
     }
 
     /// A plain-text error response (the state must already say Done).
@@ -183,7 +184,7 @@ impl Exchange {
                 if f.body.has_body() {
                     out.extend_from_slice(msg.as_bytes());
                 }
-                self.conn.write(self.seq, Bytes::from(out), Bytes::new(), true, !f.keep_alive)
+                self.conn.write(self.seq, Bytes::from(out), Bytes::new(), Part::last(!f.keep_alive))
             }
             Err(_) => false,
         }
@@ -237,7 +238,7 @@ impl Exchange {
             self.write_error(500, "Internal Server Error");
             return None;
         };
-        if !self.conn.write(self.seq, Bytes::from(out), Bytes::new(), false, false) {
+        if !self.conn.write(self.seq, Bytes::from(out), Bytes::new(), Part::More) {
             return None;
         }
         Some((framing.body, !framing.keep_alive))
@@ -264,14 +265,14 @@ impl Exchange {
             if data.len() <= INLINE_BODY {
                 v.extend_from_slice(&data);
                 enc.chunk_trailer(&mut v);
-                return self.conn.write(self.seq, Bytes::from(v), Bytes::new(), false, false);
+                return self.conn.write(self.seq, Bytes::from(v), Bytes::new(), Part::More);
             }
-            if !self.conn.write(self.seq, Bytes::from(v), data, false, false) {
+            if !self.conn.write(self.seq, Bytes::from(v), data, Part::More) {
                 return false;
             }
-            return self.conn.write(self.seq, Bytes::from_static(b"\r\n"), Bytes::new(), false, false);
+            return self.conn.write(self.seq, Bytes::from_static(b"\r\n"), Bytes::new(), Part::More);
         }
-        self.conn.write(self.seq, Bytes::new(), data, false, false)
+        self.conn.write(self.seq, Bytes::new(), data, Part::More)
     }
 
     pub(crate) fn pump(&self, enc: BodyEncoder, mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> bool {
@@ -300,6 +301,6 @@ impl Exchange {
         let mut tail = Vec::new();
         enc.finish(&mut tail);
         let close = close || enc == BodyEncoder::CloseDelimited;
-        self.conn.write(self.seq, Bytes::from(tail), Bytes::new(), true, close)
+        self.conn.write(self.seq, Bytes::from(tail), Bytes::new(), Part::last(close))
     }
 }

@@ -7,15 +7,24 @@ use std::time::Instant;
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 
-use crate::{ConnId, WsClose};
+use crate::{ConnId, Part, WsClose};
+
+/// How a connection closes on request ([`crate::ConnHandle::close`] / `abort`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseHow {
+    /// After what is already queued is written.
+    Graceful,
+    /// Now, dropping queued output.
+    Abort,
+}
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    Write { id: ConnId, seq: u64, head: Bytes, body: Bytes, end: bool, close: bool },
+    Write { id: ConnId, seq: u64, head: Bytes, body: Bytes, part: Part },
     Upgrade { id: ConnId, seq: u64, head: Bytes, max_message: usize, auto_pong: bool },
     Frame { id: ConnId, head: Bytes, payload: Bytes, close: Option<WsClose>, ack: Option<u64> },
     Pong { id: ConnId, payload: Bytes },
-    Close { id: ConnId, abort: bool },
+    Close { id: ConnId, how: CloseHow },
     PauseReading { id: ConnId, paused: bool },
     Stop { deadline: Option<Instant> },
 }

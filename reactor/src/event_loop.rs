@@ -243,7 +243,7 @@ impl<D: Dispatch> EventLoop<D> {
         let mut ctx =
             Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date, buffered: &self.stats.buffered };
         f(conn, &mut ctx, &mut self.scratch);
-        conn.sync_budget(&self.stats.buffered, false);
+        conn.sync_budget(&self.stats.buffered);
         if let Some(reason) = conn.is_closing() {
             self.reap(id, reason);
             return;
@@ -328,7 +328,7 @@ impl<D: Dispatch> EventLoop<D> {
         touched.clear();
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
-                Command::Write { id, seq, head, body, end, close } => {
+                Command::Write { id, seq, head, body, part } => {
                     let Some(conn) = self.conns.get_mut(id) else {
                         continue;
                     };
@@ -339,7 +339,7 @@ impl<D: Dispatch> EventLoop<D> {
                         date: &self.date,
                         buffered: &self.stats.buffered,
                     };
-                    conn.on_write(seq, head, body, end, close, &mut ctx);
+                    conn.on_write(seq, head, body, part, &mut ctx);
                     if touched.last() != Some(&id) {
                         touched.push(id);
                     }
@@ -395,9 +395,9 @@ impl<D: Dispatch> EventLoop<D> {
                         touched.push(id);
                     }
                 }
-                Command::Close { id, abort } => {
+                Command::Close { id, how } => {
                     if let Some(conn) = self.conns.get_mut(id) {
-                        conn.on_close_cmd(abort);
+                        conn.on_close_cmd(how);
                         touched.push(id);
                     }
                 }
@@ -464,7 +464,7 @@ impl<D: Dispatch> EventLoop<D> {
         };
         let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&conn.stream.raw_fd()));
         conn.discard_output();
-        conn.sync_budget(&self.stats.buffered, true);
+        conn.release_budget(&self.stats.buffered);
         conn.handle.shared.closed.store(true, Ordering::Release);
         conn.handle.shared.notify();
         self.stats.open.fetch_sub(1, Ordering::Relaxed);

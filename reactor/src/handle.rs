@@ -9,11 +9,33 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::command::{Command, Remote};
+use crate::command::{CloseHow, Command, Remote};
 use crate::slab::ConnId;
 use crate::stream::Stream;
 #[allow(unused_imports)] // doc links
 use crate::{Dispatch, ReactorConfig, WsClose};
+
+/// Which part of a response [`ConnHandle::write`] queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// More follows.
+    More,
+    /// The last part; the connection stays open for the next request.
+    Last,
+    /// The last part; the connection closes once it is written.
+    LastThenClose,
+}
+
+impl Part {
+    /// The last part, closing the connection after it if `close`.
+    pub fn last(close: bool) -> Self {
+        if close {
+            Self::LastThenClose
+        } else {
+            Self::Last
+        }
+    }
+}
 
 /// The largest answer [`ConnHandle::try_write_direct`] writes from a worker (larger ones go
 /// through the reactor, which writes them as the peer reads).
@@ -175,15 +197,14 @@ impl<A> ConnHandle<A> {
         self.shared.queued.fetch_sub(n, Ordering::SeqCst).saturating_sub(n)
     }
 
-    /// Queues `head` then `body` as part of the response to request `seq`. `end` marks the last
-    /// part; `close` (with `end`) closes the connection once it is written. Returns `false` if
+    /// Queues `head` then `body` as `part` of the response to request `seq`. Returns `false` if
     /// the connection is already closed (nothing is queued).
-    pub fn write(&self, seq: u64, head: Bytes, body: Bytes, end: bool, close: bool) -> bool {
+    pub fn write(&self, seq: u64, head: Bytes, body: Bytes, part: Part) -> bool {
         if self.is_closed() {
             return false;
         }
         self.charge_out(head.len() + body.len());
-        self.remote.send(Command::Write { id: self.id, seq, head, body, end, close });
+        self.remote.send(Command::Write { id: self.id, seq, head, body, part });
         true
     }
 
@@ -326,14 +347,14 @@ impl<A> ConnHandle<A> {
     /// Closes the connection after what is already queued has been written.
     pub fn close(&self) {
         if !self.is_closed() {
-            self.remote.send(Command::Close { id: self.id, abort: false });
+            self.remote.send(Command::Close { id: self.id, how: CloseHow::Graceful });
         }
     }
 
     /// Closes the connection now, dropping queued output.
     pub fn abort(&self) {
         if !self.is_closed() {
-            self.remote.send(Command::Close { id: self.id, abort: true });
+            self.remote.send(Command::Close { id: self.id, how: CloseHow::Abort });
         }
     }
 }

@@ -53,7 +53,7 @@ pub use httpkit_codec::ws::WsEvent;
 
 use command::{Command, Remote};
 pub use config::*;
-pub use handle::{ConnHandle, DIRECT_WRITE_MAX};
+pub use handle::{ConnHandle, Part, DIRECT_WRITE_MAX};
 pub use slab::ConnId;
 
 /// A bound, listening socket for the reactor to accept on.

@@ -17,8 +17,16 @@ impl<A> Conn<A> {
 
     /// Brings the server-wide count of buffered bytes up to date with this connection (after
     /// each visit of the loop; with `gone`, the connection is being removed).
-    pub(crate) fn sync_budget(&mut self, total: &AtomicUsize, gone: bool) {
-        let now = if gone { 0 } else { self.buffered_bytes() };
+    pub(crate) fn sync_budget(&mut self, total: &AtomicUsize) {
+        self.charge_budget(total, self.buffered_bytes());
+    }
+
+    /// The connection is being removed: it holds nothing any more.
+    pub(crate) fn release_budget(&mut self, total: &AtomicUsize) {
+        self.charge_budget(total, 0);
+    }
+
+    fn charge_budget(&mut self, total: &AtomicUsize, now: usize) {
         if now > self.charged {
             total.fetch_add(now - self.charged, Ordering::Relaxed);
         } else if now < self.charged {
@@ -57,7 +65,7 @@ impl<A> Conn<A> {
         }
         let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
         self.cur = None;
-        self.push_local(bytes, true);
+        self.push_local(bytes, SlotState::DoneThenClose);
         self.reading = Reading::Stopped;
         self.rbuf = Vec::new();
     }

@@ -13,6 +13,17 @@ pub(super) enum Grant {
     Lent,
 }
 
+/// What folding in the worker's use of the write side does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Settle {
+    /// Only look: an answer the worker wrote whole completes its request; a grant still in use
+    /// stays lent.
+    Look,
+    /// Also withdraw the right (waiting out a write in progress), so that the reactor alone
+    /// writes from here on.
+    TakeBack,
+}
+
 impl<A> Conn<A> {
     /// Lends the write side to the worker answering `seq`, the only request waiting, with
     /// nothing queued (see [`ConnHandle::try_write_direct`]).
@@ -26,18 +37,18 @@ impl<A> Conn<A> {
     /// its request (then `true`). With `take_back`, the right is withdrawn too (waiting out a
     /// write in progress: one non-blocking system call of at most 64 KiB), so that the reactor
     /// alone writes from here on.
-    pub(super) fn settle_direct(&mut self, take_back: bool) -> bool {
+    pub(super) fn settle_direct(&mut self, how: Settle) -> bool {
         if self.grant == Grant::Kept {
             return false;
         }
         let state = loop {
             let mut d = self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
             match &*d {
-                Direct::Active if take_back => {
+                Direct::Active if how == Settle::TakeBack => {
                     drop(d);
                     std::thread::yield_now();
                 }
-                Direct::Active | Direct::Granted(..) if !take_back => return false,
+                Direct::Active | Direct::Granted(..) if how == Settle::Look => return false,
                 _ => break std::mem::take(&mut *d),
             }
         };
@@ -45,8 +56,8 @@ impl<A> Conn<A> {
         let Direct::Written(seq) = state else {
             return false;
         };
-        if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) {
-            slot.done = true;
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.is_done()) {
+            slot.state = SlotState::Done;
         }
         self.advance_slots();
         true
@@ -63,6 +74,6 @@ impl<A> Conn<A> {
     /// Folds in a finished direct write (from the periodic sweep: the idle timer starts).
     /// `true` when an answer was completed so: the connection should be driven again.
     pub(crate) fn poll_direct(&mut self) -> bool {
-        self.settle_direct(false)
+        self.settle_direct(Settle::Look)
     }
 }

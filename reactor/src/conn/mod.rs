@@ -39,6 +39,7 @@ use httpkit_codec::h1::{
 };
 use httpkit_codec::ws::{encode_close, encode_frame, FrameDecoder, OpCode, WsEvent};
 
+use crate::command::CloseHow;
 use crate::handle::Direct;
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
@@ -55,10 +56,10 @@ mod tests;
 mod timer;
 mod ws;
 
-use grant::Grant;
+use grant::{Grant, Settle};
 use httpkit_codec::ws::CloseCode;
 use phase::{Close, Ending, Input, Reading};
-use pipeline::{Pending, Slot};
+use pipeline::{Pending, Slot, SlotState};
 use timer::Timer;
 use ws::{CloseThen, Flow, WsState};
 
@@ -293,7 +294,7 @@ impl<A> Conn<A> {
 
     /// Decodes what is buffered, reads while allowed, and writes what is queued.
     pub(crate) fn drive<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>, scratch: &mut [u8]) {
-        self.settle_direct(false);
+        self.settle_direct(Settle::Look);
         if self.lingering() {
             self.linger_read(scratch);
             return;
@@ -356,7 +357,7 @@ impl<A> Conn<A> {
     }
 
     fn on_eof<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        self.settle_direct(true);
+        self.settle_direct(Settle::TakeBack);
         self.input = Input::Ended;
         self.readable = false;
         if self.ws.is_some() {
@@ -433,7 +434,7 @@ impl<A> Conn<A> {
                         Some(RequestEvent::Head(head)) if head.body == BodyKind::Empty => {
                             // No body: its end follows at once (consumed here), so the request
                             // is complete without parking the head in a box.
-                            self.settle_direct(true);
+                            self.settle_direct(Settle::TakeBack);
                             let _ = self.decoder.decode(&[]);
                             self.complete(head, Vec::new(), ctx);
                         }
@@ -457,7 +458,7 @@ impl<A> Conn<A> {
                     }
                 }
                 Err(e) => {
-                    self.settle_direct(true);
+                    self.settle_direct(Settle::TakeBack);
                     let mut headers = HeaderMap::new();
                     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -465,7 +466,7 @@ impl<A> Conn<A> {
                     ctx.dispatch.on_bad_request(&self.handle, status.as_u16(), msg);
                     let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
                     self.cur = None;
-                    self.push_local(bytes, true);
+                    self.push_local(bytes, SlotState::DoneThenClose);
                     self.reading = Reading::Stopped;
                     self.read_eof_or_bad_request();
                     break;
@@ -512,9 +513,9 @@ impl<A> Conn<A> {
         }
     }
 
-    pub(crate) fn on_close_cmd(&mut self, abort: bool) {
-        self.settle_direct(true);
-        if abort {
+    pub(crate) fn on_close_cmd(&mut self, how: CloseHow) {
+        self.settle_direct(Settle::TakeBack);
+        if how == CloseHow::Abort {
             self.close(CloseReason::Local);
         } else {
             self.finish_after_flush(Ending::Local);
@@ -531,7 +532,7 @@ impl<A> Conn<A> {
         }
         if self.writable && !self.wq.is_empty() {
             // The reactor writes: take back a lent write side first (the order of bytes).
-            self.settle_direct(true);
+            self.settle_direct(Settle::TakeBack);
             match self.wq.write_to(&mut &*self.stream) {
                 Ok(n) => {
                     if n > 0 {
@@ -599,7 +600,7 @@ impl<A> Conn<A> {
 
     /// Graceful stop: close now if idle, else once in-flight requests are answered.
     pub(crate) fn begin_drain<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        self.settle_direct(true);
+        self.settle_direct(Settle::TakeBack);
         self.stopping = true;
         if self.ws.is_some() {
             // WebSockets get a 1001 and a chance to answer it before the deadline.
@@ -623,7 +624,7 @@ impl<A> Conn<A> {
 
     /// Immediate stop: a best-effort 1001 to WebSocket peers, written only if the socket takes it.
     pub(crate) fn stop_now(&mut self) {
-        self.settle_direct(true);
+        self.settle_direct(Settle::TakeBack);
         self.stopping = true;
         if self.ws.is_some() && !self.closing() {
             self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::CloseTcp);

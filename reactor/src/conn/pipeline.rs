@@ -3,6 +3,7 @@
 //! (RFC 9112 §9.3.2), interim `100 Continue`, and the switch to WebSocket after a `101`.
 
 use super::*;
+use crate::Part;
 
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -14,8 +15,7 @@ pub(super) struct Pending {
 pub(super) struct Slot {
     pub(super) seq: u64,
     pub(super) parts: Vec<Bytes>,
-    pub(super) done: bool,
-    pub(super) close: bool,
+    pub(super) state: SlotState,
     /// Switch to WebSocket once this response is queued: (max message, auto pong).
     pub(super) upgrade: Option<(usize, bool)>,
     /// The request's method is safe (GET, HEAD, OPTIONS, TRACE): it may run beside other safe
@@ -23,10 +23,27 @@ pub(super) struct Slot {
     pub(super) safe: bool,
 }
 
+/// Where the answer to one request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SlotState {
+    /// Parts may still come.
+    Open,
+    /// Complete; the connection goes on.
+    Done,
+    /// Complete; the connection closes after it.
+    DoneThenClose,
+}
+
+impl Slot {
+    pub(super) fn is_done(&self) -> bool {
+        self.state != SlotState::Open
+    }
+}
+
 impl<A> Conn<A> {
     pub(super) fn on_head<D: Dispatch<Attachment = A>>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
         // A new request: from here on the reactor alone orders the answers.
-        self.settle_direct(true);
+        self.settle_direct(Settle::TakeBack);
         // Refused before any `100 Continue`: a client that waits for it never sends the body.
         let declared = match head.body {
             BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -44,7 +61,7 @@ impl<A> Conn<A> {
                 self.queue_local(interim);
             } else {
                 // After the answers to the requests before this one, never inside them.
-                self.push_local(interim, false);
+                self.push_local(interim, SlotState::Done);
             }
         }
         // The body timer (a rate window) starts in `update_timer`, unless output is waiting:
@@ -75,8 +92,8 @@ impl<A> Conn<A> {
         // a POST waits for the answers before it, and requests after a POST wait for its answer,
         // so no side effect happens out of order or after a response that closes.
         let safe = matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-        let may_run = self.slots.iter().all(|s| s.done || (safe && s.safe));
-        self.slots.push_back(Slot { seq, parts: Vec::new(), done: false, close: false, upgrade: None, safe });
+        let may_run = self.slots.iter().all(|s| s.is_done() || (safe && s.safe));
+        self.slots.push_back(Slot { seq, parts: Vec::new(), state: SlotState::Open, upgrade: None, safe });
         if head.upgrade || !head.keep_alive || self.stopping {
             // After an upgrade request or a request that closes, nothing more is read as HTTP;
             // unless the upgrade happens, the connection closes after the response.
@@ -120,7 +137,7 @@ impl<A> Conn<A> {
             return;
         };
         let safe = self.slots[pos].safe;
-        if self.slots.iter().take(pos).all(|s| s.done || (safe && s.safe)) {
+        if self.slots.iter().take(pos).all(|s| s.is_done() || (safe && s.safe)) {
             if let Some(req) = self.held.take() {
                 ctx.dispatch.on_request(&self.handle, *req);
             }
@@ -134,11 +151,11 @@ impl<A> Conn<A> {
     }
 
     /// A whole response of the reactor's own, ordered after the responses in flight.
-    pub(super) fn push_local(&mut self, b: Bytes, close: bool) {
+    pub(super) fn push_local(&mut self, b: Bytes, state: SlotState) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.handle.charge_out(b.len());
-        self.slots.push_back(Slot { seq, parts: vec![b], done: true, close, upgrade: None, safe: true });
+        self.slots.push_back(Slot { seq, parts: vec![b], state, upgrade: None, safe: true });
         self.advance_slots();
     }
 
@@ -148,12 +165,11 @@ impl<A> Conn<A> {
         seq: u64,
         head: Bytes,
         body: Bytes,
-        end: bool,
-        close: bool,
+        part: Part,
         ctx: &mut Ctx<'_, D>,
     ) {
-        self.settle_direct(true);
-        let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.done) else {
+        self.settle_direct(Settle::TakeBack);
+        let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.is_done()) else {
             self.handle.release_out(head.len() + body.len());
             return;
         };
@@ -171,10 +187,11 @@ impl<A> Conn<A> {
                 slot.parts.push(body);
             }
         }
-        if end {
-            slot.done = true;
-            slot.close = close;
-        }
+        slot.state = match part {
+            Part::More => SlotState::Open,
+            Part::Last => SlotState::Done,
+            Part::LastThenClose => SlotState::DoneThenClose,
+        };
         self.advance_slots();
         if self.wq.len() >= ctx.cfg.write_high_water {
             self.flush(ctx);
@@ -187,10 +204,10 @@ impl<A> Conn<A> {
             for p in front.parts.drain(..) {
                 self.wq.push(p);
             }
-            if !front.done {
+            if !front.is_done() {
                 break;
             }
-            let close = front.close;
+            let close = front.state == SlotState::DoneThenClose;
             let upgrade = front.upgrade;
             self.slots.pop_front();
             if let Some((max, auto_pong)) = upgrade {

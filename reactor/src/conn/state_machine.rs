@@ -14,6 +14,7 @@ use proptest::prelude::*;
 
 use super::tests::Harness;
 use super::*;
+use crate::Part;
 
 #[derive(Debug, Clone)]
 enum Req {
@@ -189,7 +190,7 @@ impl Run {
                 sent => {
                     let rest = Bytes::copy_from_slice(&whole.as_bytes()[sent.unwrap_or(0)..]);
                     self.h.conn.handle.charge_out(rest.len());
-                    self.h.conn.on_write(seq, Bytes::new(), rest, true, close, &mut ctx);
+                    self.h.conn.on_write(seq, Bytes::new(), rest, Part::last(close), &mut ctx);
                 }
             }
             self.given.insert(seq, 2);
@@ -197,7 +198,8 @@ impl Run {
             let b = Bytes::from(format!("<{seq}:{part}>"));
             self.h.conn.handle.charge_out(b.len());
             let end = part == 1;
-            self.h.conn.on_write(seq, b, Bytes::new(), end, close && end, &mut ctx);
+            let which = if end { Part::last(close) } else { Part::More };
+            self.h.conn.on_write(seq, b, Bytes::new(), which, &mut ctx);
             self.given.insert(seq, part + 1);
         }
         self.drive();

@@ -10,6 +10,7 @@ use super::*;
 use crate::command::{Remote, RemoteInner};
 use crate::handle::ConnShared;
 use crate::slab::ConnId;
+use crate::Part;
 
 #[derive(Default)]
 pub(super) struct Recorder {
@@ -70,7 +71,13 @@ impl Harness {
         self.conn.handle.charge_out(data.len());
         let mut ctx =
             Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now: self.t0, date: b"D", buffered: &AtomicUsize::new(0) };
-        self.conn.on_write(seq, Bytes::from_static(data), Bytes::new(), end, false, &mut ctx);
+        self.conn.on_write(
+            seq,
+            Bytes::from_static(data),
+            Bytes::new(),
+            if end { Part::Last } else { Part::More },
+            &mut ctx,
+        );
         self.conn.drive(&mut ctx, &mut self.scratch);
     }
 
@@ -152,7 +159,7 @@ fn a_reader_below_the_minimum_rate_is_disconnected_at_the_end_of_its_window() {
     let big = Bytes::from(vec![b'x'; 8 << 20]);
     h.conn.handle.charge_out(big.len());
     let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
-    h.conn.on_write(seq, Bytes::new(), big, true, false, &mut ctx);
+    h.conn.on_write(seq, Bytes::new(), big, Part::Last, &mut ctx);
     h.conn.flush(&mut ctx);
     h.conn.update_timer(&h.cfg, h.t0);
     // The peer reads 4 KiB a second for a window (above 1000 B/s), then 100 B/s (progress,
@@ -317,9 +324,9 @@ fn responses_leave_in_request_order() {
     h.conn.handle.charge_out(12);
     let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
     // The second finishes first; it must wait behind the first.
-    h.conn.on_write(b, Bytes::from_static(b"second"), Bytes::new(), true, false, &mut ctx);
+    h.conn.on_write(b, Bytes::from_static(b"second"), Bytes::new(), Part::Last, &mut ctx);
     h.conn.flush(&mut ctx);
-    h.conn.on_write(a, Bytes::from_static(b"first|"), Bytes::new(), true, false, &mut ctx);
+    h.conn.on_write(a, Bytes::from_static(b"first|"), Bytes::new(), Part::Last, &mut ctx);
     h.conn.flush(&mut ctx);
     assert_eq!(h.read_peer(), "first|second");
 }
@@ -333,7 +340,7 @@ fn a_peer_that_does_not_read_pauses_reading_at_the_high_water_mark() {
     let big = Bytes::from(vec![b'x'; 4 << 20]);
     h.conn.handle.charge_out(big.len());
     let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
-    h.conn.on_write(seq, Bytes::new(), big, false, false, &mut ctx);
+    h.conn.on_write(seq, Bytes::new(), big, Part::More, &mut ctx);
     h.conn.flush(&mut ctx);
     // The socket buffer is full; the next request is not read while output waits.
     h.peer.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

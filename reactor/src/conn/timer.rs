@@ -65,7 +65,7 @@ impl<A> Conn<A> {
     }
 
     pub(crate) fn on_timeout<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        self.settle_direct(true);
+        self.settle_direct(Settle::TakeBack);
         // A rate window ended: a peer at the minimum rate or above gets the next window.
         let (window, min) = match self.timer {
             Timer::BodyRead => (ctx.cfg.body_read_timeout, ctx.cfg.body_window_min()),
@@ -83,7 +83,7 @@ impl<A> Conn<A> {
                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                 let bytes = simple_response(StatusCode::REQUEST_TIMEOUT, &headers, b"request timeout", ctx);
                 self.cur = None;
-                self.push_local(bytes, true);
+                self.push_local(bytes, SlotState::DoneThenClose);
                 self.reading = Reading::Stopped;
                 self.rbuf = Vec::new();
                 self.flush(ctx);

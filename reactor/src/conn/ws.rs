@@ -55,13 +55,13 @@ impl<A> Conn<A> {
         auto_pong: bool,
         ctx: &mut Ctx<'_, D>,
     ) {
-        self.settle_direct(true);
-        let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.done) else {
+        self.settle_direct(Settle::TakeBack);
+        let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.is_done()) else {
             self.handle.release_out(head.len());
             return;
         };
         slot.parts.push(head);
-        slot.done = true;
+        slot.state = SlotState::Done;
         slot.upgrade = Some((max, auto_pong));
         self.advance_slots();
         self.flush(ctx);
