@@ -1,7 +1,7 @@
 //! What the server keeps for each connection (the reactor's `Dispatch::Attachment`): the
 //! listeners of its exchanges, and its WebSocket listener reached without a lock per message.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use httpkit_reactor::{CloseReason, WsEvent};
 
@@ -21,54 +21,63 @@ pub(crate) trait ConnListener: Send + Sync {
 /// What the server keeps for each connection (the reactor's `Dispatch::Attachment`): every
 /// listener of the connection's exchanges (several HTTP channels can wait on one pipelined
 /// connection), and its WebSocket listener reached without a lock for every message.
+/// Lazily made: most connections never have a listener, and an idle connection stays small.
 #[derive(Default)]
-pub(crate) struct Attachment {
-    /// The WebSocket listener, once there is one (weak: the strong reference is in `listeners`,
-    /// which the close empties, so a listener holding the connection is no cycle).
-    ws: std::sync::OnceLock<std::sync::Weak<dyn ConnListener>>,
-    listeners: Mutex<Listeners>,
-}
+pub(crate) struct Attachment(OnceLock<Box<Listeners>>);
 
 #[derive(Default)]
-pub(crate) struct Listeners {
-    pub(crate) by_id: Vec<(u64, Arc<dyn ConnListener>)>,
-    /// `on_close` has run: nothing is attached any more.
-    pub(crate) closed: bool,
+struct Listeners {
+    /// The WebSocket listener, once there is one (weak: the strong reference is in `by_id`,
+    /// which the close empties, so a listener holding the connection is no cycle).
+    ws: OnceLock<Weak<dyn ConnListener>>,
+    by_id: Mutex<Vec<(u64, Arc<dyn ConnListener>)>>,
+}
+
+impl Listeners {
+    fn lock(&self) -> MutexGuard<'_, Vec<(u64, Arc<dyn ConnListener>)>> {
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Attachment {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Listeners> {
-        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Every listener now (rare events: a peer's EOF, a stop's deadline).
     pub(crate) fn all(&self) -> Vec<Arc<dyn ConnListener>> {
-        self.lock().by_id.iter().map(|(_, l)| l.clone()).collect()
+        self.0.get().map(|l| l.lock().iter().map(|(_, l)| l.clone()).collect()).unwrap_or_default()
     }
 
+    /// The WebSocket listener, without a lock (every message).
     pub(crate) fn ws(&self) -> Option<Arc<dyn ConnListener>> {
-        self.ws.get()?.upgrade()
+        self.0.get()?.ws.get()?.upgrade()
+    }
+
+    /// The connection closed: every listener, taken out (nothing attaches any more, see
+    /// [`attach`]).
+    pub(crate) fn take_all(&self) -> Vec<(u64, Arc<dyn ConnListener>)> {
+        self.0.get().map(|l| std::mem::take(&mut *l.lock())).unwrap_or_default()
     }
 }
 
-/// The reactor's handle to a connection, with the server's attachment.
 pub(crate) type ConnHandle = httpkit_reactor::ConnHandle<Attachment>;
 
 /// Adds a listener; `false` when the connection is already closed (nothing will be reported).
 pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Arc<dyn ConnListener>) -> bool {
-    let a = conn.attachment();
-    let mut g = a.lock();
-    if g.closed {
+    let ls = conn.attachment().0.get_or_init(Default::default);
+    let mut g = ls.lock();
+    // The reactor marks the connection closed before `on_close` takes the listeners (under
+    // this lock): a listener pushed here is either taken then, or refused now.
+    if conn.is_closed() {
         return false;
     }
     if l.is_websocket() {
-        let _ = a.ws.set(Arc::downgrade(&l));
+        let _ = ls.ws.set(Arc::downgrade(&l));
     }
-    g.by_id.push((id, l));
+    g.push((id, l));
     true
 }
 
 /// Removes the listener `id`, if it is still there.
 pub(crate) fn detach(conn: &ConnHandle, id: u64) {
-    conn.attachment().lock().by_id.retain(|(i, _)| *i != id);
+    if let Some(ls) = conn.attachment().0.get() {
+        ls.lock().retain(|(i, _)| *i != id);
+    }
 }

@@ -159,11 +159,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                 self.server.loggers.event(events::WS_DECODE_ERROR);
             }
         }
-        let listeners = {
-            let mut g = conn.attachment().lock();
-            g.closed = true;
-            std::mem::take(&mut g.by_id)
-        };
+        let listeners = conn.attachment().take_all();
         for (_, l) in &listeners {
             l.on_closed(reason.clone());
         }
