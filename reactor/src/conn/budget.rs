@@ -11,8 +11,7 @@ impl<A> Conn<A> {
             + self.rbuf.len()
             + self.ws.as_ref().map_or(0, |w| w.dec.buffered())
             + self.cur.as_ref().map_or(0, |p| p.body.len())
-            + self.held.as_ref().map_or(0, |r| r.body.len())
-            + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>()
+            + self.pipeline.bytes()
     }
 
     /// Brings the server-wide count of buffered bytes up to date with this connection (after

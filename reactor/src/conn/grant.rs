@@ -56,9 +56,7 @@ impl<A> Conn<A> {
         let Direct::Written(seq) = state else {
             return false;
         };
-        if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.is_done()) {
-            slot.state = SlotState::Done;
-        }
+        self.pipeline.mark_done(seq);
         self.advance_slots();
         true
     }

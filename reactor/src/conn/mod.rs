@@ -26,7 +26,6 @@
 //! * `timer.rs`: the one deadline, chosen from the state; minimum rates.
 //! * `budget.rs`: the connection's share of the server-wide buffer budget.
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -59,7 +58,7 @@ mod ws;
 use grant::{Grant, Settle};
 use httpkit_codec::ws::CloseCode;
 use phase::{Close, Ending, Input, Reading};
-use pipeline::{Pending, Slot, SlotState};
+use pipeline::{Pending, Pipeline, SlotState};
 use timer::Timer;
 use ws::{CloseThen, Flow, WsState};
 
@@ -97,21 +96,13 @@ pub(crate) struct Conn<A> {
     decoder: RequestDecoder,
     rbuf: Vec<u8>,
     cur: Option<Box<Pending>>,
-    /// A complete pipelined request that waits for the requests before it to be answered (it or
-    /// one of them is not safe); nothing more is decoded meanwhile.
-    held: Option<Box<InboundRequest>>,
-    next_seq: u64,
-    slots: VecDeque<Slot>,
+    pipeline: Pipeline,
     wq: WriteQueue,
     /// Readiness as the poller last said (edge-triggered: kept until a read or write would block).
     readable: bool,
     writable: bool,
     input: Input,
     reading: Reading,
-    /// Frames sent before the 101 left (it waited behind pipelined responses): their write
-    /// acknowledgements and a close among them, applied when the WebSocket starts. Boxed:
-    /// rare, and idle connections should stay small.
-    early: Option<Box<(Vec<u64>, Option<WsClose>)>>,
     close: Close,
     ws: Option<Box<WsState>>,
     /// The server is stopping: no request after the ones arriving now, every close is reported
@@ -142,12 +133,9 @@ impl<A> Conn<A> {
             grant: Grant::Kept,
             decoder: RequestDecoder::new(cfg.limits),
             reading: if cfg.proxy_protocol == ProxyProtocol::Off { Reading::Requests } else { Reading::Proxy },
-            early: None,
             rbuf: Vec::new(),
             cur: None,
-            held: None,
-            next_seq: 0,
-            slots: VecDeque::new(),
+            pipeline: Pipeline::default(),
             wq: WriteQueue::default(),
             readable: false,
             writable: true,
@@ -171,10 +159,10 @@ impl<A> Conn<A> {
             && self.close == Close::Open
             && self.ws.is_none()
             && !self.stopping
-            && self.slots.is_empty()
+            && self.pipeline.is_empty()
             && self.wq.is_empty()
             && self.cur.is_none()
-            && self.held.is_none()
+            && !self.pipeline.is_holding()
             && self.rbuf.is_empty()
             && self.decoder.is_idle()
             && self.grant == Grant::Kept
@@ -257,9 +245,9 @@ impl<A> Conn<A> {
     fn can_decode(&self, cfg: &ReactorConfig) -> bool {
         self.reading != Reading::Stopped
             && !self.ws_paused()
-            && self.held.is_none()
+            && !self.pipeline.is_holding()
             && !self.closing()
-            && (self.ws.is_some() || self.slots.len() < cfg.max_pipelined)
+            && (self.ws.is_some() || self.pipeline.len() < cfg.max_pipelined)
     }
 
     fn can_read_more(&self) -> bool {
@@ -330,7 +318,7 @@ impl<A> Conn<A> {
             && self.ws.is_none()
             && !self.closing()
             && !self.lingering()
-            && (self.reading == Reading::Stopped || (!self.slots.is_empty() && !self.can_decode(ctx.cfg)))
+            && (self.reading == Reading::Stopped || (!self.pipeline.is_empty() && !self.can_decode(ctx.cfg)))
         {
             self.on_fin_unread(ctx);
         }
@@ -347,7 +335,8 @@ impl<A> Conn<A> {
         if self.reading == Reading::Stopped && matches!(self.close, Close::Open | Close::AfterAnswers(_)) {
             // Nothing more will be decoded as HTTP: answer what was asked, then close (what is
             // buffered stays: frames that followed an upgrade request are still read).
-            let reason = if self.slots.is_empty() && self.wq.is_empty() { Ending::PeerClosed } else { Ending::Local };
+            let reason =
+                if self.pipeline.is_empty() && self.wq.is_empty() { Ending::PeerClosed } else { Ending::Local };
             self.close_after_flush_when_done(reason);
         }
         // Once per connection (the EOF read later is not told again).
@@ -369,7 +358,7 @@ impl<A> Conn<A> {
             }
             return;
         }
-        if self.slots.is_empty() && self.wq.is_empty() {
+        if self.pipeline.is_empty() && self.wq.is_empty() {
             self.close(CloseReason::PeerClosed);
         } else {
             // Answer what was asked, then close; tell the dispatcher (long-polls end here).
@@ -384,7 +373,7 @@ impl<A> Conn<A> {
     }
 
     fn close_after_flush_when_done(&mut self, reason: Ending) {
-        if self.slots.is_empty() {
+        if self.pipeline.is_empty() {
             self.finish_after_flush(reason);
         } else {
             self.finish_after_answers();
@@ -519,9 +508,7 @@ impl<A> Conn<A> {
             self.close(CloseReason::Local);
         } else {
             self.finish_after_flush(Ending::Local);
-            let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
-            self.handle.release_out(dropped);
-            self.slots.clear();
+            self.handle.release_out(self.pipeline.clear());
         }
     }
 
@@ -609,9 +596,9 @@ impl<A> Conn<A> {
             return;
         }
         let receiving = self.cur.is_some() || !self.decoder.is_idle();
-        if self.slots.is_empty() && self.wq.is_empty() && !receiving {
+        if self.pipeline.is_empty() && self.wq.is_empty() && !receiving {
             self.close(CloseReason::ServerStop);
-        } else if self.slots.is_empty() && receiving {
+        } else if self.pipeline.is_empty() && receiving {
             // A request is arriving: let it finish (within the stop deadline); `on_end`
             // stops reading after it and the connection closes once it is answered.
         } else {
@@ -639,8 +626,7 @@ impl<A> Conn<A> {
     /// Drops everything queued (the connection is being removed).
     pub(crate) fn discard_output(&mut self) {
         self.release_direct();
-        let dropped = self.wq.clear() + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>();
-        self.slots.clear();
+        let dropped = self.wq.clear() + self.pipeline.clear();
         self.handle.release_out(dropped);
     }
 }

@@ -2,7 +2,10 @@
 //! request order whatever order the workers finish in, a request that is not safe run alone
 //! (RFC 9112 §9.3.2), interim `100 Continue`, and the switch to WebSocket after a `101`.
 
+use std::collections::VecDeque;
+
 use super::*;
+use crate::write_queue::WriteQueue;
 use crate::Part;
 
 #[derive(Debug)]
@@ -12,15 +15,15 @@ pub(super) struct Pending {
 }
 
 #[derive(Debug)]
-pub(super) struct Slot {
-    pub(super) seq: u64,
-    pub(super) parts: Vec<Bytes>,
-    pub(super) state: SlotState,
+struct Slot {
+    seq: u64,
+    parts: Vec<Bytes>,
+    state: SlotState,
     /// Switch to WebSocket once this response is queued: (max message, auto pong).
-    pub(super) upgrade: Option<(usize, bool)>,
+    upgrade: Option<(usize, bool)>,
     /// The request's method is safe (GET, HEAD, OPTIONS, TRACE): it may run beside other safe
     /// requests of the pipeline.
-    pub(super) safe: bool,
+    safe: bool,
 }
 
 /// Where the answer to one request stands.
@@ -35,8 +38,207 @@ pub(super) enum SlotState {
 }
 
 impl Slot {
-    pub(super) fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.state != SlotState::Open
+    }
+}
+
+/// The requests of one connection in flight, in order: a slot per request, the answers moved
+/// to the write queue in request order whatever order the workers finish in, the one request
+/// held back by the safe-method rule, and frames sent before a pending `101` left.
+#[derive(Debug, Default)]
+pub(super) struct Pipeline {
+    slots: VecDeque<Slot>,
+    /// A complete pipelined request that waits for the requests before it to be answered (it or
+    /// one of them is not safe); nothing more is decoded meanwhile.
+    held: Option<Box<InboundRequest>>,
+    next_seq: u64,
+    /// Frames sent before the 101 left (it waited behind pipelined responses): their write
+    /// acknowledgements and a close among them, applied when the WebSocket starts. Boxed:
+    /// rare, and idle connections should stay small.
+    early: Option<Box<(Vec<u64>, Option<WsClose>)>>,
+}
+
+/// What the front of the pipeline did when its answers moved to the write queue.
+#[derive(Debug)]
+pub(super) enum Front {
+    /// It waits for an answer (or the pipeline is empty).
+    Waiting,
+    /// A `101` went out: the connection speaks WebSocket from here on.
+    Upgrade { max: usize, auto_pong: bool, early_acks: Vec<u64>, early_close: Option<WsClose> },
+    /// An answer that closes the connection went out; the later answers (these many bytes)
+    /// were dropped.
+    Close { dropped: usize },
+}
+
+impl Pipeline {
+    pub(super) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// A request waits for the answers before it (see [`Pipeline::admit`]).
+    pub(super) fn is_holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Bytes held: answers waiting for their turn, a held request's body.
+    pub(super) fn bytes(&self) -> usize {
+        self.held.as_ref().map_or(0, |r| r.body.len())
+            + self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum::<usize>()
+    }
+
+    /// A slot for the next request; `true` when it may run now. Pipelined requests run in
+    /// parallel only while all of them are safe (RFC 9112 §9.3.2): a POST waits for the answers
+    /// before it, and requests after a POST wait for its answer, so no side effect happens out
+    /// of order or after a response that closes.
+    pub(super) fn admit(&mut self, safe: bool) -> (u64, bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let may_run = self.slots.iter().all(|s| s.is_done() || (safe && s.safe));
+        self.slots.push_back(Slot { seq, parts: Vec::new(), state: SlotState::Open, upgrade: None, safe });
+        (seq, may_run)
+    }
+
+    /// Keeps a request that may not run yet.
+    pub(super) fn hold(&mut self, req: InboundRequest) {
+        self.held = Some(Box::new(req));
+    }
+
+    /// The held request, once the requests before it allow it to run (dropped if an earlier
+    /// answer closed the connection: it never runs).
+    pub(super) fn release_held(&mut self) -> Option<InboundRequest> {
+        let seq = self.held.as_ref()?.seq;
+        let Some(pos) = self.slots.iter().position(|s| s.seq == seq) else {
+            self.held = None;
+            return None;
+        };
+        let safe = self.slots[pos].safe;
+        if self.slots.iter().take(pos).all(|s| s.is_done() || (safe && s.safe)) {
+            return self.held.take().map(|b| *b);
+        }
+        None
+    }
+
+    /// A whole answer of the reactor's own, ordered after the ones in flight.
+    pub(super) fn push_local(&mut self, b: Bytes, state: SlotState) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.slots.push_back(Slot { seq, parts: vec![b], state, upgrade: None, safe: true });
+    }
+
+    /// `part` of the answer to `seq`: straight to the write queue when it is the oldest, kept
+    /// in its slot otherwise. `Err` with the bytes' length when no slot waits for it.
+    pub(super) fn write(
+        &mut self,
+        seq: u64,
+        head: Bytes,
+        body: Bytes,
+        part: Part,
+        wq: &mut WriteQueue,
+    ) -> Result<(), usize> {
+        let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.is_done()) else {
+            return Err(head.len() + body.len());
+        };
+        let slot = &mut self.slots[pos];
+        if pos == 0 {
+            // The common case: the answer to the oldest request goes straight out.
+            wq.push(head);
+            wq.push(body);
+        } else {
+            if !head.is_empty() {
+                slot.parts.push(head);
+            }
+            if !body.is_empty() {
+                slot.parts.push(body);
+            }
+        }
+        slot.state = match part {
+            Part::More => SlotState::Open,
+            Part::Last => SlotState::Done,
+            Part::LastThenClose => SlotState::DoneThenClose,
+        };
+        Ok(())
+    }
+
+    /// The answer to `seq` was written whole by the worker (the lent write side).
+    pub(super) fn mark_done(&mut self, seq: u64) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.is_done()) {
+            slot.state = SlotState::Done;
+        }
+    }
+
+    /// The answer to `seq` is a `101` (`head`): the switch happens when it reaches the front.
+    /// `Err` with the length when no slot waits for it.
+    pub(super) fn upgrade(&mut self, seq: u64, head: Bytes, max: usize, auto_pong: bool) -> Result<(), usize> {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.is_done()) else {
+            return Err(head.len());
+        };
+        slot.parts.push(head);
+        slot.state = SlotState::Done;
+        slot.upgrade = Some((max, auto_pong));
+        Ok(())
+    }
+
+    /// Whether a `101` waits behind earlier answers.
+    pub(super) fn upgrade_pending(&self) -> bool {
+        self.slots.iter().any(|s| s.upgrade.is_some())
+    }
+
+    /// A frame sent while the `101` still waits behind earlier answers: it follows the `101`
+    /// (see [`Pipeline::upgrade_pending`]).
+    pub(super) fn early_frame(&mut self, head: Bytes, payload: Bytes, close: Option<WsClose>, ack: Option<u64>) {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.upgrade.is_some()) else {
+            return;
+        };
+        slot.parts.push(head);
+        slot.parts.push(payload);
+        let early = self.early.get_or_insert_with(Default::default);
+        early.0.extend(ack);
+        if early.1.is_none() {
+            early.1 = close;
+        }
+    }
+
+    /// Moves the answers at the front to the write queue, in request order, up to the first
+    /// one not complete, a `101` or an answer that closes.
+    pub(super) fn advance(&mut self, wq: &mut WriteQueue) -> Front {
+        while let Some(front) = self.slots.front_mut() {
+            for p in front.parts.drain(..) {
+                wq.push(p);
+            }
+            if !front.is_done() {
+                break;
+            }
+            let close = front.state == SlotState::DoneThenClose;
+            let upgrade = front.upgrade;
+            self.slots.pop_front();
+            if let Some((max, auto_pong)) = upgrade {
+                let (early_acks, early_close) = self.early.take().map(|b| *b).unwrap_or_default();
+                return Front::Upgrade { max, auto_pong, early_acks, early_close };
+            }
+            if close {
+                return Front::Close { dropped: self.clear() };
+            }
+        }
+        Front::Waiting
+    }
+
+    /// Drops every answer in flight; returns the bytes dropped.
+    pub(super) fn clear(&mut self) -> usize {
+        let dropped = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
+        self.slots.clear();
+        dropped
+    }
+
+    /// Gives back the memory of a burst (an idle connection).
+    pub(super) fn shrink(&mut self) {
+        if self.slots.is_empty() && self.slots.capacity() > 0 {
+            self.slots = VecDeque::new();
+        }
     }
 }
 
@@ -57,7 +259,7 @@ impl<A> Conn<A> {
         }
         if head.expect_continue {
             let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
-            if self.slots.is_empty() {
+            if self.pipeline.is_empty() {
                 self.queue_local(interim);
             } else {
                 // After the answers to the requests before this one, never inside them.
@@ -86,14 +288,8 @@ impl<A> Conn<A> {
         body: Vec<u8>,
         ctx: &mut Ctx<'_, D>,
     ) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        // Pipelined requests run in parallel only while all of them are safe (RFC 9112 §9.3.2):
-        // a POST waits for the answers before it, and requests after a POST wait for its answer,
-        // so no side effect happens out of order or after a response that closes.
         let safe = matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-        let may_run = self.slots.iter().all(|s| s.is_done() || (safe && s.safe));
-        self.slots.push_back(Slot { seq, parts: Vec::new(), state: SlotState::Open, upgrade: None, safe });
+        let (seq, may_run) = self.pipeline.admit(safe);
         if head.upgrade || !head.keep_alive || self.stopping {
             // After an upgrade request or a request that closes, nothing more is read as HTTP;
             // unless the upgrade happens, the connection closes after the response.
@@ -103,8 +299,8 @@ impl<A> Conn<A> {
         // Lent only when nothing waits on this answer but the client: decoding goes on (the
         // pipeline has room), nothing is queued, the connection stays open after it.
         let lend = may_run
-            && self.slots.len() == 1
-            && self.slots.len() < ctx.cfg.max_pipelined
+            && self.pipeline.len() == 1
+            && self.pipeline.len() < ctx.cfg.max_pipelined
             && self.wq.is_empty()
             && head.keep_alive
             && !head.upgrade
@@ -119,28 +315,17 @@ impl<A> Conn<A> {
             }
             ctx.dispatch.on_request(&self.handle, req);
         } else {
-            self.held = Some(Box::new(req));
+            self.pipeline.hold(req);
         }
     }
 
     /// Dispatches the held request once the requests before it allow (see [`Conn::on_end`]).
     pub(super) fn release_held<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        let Some(seq) = self.held.as_ref().map(|r| r.seq) else {
-            return;
-        };
         if self.closing() {
             return;
         }
-        let Some(pos) = self.slots.iter().position(|s| s.seq == seq) else {
-            // An earlier response closed the connection: this request never runs.
-            self.held = None;
-            return;
-        };
-        let safe = self.slots[pos].safe;
-        if self.slots.iter().take(pos).all(|s| s.is_done() || (safe && s.safe)) {
-            if let Some(req) = self.held.take() {
-                ctx.dispatch.on_request(&self.handle, *req);
-            }
+        if let Some(req) = self.pipeline.release_held() {
+            ctx.dispatch.on_request(&self.handle, req);
         }
     }
 
@@ -152,10 +337,8 @@ impl<A> Conn<A> {
 
     /// A whole response of the reactor's own, ordered after the responses in flight.
     pub(super) fn push_local(&mut self, b: Bytes, state: SlotState) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.handle.charge_out(b.len());
-        self.slots.push_back(Slot { seq, parts: vec![b], state, upgrade: None, safe: true });
+        self.pipeline.push_local(b, state);
         self.advance_slots();
     }
 
@@ -169,59 +352,31 @@ impl<A> Conn<A> {
         ctx: &mut Ctx<'_, D>,
     ) {
         self.settle_direct(Settle::TakeBack);
-        let Some(pos) = self.slots.iter().position(|s| s.seq == seq && !s.is_done()) else {
-            self.handle.release_out(head.len() + body.len());
+        if let Err(n) = self.pipeline.write(seq, head, body, part, &mut self.wq) {
+            self.handle.release_out(n);
             return;
-        };
-        let front = pos == 0;
-        let slot = &mut self.slots[pos];
-        if front {
-            // The common case: the answer to the oldest request goes straight out.
-            self.wq.push(head);
-            self.wq.push(body);
-        } else {
-            if !head.is_empty() {
-                slot.parts.push(head);
-            }
-            if !body.is_empty() {
-                slot.parts.push(body);
-            }
         }
-        slot.state = match part {
-            Part::More => SlotState::Open,
-            Part::Last => SlotState::Done,
-            Part::LastThenClose => SlotState::DoneThenClose,
-        };
         self.advance_slots();
         if self.wq.len() >= ctx.cfg.write_high_water {
             self.flush(ctx);
         }
     }
 
-    /// Moves the parts of the front slot(s) to the write queue, in request order.
+    /// Moves the answers at the front to the write queue and acts on what went out: a `101`
+    /// switches to WebSocket, an answer that closes ends the connection after it.
     pub(super) fn advance_slots(&mut self) {
-        while let Some(front) = self.slots.front_mut() {
-            for p in front.parts.drain(..) {
-                self.wq.push(p);
+        match self.pipeline.advance(&mut self.wq) {
+            Front::Waiting => {}
+            Front::Upgrade { .. } if self.input == Input::Ended => {
+                // The client left before the 101 (its input is read to the end): there is no
+                // WebSocket to serve. What is queued (the answers before, the 101) still goes
+                // out, then it closes. (A FIN only seen, not read yet, still lets the frames
+                // before it be read; the EOF then closes the WebSocket.)
+                self.finish_after_flush(Ending::PeerClosed);
             }
-            if !front.is_done() {
-                break;
-            }
-            let close = front.state == SlotState::DoneThenClose;
-            let upgrade = front.upgrade;
-            self.slots.pop_front();
-            if let Some((max, auto_pong)) = upgrade {
-                if self.input == Input::Ended {
-                    // The client left before the 101 (its input is read to the end): there is
-                    // no WebSocket to serve. What is queued (the answers before, the 101)
-                    // still goes out, then it closes. (A FIN only seen, not read yet, still
-                    // lets the frames before it be read; the EOF then closes the WebSocket.)
-                    self.finish_after_flush(Ending::PeerClosed);
-                    break;
-                }
+            Front::Upgrade { max, auto_pong, early_acks, early_close } => {
                 // The 101 is queued: from here on the connection speaks WebSocket.
-                self.slots.clear();
-                let (early_acks, early_close) = self.early.take().map(|b| *b).unwrap_or_default();
+                self.handle.release_out(self.pipeline.clear());
                 self.ws = Some(Box::new(WsState {
                     dec: FrameDecoder::new(max),
                     auto_pong,
@@ -240,17 +395,14 @@ impl<A> Conn<A> {
                 if self.stopping {
                     self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::AwaitReply);
                 }
-                break;
+                return;
             }
-            if close {
-                let dropped: usize = self.slots.iter().flat_map(|s| s.parts.iter()).map(Bytes::len).sum();
+            Front::Close { dropped } => {
                 self.handle.release_out(dropped);
-                self.slots.clear();
                 self.finish_after_flush(Ending::Local);
-                break;
             }
         }
-        if let (true, Close::AfterAnswers(e)) = (self.slots.is_empty(), &self.close) {
+        if let (true, Close::AfterAnswers(e)) = (self.pipeline.is_empty(), &self.close) {
             self.close = Close::AfterFlush(*e);
         }
     }

@@ -26,7 +26,7 @@ impl<A> Conn<A> {
             Timer::CloseHandshake
         } else if !self.wq.is_empty() {
             Timer::Write
-        } else if self.ws.is_some() || !self.slots.is_empty() {
+        } else if self.ws.is_some() || !self.pipeline.is_empty() {
             Timer::None
         } else if self.cur.as_ref().is_some_and(|p| p.head.body != BodyKind::Empty) {
             Timer::BodyRead
@@ -53,10 +53,8 @@ impl<A> Conn<A> {
     /// Gives back the memory an idle connection no longer needs (called from the timer sweep,
     /// so a busy connection keeps its buffers between requests).
     pub(crate) fn shrink_if_idle(&mut self) {
-        if self.timer == Timer::Idle && self.slots.is_empty() && self.wq.is_empty() {
-            if self.slots.capacity() > 0 {
-                self.slots = VecDeque::new();
-            }
+        if self.timer == Timer::Idle && self.pipeline.is_empty() && self.wq.is_empty() {
+            self.pipeline.shrink();
             self.wq.release();
             if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
                 self.rbuf = Vec::new();
@@ -78,7 +76,7 @@ impl<A> Conn<A> {
             return;
         }
         match self.timer {
-            Timer::HeaderRead | Timer::BodyRead if self.slots.is_empty() => {
+            Timer::HeaderRead | Timer::BodyRead if self.pipeline.is_empty() => {
                 let mut headers = HeaderMap::new();
                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                 let bytes = simple_response(StatusCode::REQUEST_TIMEOUT, &headers, b"request timeout", ctx);

@@ -56,13 +56,10 @@ impl<A> Conn<A> {
         ctx: &mut Ctx<'_, D>,
     ) {
         self.settle_direct(Settle::TakeBack);
-        let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.is_done()) else {
-            self.handle.release_out(head.len());
+        if let Err(n) = self.pipeline.upgrade(seq, head, max, auto_pong) {
+            self.handle.release_out(n);
             return;
-        };
-        slot.parts.push(head);
-        slot.state = SlotState::Done;
-        slot.upgrade = Some((max, auto_pong));
+        }
         self.advance_slots();
         self.flush(ctx);
     }
@@ -79,14 +76,8 @@ impl<A> Conn<A> {
         let n = head.len() + payload.len();
         if self.ws.is_none() {
             // The 101 may still wait behind earlier pipelined responses: the frame follows it.
-            if let Some(slot) = self.slots.iter_mut().find(|s| s.upgrade.is_some()) {
-                slot.parts.push(head);
-                slot.parts.push(payload);
-                let early = self.early.get_or_insert_with(Default::default);
-                early.0.extend(ack);
-                if early.1.is_none() {
-                    early.1 = close;
-                }
+            if self.pipeline.upgrade_pending() {
+                self.pipeline.early_frame(head, payload, close, ack);
                 return;
             }
         }
