@@ -60,7 +60,7 @@ use httpkit_codec::ws::CloseCode;
 use phase::{Close, Ending, Input, Reading};
 use pipeline::{Pending, Pipeline, SlotState};
 use timer::Timer;
-use ws::{CloseThen, Flow, WsState};
+use ws::{CloseThen, WsSession};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
@@ -104,7 +104,7 @@ pub(crate) struct Conn<A> {
     input: Input,
     reading: Reading,
     close: Close,
-    ws: Option<Box<WsState>>,
+    ws: Option<Box<WsSession>>,
     /// The server is stopping: no request after the ones arriving now, every close is reported
     /// as the stop.
     stopping: bool,

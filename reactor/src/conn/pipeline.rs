@@ -377,14 +377,7 @@ impl<A> Conn<A> {
             Front::Upgrade { max, auto_pong, early_acks, early_close } => {
                 // The 101 is queued: from here on the connection speaks WebSocket.
                 self.handle.release_out(self.pipeline.clear());
-                self.ws = Some(Box::new(WsState {
-                    dec: FrameDecoder::new(max),
-                    auto_pong,
-                    close_sent: early_close.is_some(),
-                    info: early_close,
-                    flow: Flow::Flowing,
-                    pong_at: None,
-                }));
+                self.ws = Some(Box::new(WsSession::new(max, auto_pong, early_close)));
                 for token in early_acks {
                     self.wq.mark(token);
                 }

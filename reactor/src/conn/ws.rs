@@ -4,8 +4,11 @@
 use super::*;
 use httpkit_codec::ws::CloseCode;
 
+/// The WebSocket side of a connection: the frame decoder, the close handshake's state, the
+/// pong policy and the application's flow. It decides what a frame means and returns it as a
+/// [`WsAction`]; the connection does the I/O.
 #[derive(Debug)]
-pub(super) struct WsState {
+pub(super) struct WsSession {
     pub(super) dec: FrameDecoder,
     pub(super) auto_pong: bool,
     pub(super) close_sent: bool,
@@ -31,6 +34,56 @@ pub(super) enum CloseThen {
     AwaitReply,
     /// The handshake is complete (or cannot be): close the TCP connection once it is written.
     CloseTcp,
+}
+
+/// What the session asks of its connection for a frame it decoded.
+#[derive(Debug)]
+pub(super) enum WsAction {
+    /// Hand this to the application.
+    Deliver(WsEvent),
+    /// A ping: answered at once when the session pongs for the application, then handed over.
+    Ping(Vec<u8>),
+    /// The peer answered our close frame: the handshake is complete.
+    HandshakeDone,
+    /// The peer closed first: echo its code, then close the TCP connection.
+    EchoClose(CloseCode, String),
+    /// The peer broke the protocol: close with this code and reason.
+    Fail(CloseCode, &'static str),
+}
+
+impl WsSession {
+    pub(super) fn new(max_message: usize, auto_pong: bool, early_close: Option<WsClose>) -> Self {
+        Self {
+            dec: FrameDecoder::new(max_message),
+            auto_pong,
+            close_sent: early_close.is_some(),
+            info: early_close,
+            flow: Flow::Flowing,
+            pong_at: None,
+        }
+    }
+
+    /// Decodes from `input`: the bytes used and what to do (`(0, None)`: more bytes needed).
+    pub(super) fn decode(&mut self, input: &[u8]) -> (usize, Option<WsAction>) {
+        match self.dec.decode(input) {
+            Ok((n, None)) => (n, None),
+            Ok((n, Some(WsEvent::Close(frame)))) => {
+                let (code, reason) =
+                    frame.map_or((CloseCode::NO_STATUS, String::new()), |f| (CloseCode(f.code), f.reason));
+                if self.info.is_none() {
+                    self.info = Some(WsClose { code: code.as_u16(), reason: reason.clone(), by_peer: true });
+                }
+                if self.close_sent {
+                    (n, Some(WsAction::HandshakeDone))
+                } else {
+                    (n, Some(WsAction::EchoClose(code, reason)))
+                }
+            }
+            Ok((n, Some(WsEvent::Ping(p)))) => (n, Some(WsAction::Ping(p))),
+            Ok((n, Some(ev))) => (n, Some(WsAction::Deliver(ev))),
+            Err(e) => (0, Some(WsAction::Fail(CloseCode(e.close_code()), e.description()))),
+        }
+    }
 }
 
 impl<A> Conn<A> {
@@ -167,38 +220,23 @@ impl<A> Conn<A> {
         let mut off = 0;
         while self.reading != Reading::Stopped && !self.ws_paused() && !self.closing() {
             let Some(ws) = &mut self.ws else { break };
-            match ws.dec.decode(&input[off..]) {
-                Ok((0, None)) => break,
-                Ok((n, None)) => off += n,
-                Ok((n, Some(ev))) => {
-                    off += n;
-                    match ev {
-                        WsEvent::Close(frame) => {
-                            let (code, reason) =
-                                frame.map_or((CloseCode::NO_STATUS, String::new()), |f| (CloseCode(f.code), f.reason));
-                            let we_closed = ws.close_sent;
-                            if ws.info.is_none() {
-                                ws.info = Some(WsClose { code: code.as_u16(), reason: reason.clone(), by_peer: true });
-                            }
-                            if we_closed {
-                                // The reply to our close: the handshake is complete.
-                                self.finish_after_flush(Ending::Local);
-                            } else {
-                                // Echo the peer's code, then close the TCP connection.
-                                self.ws_close(code, &reason, CloseThen::CloseTcp);
-                            }
-                        }
-                        WsEvent::Ping(p) => {
-                            if ws.auto_pong {
-                                self.queue_pong(&p, ctx);
-                            }
-                            ctx.dispatch.on_ws_event(&self.handle, WsEvent::Ping(p));
-                        }
-                        ev => ctx.dispatch.on_ws_event(&self.handle, ev),
+            let (n, action) = ws.decode(&input[off..]);
+            off += n;
+            match action {
+                None if n == 0 => break,
+                None => {}
+                Some(WsAction::Deliver(ev)) => ctx.dispatch.on_ws_event(&self.handle, ev),
+                Some(WsAction::Ping(p)) => {
+                    if ws.auto_pong {
+                        self.queue_pong(&p, ctx);
                     }
+                    ctx.dispatch.on_ws_event(&self.handle, WsEvent::Ping(p));
                 }
-                Err(e) => {
-                    self.ws_close(CloseCode(e.close_code()), e.description(), CloseThen::CloseTcp);
+                // The reply to our close: the handshake is complete.
+                Some(WsAction::HandshakeDone) => self.finish_after_flush(Ending::Local),
+                Some(WsAction::EchoClose(code, reason)) => self.ws_close(code, &reason, CloseThen::CloseTcp),
+                Some(WsAction::Fail(code, reason)) => {
+                    self.ws_close(code, reason, CloseThen::CloseTcp);
                     break;
                 }
             }
