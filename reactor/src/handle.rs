@@ -182,19 +182,15 @@ impl<A> ConnHandle<A> {
 
     /// Bytes queued for this connection and not yet written to the socket.
     pub fn queued_bytes(&self) -> usize {
-        // SeqCst, as in `release_out`: with `drained_wanted` this is the store-then-load
+        // SeqCst, as in `WriteQueue::write_to`: with `drained_wanted` this is the store-then-load
         // handshake of `notify_when_drained`, which weaker orderings could let both sides miss.
         self.shared.queued.load(Ordering::SeqCst)
     }
 
-    /// Counts `n` more bytes queued for this connection (the one place the count grows).
+    /// Counts `n` more bytes sent to this connection (from here on the write queue keeps the
+    /// count: see `write_queue.rs`).
     pub(crate) fn charge_out(&self, n: usize) {
         self.shared.queued.fetch_add(n, Ordering::AcqRel);
-    }
-
-    /// Counts `n` queued bytes as written or dropped; returns how many are left.
-    pub(crate) fn release_out(&self, n: usize) -> usize {
-        self.shared.queued.fetch_sub(n, Ordering::SeqCst).saturating_sub(n)
     }
 
     /// Queues `head` then `body` as `part` of the response to request `seq`. Returns `false` if

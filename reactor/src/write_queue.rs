@@ -1,7 +1,12 @@
-//! A per-connection queue of outgoing byte segments, written with vectored writes.
+//! A per-connection queue of outgoing byte segments, written with vectored writes, and the one
+//! keeper of the connection's count of queued bytes on the reactor's side: the threads that send
+//! count what they send (`ConnHandle::write` and friends); every change after that — bytes the
+//! reactor queues itself, bytes written, bytes dropped — happens here. `count` is that shared
+//! counter (what `ConnHandle::queued_bytes` reads).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Buf, Bytes};
 
@@ -48,7 +53,7 @@ impl WriteQueue {
     /// Replaces the segment pushed at stream position `at` with `new`, if none of its bytes has
     /// been written yet (a newer pong replaces an unsent one). Returns the replaced segment's
     /// length; `None` when it has started to leave (or is gone).
-    pub(crate) fn replace_unsent(&mut self, at: u64, new: Bytes) -> Option<usize> {
+    pub(crate) fn replace_unsent(&mut self, at: u64, new: Bytes, count: &AtomicUsize) -> Option<usize> {
         // The front segment's remaining bytes start at `written`: a segment that started at
         // `at >= written` has not been touched.
         let mut pos = self.written;
@@ -59,6 +64,11 @@ impl WriteQueue {
             if pos == at {
                 let old = seg.len();
                 let new_len = new.len();
+                if new_len >= old {
+                    count.fetch_add(new_len - old, Ordering::AcqRel);
+                } else {
+                    count.fetch_sub(old - new_len, Ordering::SeqCst);
+                }
                 *seg = new;
                 self.len = self.len - old + new_len;
                 self.pushed = self.pushed - old as u64 + new_len as u64;
@@ -74,6 +84,27 @@ impl WriteQueue {
         None
     }
 
+    /// Queues bytes of the reactor's own (an error answer, a pong, a close frame): counted here.
+    pub(crate) fn push_own(&mut self, b: Bytes, count: &AtomicUsize) {
+        count.fetch_add(b.len(), Ordering::AcqRel);
+        self.push(b);
+    }
+
+    /// Counts `n` bytes of the reactor's own that will come here once their turn comes (an
+    /// answer waiting behind earlier ones in the pipeline).
+    pub(crate) fn expect(&self, n: usize, count: &AtomicUsize) {
+        count.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Bytes that were counted for this queue but will never reach it (an answer to a request
+    /// that no longer waits, frames after a close, answers dropped behind one that closes).
+    pub(crate) fn forget(&self, n: usize, count: &AtomicUsize) {
+        if n > 0 {
+            count.fetch_sub(n, Ordering::SeqCst);
+        }
+    }
+
+    /// Queues bytes their sender already counted.
     pub(crate) fn push(&mut self, b: Bytes) {
         self.pushed += b.len() as u64;
         if !b.is_empty() {
@@ -90,9 +121,19 @@ impl WriteQueue {
         self.len == 0
     }
 
-    /// Writes as much as the socket takes. Returns the bytes written; `Ok` with the queue not
-    /// empty means the socket would block.
-    pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
+    /// Writes as much as the socket takes and uncounts it. Returns the bytes written and the
+    /// bytes still counted (queued here, in the pipeline, or on their way); `Ok` with the queue
+    /// not empty means the socket would block.
+    pub(crate) fn write_to<W: Write>(&mut self, w: &mut W, count: &AtomicUsize) -> io::Result<(usize, usize)> {
+        let written = self.write_some(w);
+        let n = *written.as_ref().unwrap_or(&0);
+        // SeqCst, with `drained_wanted`: see `ConnHandle::notify_when_drained`.
+        let left =
+            if n > 0 { count.fetch_sub(n, Ordering::SeqCst).saturating_sub(n) } else { count.load(Ordering::SeqCst) };
+        written.map(|n| (n, left))
+    }
+
+    fn write_some<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut total = 0;
         while !self.segs.is_empty() {
             let mut slices = [IoSlice::new(&[]); 32];
@@ -139,13 +180,13 @@ impl WriteQueue {
         }
     }
 
-    /// Drops everything queued; returns how many bytes were dropped.
-    pub(crate) fn clear(&mut self) -> usize {
+    /// Drops everything queued (the connection is going away) and uncounts it.
+    pub(crate) fn clear(&mut self, count: &AtomicUsize) {
         let n = self.len;
         self.segs.clear();
         self.acks.clear();
         self.len = 0;
-        n
+        self.forget(n, count);
     }
 }
 
@@ -184,17 +225,20 @@ mod tests {
         q.push(Bytes::from_static(b"pong1"));
         q.mark(7);
         q.push(Bytes::from_static(b"tail"));
-        assert_eq!(q.replace_unsent(at, Bytes::from_static(b"pong-22")), Some(5));
+        let count = AtomicUsize::new(4 + 5 + 4);
+        assert_eq!(q.replace_unsent(at, Bytes::from_static(b"pong-22"), &count), Some(5));
         assert_eq!(q.len(), 4 + 7 + 4);
+        assert_eq!(count.load(Ordering::SeqCst), 4 + 7 + 4, "the count follows");
         let mut w = Trickle { out: Vec::new(), cap: 6, calls: 2 };
-        q.write_to(&mut w).unwrap();
+        q.write_to(&mut w, &count).unwrap();
         // "data" and six bytes of the pong are out: it can no longer be replaced.
-        assert_eq!(q.replace_unsent(at, Bytes::from_static(b"x")), None);
+        assert_eq!(q.replace_unsent(at, Bytes::from_static(b"x"), &count), None);
         let mut acked = Vec::new();
         q.take_acked(&mut acked);
         assert!(acked.is_empty(), "the mark moved with the longer pong");
         w.calls = 10;
-        q.write_to(&mut w).unwrap();
+        q.write_to(&mut w, &count).unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 0);
         q.take_acked(&mut acked);
         assert_eq!(acked, vec![7]);
         assert_eq!(w.out, b"datapong-22tail");
@@ -208,10 +252,11 @@ mod tests {
         q.push(Bytes::from_static(b"world"));
         let mut w = Trickle { out: Vec::new(), cap: 4, calls: 2 };
         // "hell", then "o " (the default write_vectored writes the first non-empty slice)
-        assert_eq!(q.write_to(&mut w).unwrap(), 6);
+        let count = AtomicUsize::new(11);
+        assert_eq!(q.write_to(&mut w, &count).unwrap(), (6, 5));
         assert_eq!(q.len(), 5);
         w.calls = 10;
-        assert_eq!(q.write_to(&mut w).unwrap(), 5);
+        assert_eq!(q.write_to(&mut w, &count).unwrap(), (5, 0));
         assert!(q.is_empty());
         assert_eq!(w.out, b"hello world");
     }

@@ -508,7 +508,7 @@ impl<A> Conn<A> {
             self.close(CloseReason::Local);
         } else {
             self.finish_after_flush(Ending::Local);
-            self.handle.release_out(self.pipeline.clear());
+            self.wq.forget(self.pipeline.clear(), &self.handle.shared.queued);
         }
     }
 
@@ -520,10 +520,9 @@ impl<A> Conn<A> {
         if self.writable && !self.wq.is_empty() {
             // The reactor writes: take back a lent write side first (the order of bytes).
             self.settle_direct(Settle::TakeBack);
-            match self.wq.write_to(&mut &*self.stream) {
-                Ok(n) => {
+            match self.wq.write_to(&mut &*self.stream, &self.handle.shared.queued) {
+                Ok((n, left)) => {
                     if n > 0 {
-                        let left = self.handle.release_out(n);
                         if left <= ctx.cfg.write_high_water {
                             self.handle.shared.notify();
                         }
@@ -616,9 +615,7 @@ impl<A> Conn<A> {
         if self.ws.is_some() && !self.closing() {
             self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::CloseTcp);
             if self.writable {
-                if let Ok(n) = self.wq.write_to(&mut &*self.stream) {
-                    self.handle.release_out(n);
-                }
+                let _ = self.wq.write_to(&mut &*self.stream, &self.handle.shared.queued);
             }
         }
     }
@@ -626,8 +623,8 @@ impl<A> Conn<A> {
     /// Drops everything queued (the connection is being removed).
     pub(crate) fn discard_output(&mut self) {
         self.release_direct();
-        let dropped = self.wq.clear() + self.pipeline.clear();
-        self.handle.release_out(dropped);
+        self.wq.clear(&self.handle.shared.queued);
+        self.wq.forget(self.pipeline.clear(), &self.handle.shared.queued);
     }
 }
 

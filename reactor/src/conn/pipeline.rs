@@ -331,13 +331,12 @@ impl<A> Conn<A> {
 
     /// Bytes the reactor writes on its own, outside any response slot (100 Continue).
     pub(super) fn queue_local(&mut self, b: Bytes) {
-        self.handle.charge_out(b.len());
-        self.wq.push(b);
+        self.wq.push_own(b, &self.handle.shared.queued);
     }
 
     /// A whole response of the reactor's own, ordered after the responses in flight.
     pub(super) fn push_local(&mut self, b: Bytes, state: SlotState) {
-        self.handle.charge_out(b.len());
+        self.wq.expect(b.len(), &self.handle.shared.queued);
         self.pipeline.push_local(b, state);
         self.advance_slots();
     }
@@ -353,7 +352,7 @@ impl<A> Conn<A> {
     ) {
         self.settle_direct(Settle::TakeBack);
         if let Err(n) = self.pipeline.write(seq, head, body, part, &mut self.wq) {
-            self.handle.release_out(n);
+            self.wq.forget(n, &self.handle.shared.queued);
             return;
         }
         self.advance_slots();
@@ -376,7 +375,7 @@ impl<A> Conn<A> {
             }
             Front::Upgrade { max, auto_pong, early_acks, early_close } => {
                 // The 101 is queued: from here on the connection speaks WebSocket.
-                self.handle.release_out(self.pipeline.clear());
+                self.wq.forget(self.pipeline.clear(), &self.handle.shared.queued);
                 self.ws = Some(Box::new(WsSession::new(max, auto_pong, early_close)));
                 for token in early_acks {
                     self.wq.mark(token);
@@ -391,7 +390,7 @@ impl<A> Conn<A> {
                 return;
             }
             Front::Close { dropped } => {
-                self.handle.release_out(dropped);
+                self.wq.forget(dropped, &self.handle.shared.queued);
                 self.finish_after_flush(Ending::Local);
             }
         }

@@ -241,6 +241,9 @@ impl Run {
             String::from_utf8_lossy(&expected)
         );
         let rest = &got[expected.len()..];
+        // What the loop does when it reaps: every byte ever counted was written or is dropped.
+        self.h.conn.discard_output();
+        assert_eq!(self.h.conn.handle.queued_bytes(), 0, "the queued-byte count drifted");
         assert!(
             rest.is_empty() || rest.starts_with(b"HTTP/1.1 400"),
             "unexpected bytes after the answers: {:?}",

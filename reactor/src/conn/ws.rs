@@ -110,7 +110,7 @@ impl<A> Conn<A> {
     ) {
         self.settle_direct(Settle::TakeBack);
         if let Err(n) = self.pipeline.upgrade(seq, head, max, auto_pong) {
-            self.handle.release_out(n);
+            self.wq.forget(n, &self.handle.shared.queued);
             return;
         }
         self.advance_slots();
@@ -135,11 +135,11 @@ impl<A> Conn<A> {
             }
         }
         let Some(ws) = &mut self.ws else {
-            self.handle.release_out(n);
+            self.wq.forget(n, &self.handle.shared.queued);
             return;
         };
         if ws.close_sent {
-            self.handle.release_out(n);
+            self.wq.forget(n, &self.handle.shared.queued);
             return;
         }
         self.wq.push(head);
@@ -175,22 +175,15 @@ impl<A> Conn<A> {
         }
         let mut out = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Pong, true, payload, &mut out);
-        let new_len = out.len();
         let frame = Bytes::from(out);
-        if let Some(old) = pong_at.and_then(|at| self.wq.replace_unsent(at, frame.clone())) {
-            if new_len >= old {
-                self.handle.charge_out(new_len - old);
-            } else {
-                self.handle.release_out(old - new_len);
-            }
+        if pong_at.and_then(|at| self.wq.replace_unsent(at, frame.clone(), &self.handle.shared.queued)).is_some() {
             return;
         }
         let at = self.wq.end_position();
         if let Some(ws) = &mut self.ws {
             ws.pong_at = Some(at);
         }
-        self.handle.charge_out(new_len);
-        self.wq.push(frame);
+        self.wq.push_own(frame, &self.handle.shared.queued);
     }
 
     /// Sends a close frame of the reactor's own (protocol error, server stop, echo). With
@@ -205,8 +198,7 @@ impl<A> Conn<A> {
                 encode_close(code.as_u16(), reason, &mut out);
             }
             ws.close_sent = true;
-            self.handle.charge_out(out.len());
-            self.wq.push(Bytes::from(out));
+            self.wq.push_own(Bytes::from(out), &self.handle.shared.queued);
         }
         if ws.info.is_none() {
             ws.info = Some(WsClose { code: code.as_u16(), reason: reason.to_owned(), by_peer: false });
