@@ -242,6 +242,8 @@ impl<D: Dispatch> EventLoop<D> {
         };
         let mut ctx =
             Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date, buffered: &self.stats.buffered };
+        // Once per visit: what a worker did with a lent write side.
+        conn.poll_direct();
         f(conn, &mut ctx, &mut self.scratch);
         conn.sync_budget(&self.stats.buffered);
         if let Some(reason) = conn.is_closing() {

@@ -69,8 +69,10 @@ impl<A> Conn<A> {
         }
     }
 
-    /// Folds in a finished direct write (from the periodic sweep: the idle timer starts).
-    /// `true` when an answer was completed so: the connection should be driven again.
+    /// Folds in what a worker did with the lent write side, once per visit of the loop (and
+    /// from the periodic sweep: the idle timer starts). `true` when an answer was completed so:
+    /// the connection should be driven. The right is taken back only where the reactor itself
+    /// orders answers (a new request), writes, or shuts the write side.
     pub(crate) fn poll_direct(&mut self) -> bool {
         self.settle_direct(Settle::Look)
     }

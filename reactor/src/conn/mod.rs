@@ -282,7 +282,6 @@ impl<A> Conn<A> {
 
     /// Decodes what is buffered, reads while allowed, and writes what is queued.
     pub(crate) fn drive<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>, scratch: &mut [u8]) {
-        self.settle_direct(Settle::Look);
         if self.lingering() {
             self.linger_read(scratch);
             return;
@@ -346,7 +345,6 @@ impl<A> Conn<A> {
     }
 
     fn on_eof<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        self.settle_direct(Settle::TakeBack);
         self.input = Input::Ended;
         self.readable = false;
         if self.ws.is_some() {
@@ -423,7 +421,6 @@ impl<A> Conn<A> {
                         Some(RequestEvent::Head(head)) if head.body == BodyKind::Empty => {
                             // No body: its end follows at once (consumed here), so the request
                             // is complete without parking the head in a box.
-                            self.settle_direct(Settle::TakeBack);
                             let _ = self.decoder.decode(&[]);
                             self.complete(head, Vec::new(), ctx);
                         }
@@ -447,7 +444,6 @@ impl<A> Conn<A> {
                     }
                 }
                 Err(e) => {
-                    self.settle_direct(Settle::TakeBack);
                     let mut headers = HeaderMap::new();
                     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -503,7 +499,6 @@ impl<A> Conn<A> {
     }
 
     pub(crate) fn on_close_cmd(&mut self, how: CloseHow) {
-        self.settle_direct(Settle::TakeBack);
         if how == CloseHow::Abort {
             self.close(CloseReason::Local);
         } else {
@@ -559,7 +554,9 @@ impl<A> Conn<A> {
                 self.close(ending.reason());
             } else {
                 // Lingering close: shut our side, read and discard until the peer closes, so
-                // unread input does not turn our last response into a reset.
+                // unread input does not turn our last response into a reset. (Not under a
+                // worker writing an answer it was lent: the write side is taken back first.)
+                self.settle_direct(Settle::TakeBack);
                 self.stream.shutdown_write();
                 self.close = Close::Lingering(ending);
                 self.rbuf = Vec::new();
@@ -586,7 +583,6 @@ impl<A> Conn<A> {
 
     /// Graceful stop: close now if idle, else once in-flight requests are answered.
     pub(crate) fn begin_drain<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        self.settle_direct(Settle::TakeBack);
         self.stopping = true;
         if self.ws.is_some() {
             // WebSockets get a 1001 and a chance to answer it before the deadline.
@@ -610,7 +606,6 @@ impl<A> Conn<A> {
 
     /// Immediate stop: a best-effort 1001 to WebSocket peers, written only if the socket takes it.
     pub(crate) fn stop_now(&mut self) {
-        self.settle_direct(Settle::TakeBack);
         self.stopping = true;
         if self.ws.is_some() && !self.closing() {
             self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::CloseTcp);

@@ -244,8 +244,6 @@ impl Pipeline {
 
 impl<A> Conn<A> {
     pub(super) fn on_head<D: Dispatch<Attachment = A>>(&mut self, head: RequestHead, ctx: &mut Ctx<'_, D>) {
-        // A new request: from here on the reactor alone orders the answers.
-        self.settle_direct(Settle::TakeBack);
         // Refused before any `100 Continue`: a client that waits for it never sends the body.
         let declared = match head.body {
             BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -288,6 +286,9 @@ impl<A> Conn<A> {
         body: Vec<u8>,
         ctx: &mut Ctx<'_, D>,
     ) {
+        // A new request: from here on the reactor alone orders the answers (a grant is lent
+        // again below when this is the only one waiting).
+        self.settle_direct(Settle::TakeBack);
         let safe = matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
         let (seq, may_run) = self.pipeline.admit(safe);
         if head.upgrade || !head.keep_alive || self.stopping {
@@ -350,7 +351,6 @@ impl<A> Conn<A> {
         part: Part,
         ctx: &mut Ctx<'_, D>,
     ) {
-        self.settle_direct(Settle::TakeBack);
         if let Err(n) = self.pipeline.write(seq, head, body, part, &mut self.wq) {
             self.wq.forget(n, &self.handle.shared.queued);
             return;

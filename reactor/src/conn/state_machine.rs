@@ -83,6 +83,8 @@ impl Run {
             date: b"D",
             buffered: &AtomicUsize::new(0),
         };
+        // What the loop does at every visit.
+        self.h.conn.poll_direct();
         self.h.conn.on_ready(true, true, self.fin, false, &mut ctx, &mut self.h.scratch);
         self.after();
     }
@@ -95,6 +97,7 @@ impl Run {
             date: b"D",
             buffered: &AtomicUsize::new(0),
         };
+        self.h.conn.poll_direct();
         self.h.conn.drive(&mut ctx, &mut self.h.scratch);
         self.after();
     }
@@ -115,6 +118,7 @@ impl Run {
                 date: b"D",
                 buffered: &AtomicUsize::new(0),
             };
+            self.h.conn.poll_direct();
             self.h.conn.drive(&mut ctx, &mut self.h.scratch);
         }
         self.h.conn.update_timer(&self.h.cfg, self.h.t0);

@@ -62,6 +62,8 @@ impl Harness {
             date: b"D",
             buffered: &AtomicUsize::new(0),
         };
+        // What the loop does at every visit.
+        self.conn.poll_direct();
         self.conn.on_ready(true, true, false, false, &mut ctx, &mut self.scratch);
         self.conn.update_timer(&self.cfg, self.t0 + at);
     }
@@ -78,6 +80,7 @@ impl Harness {
             if end { Part::Last } else { Part::More },
             &mut ctx,
         );
+        self.conn.poll_direct();
         self.conn.drive(&mut ctx, &mut self.scratch);
     }
 

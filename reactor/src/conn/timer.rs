@@ -63,7 +63,6 @@ impl<A> Conn<A> {
     }
 
     pub(crate) fn on_timeout<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        self.settle_direct(Settle::TakeBack);
         // A rate window ended: a peer at the minimum rate or above gets the next window.
         let (window, min) = match self.timer {
             Timer::BodyRead => (ctx.cfg.body_read_timeout, ctx.cfg.body_window_min()),

@@ -108,7 +108,6 @@ impl<A> Conn<A> {
         auto_pong: bool,
         ctx: &mut Ctx<'_, D>,
     ) {
-        self.settle_direct(Settle::TakeBack);
         if let Err(n) = self.pipeline.upgrade(seq, head, max, auto_pong) {
             self.wq.forget(n, &self.handle.shared.queued);
             return;
