@@ -59,7 +59,7 @@ use grant::{Grant, Settle};
 use httpkit_codec::ws::CloseCode;
 use phase::{Close, Ending, Input, Reading};
 use pipeline::{Pending, Pipeline, SlotState};
-use timer::Timer;
+use timer::{Deadline, Timer};
 use ws::{CloseThen, WsSession};
 
 /// Reads per readiness event before yielding to other connections.
@@ -108,12 +108,9 @@ pub(crate) struct Conn<A> {
     /// The server is stopping: no request after the ones arriving now, every close is reported
     /// as the stop.
     stopping: bool,
-    timer: Timer,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     /// What this connection last added to the server-wide count of buffered bytes.
     charged: usize,
-    /// Bytes that moved in the current window of a rate timer (body read or write).
-    window_bytes: u64,
     /// Links in the loop's list of evictable connections (slot indices), while in it.
     pub(crate) lru: Option<(u32, u32)>,
 }
@@ -143,9 +140,7 @@ impl<A> Conn<A> {
             close: Close::Open,
             ws: None,
             stopping: false,
-            timer: Timer::HeaderRead,
-            deadline: now.checked_add(cfg.header_read_timeout),
-            window_bytes: 0,
+            deadline: Deadline::new(cfg, now),
             charged: 0,
             lru: None,
         }
@@ -155,7 +150,7 @@ impl<A> Conn<A> {
     /// nothing in progress — between requests on keep-alive, or not a byte received yet — and
     /// is not a WebSocket. (Valid after [`Conn::update_timer`].)
     pub(crate) fn is_evictable(&self) -> bool {
-        matches!(self.timer, Timer::Idle | Timer::HeaderRead)
+        matches!(self.deadline.timer(), Timer::Idle | Timer::HeaderRead)
             && self.close == Close::Open
             && self.ws.is_none()
             && !self.stopping
@@ -184,7 +179,7 @@ impl<A> Conn<A> {
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.at()
     }
 
     /// Whether the loop should call [`Conn::on_ready`] again without a new event.
@@ -435,9 +430,7 @@ impl<A> Conn<A> {
                             if let Some(p) = &mut self.cur {
                                 p.body.extend_from_slice(b);
                             }
-                            if self.timer == Timer::BodyRead {
-                                self.window_bytes += b.len() as u64;
-                            }
+                            self.deadline.count(Timer::BodyRead, b.len());
                         }
                         Some(RequestEvent::End) => self.on_end(ctx),
                         None => {}
@@ -527,9 +520,7 @@ impl<A> Conn<A> {
                         {
                             ctx.dispatch.on_drained(&self.handle);
                         }
-                        if self.timer == Timer::Write {
-                            self.window_bytes += n as u64;
-                        }
+                        self.deadline.count(Timer::Write, n);
                     }
                     if !self.wq.is_empty() {
                         self.writable = false;
@@ -560,8 +551,7 @@ impl<A> Conn<A> {
                 self.stream.shutdown_write();
                 self.close = Close::Lingering(ending);
                 self.rbuf = Vec::new();
-                self.timer = Timer::Linger;
-                self.deadline = ctx.now.checked_add(LINGER);
+                self.deadline.restart(Timer::Linger, ctx.cfg, ctx.now);
             }
         }
     }

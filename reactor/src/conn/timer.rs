@@ -15,6 +15,76 @@ pub(super) enum Timer {
     CloseHandshake,
 }
 
+/// The one deadline of a connection: which timer runs, when it fires, and for the rate timers
+/// the bytes that moved in the current window.
+#[derive(Debug)]
+pub(super) struct Deadline {
+    timer: Timer,
+    at: Option<Instant>,
+    window_bytes: u64,
+}
+
+impl Deadline {
+    /// The header timer of a new connection.
+    pub(super) fn new(cfg: &ReactorConfig, now: Instant) -> Self {
+        Self { timer: Timer::HeaderRead, at: now.checked_add(cfg.header_read_timeout), window_bytes: 0 }
+    }
+
+    pub(super) fn timer(&self) -> Timer {
+        self.timer
+    }
+
+    pub(super) fn at(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// Runs `timer` from `now` (a new window), unless it runs already: a timer keeps its
+    /// deadline while its state lasts.
+    pub(super) fn run(&mut self, timer: Timer, cfg: &ReactorConfig, now: Instant) {
+        if timer != self.timer {
+            self.restart(timer, cfg, now);
+        }
+    }
+
+    /// Runs `timer` from `now`, whatever ran before.
+    pub(super) fn restart(&mut self, timer: Timer, cfg: &ReactorConfig, now: Instant) {
+        self.timer = timer;
+        self.window_bytes = 0;
+        self.at = match timer {
+            Timer::None => None,
+            Timer::HeaderRead => now.checked_add(cfg.header_read_timeout),
+            Timer::BodyRead => now.checked_add(cfg.body_read_timeout),
+            Timer::Idle => now.checked_add(cfg.idle_timeout),
+            Timer::Write => now.checked_add(cfg.write_timeout),
+            Timer::Linger => now.checked_add(LINGER),
+            Timer::CloseHandshake => now.checked_add(CLOSE_HANDSHAKE),
+        };
+    }
+
+    /// `n` bytes moved while `timer` runs (a body arriving, output leaving).
+    pub(super) fn count(&mut self, timer: Timer, n: usize) {
+        if self.timer == timer {
+            self.window_bytes += n as u64;
+        }
+    }
+
+    /// At the end of a rate timer's window: `true` (and the next window starts) when at least
+    /// the minimum moved.
+    pub(super) fn window_passed(&mut self, cfg: &ReactorConfig, now: Instant) -> bool {
+        let (window, min) = match self.timer {
+            Timer::BodyRead => (cfg.body_read_timeout, cfg.body_window_min()),
+            Timer::Write => (cfg.write_timeout, cfg.send_window_min()),
+            _ => return false,
+        };
+        if self.window_bytes < min {
+            return false;
+        }
+        self.window_bytes = 0;
+        self.at = now.checked_add(window);
+        true
+    }
+}
+
 impl<A> Conn<A> {
     /// Picks the timer for the connection's current state; a timer keeps its deadline while
     /// its state lasts (a trickling client cannot extend the header deadline).
@@ -35,25 +105,13 @@ impl<A> Conn<A> {
         } else {
             Timer::Idle
         };
-        if want != self.timer {
-            self.timer = want;
-            self.window_bytes = 0;
-            self.deadline = match want {
-                Timer::None => None,
-                Timer::HeaderRead => now.checked_add(cfg.header_read_timeout),
-                Timer::BodyRead => now.checked_add(cfg.body_read_timeout),
-                Timer::Idle => now.checked_add(cfg.idle_timeout),
-                Timer::Write => now.checked_add(cfg.write_timeout),
-                Timer::Linger => now.checked_add(LINGER),
-                Timer::CloseHandshake => now.checked_add(CLOSE_HANDSHAKE),
-            };
-        }
+        self.deadline.run(want, cfg, now);
     }
 
     /// Gives back the memory an idle connection no longer needs (called from the timer sweep,
     /// so a busy connection keeps its buffers between requests).
     pub(crate) fn shrink_if_idle(&mut self) {
-        if self.timer == Timer::Idle && self.pipeline.is_empty() && self.wq.is_empty() {
+        if self.deadline.timer() == Timer::Idle && self.pipeline.is_empty() && self.wq.is_empty() {
             self.pipeline.shrink();
             self.wq.release();
             if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
@@ -64,17 +122,10 @@ impl<A> Conn<A> {
 
     pub(crate) fn on_timeout<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         // A rate window ended: a peer at the minimum rate or above gets the next window.
-        let (window, min) = match self.timer {
-            Timer::BodyRead => (ctx.cfg.body_read_timeout, ctx.cfg.body_window_min()),
-            Timer::Write => (ctx.cfg.write_timeout, ctx.cfg.send_window_min()),
-            _ => (Duration::ZERO, u64::MAX),
-        };
-        if self.window_bytes >= min {
-            self.window_bytes = 0;
-            self.deadline = ctx.now.checked_add(window);
+        if self.deadline.window_passed(ctx.cfg, ctx.now) {
             return;
         }
-        match self.timer {
+        match self.deadline.timer() {
             Timer::HeaderRead | Timer::BodyRead if self.pipeline.is_empty() => {
                 let mut headers = HeaderMap::new();
                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

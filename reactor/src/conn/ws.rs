@@ -151,8 +151,7 @@ impl<A> Conn<A> {
             if ws.info.is_none() {
                 ws.info = Some(info);
             }
-            self.timer = Timer::CloseHandshake;
-            self.deadline = ctx.now.checked_add(CLOSE_HANDSHAKE);
+            self.deadline.restart(Timer::CloseHandshake, ctx.cfg, ctx.now);
         }
         if self.wq.len() >= ctx.cfg.write_high_water {
             self.flush(ctx);
