@@ -232,7 +232,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         min_send_rate: opts.min_send_rate,
         buffer_budget: opts.buffer_budget,
         write_high_water: opts.write_buffer,
-        max_pipelined: httpkit_reactor::MAX_PIPELINED,
+        max_pipelined: opts.max_pipelined,
         server_header,
         thread_name: httpkit_reactor::THREAD_NAME.to_owned(),
         proxy_protocol: opts.proxy_protocol,

@@ -30,6 +30,8 @@ pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 /// | [`error_logger`](Options::error_logger) etc. | `:error-logger` … | the `log` facade | |
 /// | [`header_read_timeout`](Options::header_read_timeout) | | 30 s | `408`, closed |
 /// | [`idle_timeout`](Options::idle_timeout) | | 60 s | closed |
+/// | [`max_pipelined`](Options::max_pipelined) | | 16 | not read further until one is answered |
+/// | [`backlog`](Options::backlog) | | 1024 | the kernel refuses or drops new connections |
 /// | [`body_read_timeout`](Options::body_read_timeout), [`min_body_rate`](Options::min_body_rate) | | 30 s window, 256 B/s | `408`, closed |
 /// | [`buffer_budget`](Options::buffer_budget) | | 1 GiB | `503` for a body that does not fit |
 /// | [`write_timeout`](Options::write_timeout), [`min_send_rate`](Options::min_send_rate) | | 60 s window, 256 B/s | closed |
@@ -57,6 +59,7 @@ pub struct Options {
     pub(crate) write_buffer: usize,
     pub(crate) buffer_budget: usize,
     pub(crate) backlog: i32,
+    pub(crate) max_pipelined: usize,
     pub(crate) worker_pool: Option<Arc<dyn WorkerPool>>,
     pub(crate) loggers: Loggers,
     pub(crate) unix_socket: Option<std::path::PathBuf>,
@@ -105,6 +108,7 @@ impl Default for Options {
             write_buffer: reactor::WRITE_HIGH_WATER,
             buffer_budget: reactor::BUFFER_BUDGET,
             backlog: 1024,
+            max_pipelined: reactor::MAX_PIPELINED,
             worker_pool: None,
             loggers: Loggers::default(),
             unix_socket: None,
@@ -241,6 +245,21 @@ impl Options {
         self
     }
 
+    /// The listen backlog: connections the kernel keeps waiting to be accepted. Default 1024
+    /// (the kernel may cap it: `net.core.somaxconn` on Linux).
+    pub fn backlog(mut self, n: u32) -> Self {
+        self.backlog = i32::try_from(n).unwrap_or(i32::MAX);
+        self
+    }
+
+    /// Most requests of one connection waiting for their answers at once (pipelining depth);
+    /// the connection is not read further until one is answered. Default 16; `1` answers one
+    /// request at a time. (Requests that are not safe run alone in any case, RFC 9112 §9.3.2.)
+    pub fn max_pipelined(mut self, n: usize) -> Self {
+        self.max_pipelined = n;
+        self
+    }
+
     /// Most bytes the server holds for all connections together: request bodies being
     /// received (or held behind other pipelined requests), read buffers, queued responses.
     /// Per-connection limits alone let many clients that upload large bodies and never read
@@ -339,6 +358,9 @@ impl Options {
             if self.queue_size == 0 {
                 return Err("queue_size must be at least 1".into());
             }
+        }
+        if self.max_pipelined == 0 {
+            return Err("max_pipelined must be at least 1".into());
         }
         if self.max_line < 64 {
             return Err("max_line must be at least 64".into());

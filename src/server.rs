@@ -14,6 +14,7 @@ pub use crate::status::ServerStatus;
 ///
 /// Dropping a `Server` stops it immediately (as [`Server::stop`]); to serve until the process
 /// ends, keep it alive, e.g. with [`Server::join`].
+#[must_use = "dropping the Server stops it at once: keep it (e.g. call `join`) for as long as it should serve"]
 pub struct Server {
     pub(crate) shared: Arc<ServerShared>,
     pub(crate) reactor: Handle,

@@ -696,3 +696,33 @@ fn a_higher_http_1_minor_version_is_served_as_http_1_1() {
     // The connection stays open, as for HTTP/1.1.
     assert_eq!(c.get("/").status, 200);
 }
+
+#[test]
+fn max_pipelined_bounds_the_requests_of_one_connection_in_flight() {
+    for (depth, want_parallel) in [(1usize, false), (16, true)] {
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (n, p) = (now.clone(), peak.clone());
+        let s = start(
+            move |_req: Request| {
+                let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(cur, Ordering::SeqCst);
+                thread::sleep(Duration::from_millis(200));
+                n.fetch_sub(1, Ordering::SeqCst);
+                Response::ok("x")
+            },
+            opts().thread(4).max_pipelined(depth).backlog(16),
+        );
+        let mut c = Client::connect(addr(&s));
+        c.send(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4));
+        for _ in 0..4 {
+            assert_eq!(c.read_response().unwrap().status, 200);
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        if want_parallel {
+            assert!(peak > 1, "safe pipelined requests run in parallel at depth {depth}");
+        } else {
+            assert_eq!(peak, 1, "one request at a time at depth 1");
+        }
+    }
+}
