@@ -1,6 +1,7 @@
 //! What the server keeps for each connection (the reactor's `Dispatch::Attachment`): the
 //! listeners of its exchanges, and its WebSocket listener reached without a lock per message.
 
+use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use httpkit_reactor::{CloseReason, WsEvent};
@@ -42,6 +43,8 @@ impl Listeners {
 impl Attachment {
     /// Every listener now (rare events: a peer's EOF, a stop's deadline).
     pub(crate) fn all(&self) -> Vec<Arc<dyn ConnListener>> {
+        // Pairs with the fence in `attach` (see there).
+        fence(Ordering::SeqCst);
         self.0.get().map(|l| l.lock().iter().map(|(_, l)| l.clone()).collect()).unwrap_or_default()
     }
 
@@ -53,6 +56,8 @@ impl Attachment {
     /// The connection closed: every listener, taken out (nothing attaches any more, see
     /// [`attach`]).
     pub(crate) fn take_all(&self) -> Vec<(u64, Arc<dyn ConnListener>)> {
+        // Pairs with the fence in `attach` (see there).
+        fence(Ordering::SeqCst);
         self.0.get().map(|l| std::mem::take(&mut *l.lock())).unwrap_or_default()
     }
 }
@@ -62,6 +67,11 @@ pub(crate) type ConnHandle = httpkit_reactor::ConnHandle<Attachment>;
 /// Adds a listener; `false` when the connection is already closed (nothing will be reported).
 pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Arc<dyn ConnListener>) -> bool {
     let ls = conn.attachment().0.get_or_init(Default::default);
+    // The reactor marks the connection closed (or its peer gone), then looks for listeners;
+    // this makes the list, then looks at those marks. With a SeqCst fence on each side, at
+    // least one of the two sees the other: the listener is taken by `on_close` (or told of the
+    // EOF), or refused here.
+    fence(Ordering::SeqCst);
     let mut g = ls.lock();
     // The reactor marks the connection closed before `on_close` takes the listeners (under
     // this lock): a listener pushed here is either taken then, or refused now.

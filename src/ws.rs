@@ -212,7 +212,7 @@ fn says_text(r: &Response) -> bool {
     let Some(ct) = r.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let ct = ct.to_ascii_lowercase();
+    let ct = ct.to_ascii_lowercase().replace(['"', ' '], "");
     ct.starts_with("text/") || ct.starts_with("application/json") || ct.contains("charset=utf-8")
 }
 

@@ -143,6 +143,9 @@ impl WriteQueue {
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // What went out before the error is reported (and uncounted); the error comes
+                // back at the next write.
+                Err(_) if total > 0 => return Ok(total),
                 Err(e) => return Err(e),
             };
             total += written;

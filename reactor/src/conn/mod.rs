@@ -60,7 +60,7 @@ use httpkit_codec::ws::CloseCode;
 use phase::{Close, Ending, Input, Reading};
 use pipeline::{Pending, Pipeline, SlotState};
 use timer::{Deadline, Timer};
-use ws::{CloseThen, WsSession};
+use ws::{CloseThen, Flow, WsSession};
 
 /// Reads per readiness event before yielding to other connections.
 const READ_BUDGET: usize = 16;
@@ -104,6 +104,8 @@ pub(crate) struct Conn<A> {
     input: Input,
     reading: Reading,
     close: Close,
+    /// The application paused reading (its queue of work for the connection is full).
+    flow: Flow,
     ws: Option<Box<WsSession>>,
     /// The server is stopping: no request after the ones arriving now, every close is reported
     /// as the stop.
@@ -138,6 +140,7 @@ impl<A> Conn<A> {
             writable: true,
             input: Input::Open,
             close: Close::Open,
+            flow: Flow::Flowing,
             ws: None,
             stopping: false,
             deadline: Deadline::new(cfg, now),
@@ -340,6 +343,9 @@ impl<A> Conn<A> {
     }
 
     fn on_eof<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
+        // The connection's fate changes: a lent answer goes the usual way from here on, so the
+        // loop hears of it at once.
+        self.settle_direct(Settle::TakeBack);
         self.input = Input::Ended;
         self.readable = false;
         if self.ws.is_some() {
@@ -492,6 +498,7 @@ impl<A> Conn<A> {
     }
 
     pub(crate) fn on_close_cmd(&mut self, how: CloseHow) {
+        self.settle_direct(Settle::TakeBack);
         if how == CloseHow::Abort {
             self.close(CloseReason::Local);
         } else {
@@ -573,6 +580,7 @@ impl<A> Conn<A> {
 
     /// Graceful stop: close now if idle, else once in-flight requests are answered.
     pub(crate) fn begin_drain<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
+        self.settle_direct(Settle::TakeBack);
         self.stopping = true;
         if self.ws.is_some() {
             // WebSockets get a 1001 and a chance to answer it before the deadline.
@@ -596,6 +604,7 @@ impl<A> Conn<A> {
 
     /// Immediate stop: a best-effort 1001 to WebSocket peers, written only if the socket takes it.
     pub(crate) fn stop_now(&mut self) {
+        self.settle_direct(Settle::TakeBack);
         self.stopping = true;
         if self.ws.is_some() && !self.closing() {
             self.ws_close(CloseCode::GOING_AWAY, "server stopping", CloseThen::CloseTcp);

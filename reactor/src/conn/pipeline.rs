@@ -332,11 +332,16 @@ impl<A> Conn<A> {
 
     /// Bytes the reactor writes on its own, outside any response slot (100 Continue).
     pub(super) fn queue_local(&mut self, b: Bytes) {
+        // Behind a lent answer: the reactor writes from here on, in order.
+        self.settle_direct(Settle::TakeBack);
         self.wq.push_own(b, &self.handle.shared.queued);
     }
 
     /// A whole response of the reactor's own, ordered after the responses in flight.
     pub(super) fn push_local(&mut self, b: Bytes, state: SlotState) {
+        // Behind a lent answer: it is folded in now, not at the next visit, so this one follows
+        // at once.
+        self.settle_direct(Settle::TakeBack);
         self.wq.expect(b.len(), &self.handle.shared.queued);
         self.pipeline.push_local(b, state);
         self.advance_slots();

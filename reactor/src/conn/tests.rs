@@ -355,3 +355,20 @@ fn a_peer_that_does_not_read_pauses_reading_at_the_high_water_mark() {
     assert!(h.timeout_if_due(wt + Duration::from_millis(1)));
     assert_eq!(h.conn.is_closing(), Some(CloseReason::Timeout));
 }
+
+#[test]
+fn a_peer_that_leaves_takes_the_lent_write_side_back() {
+    // The answer would otherwise be written by the worker with nothing to wake the loop: the
+    // close that follows it would wait for the sweep.
+    let mut h = Harness::new(cfg());
+    h.peer.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    h.peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+    h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
+    let seq = h.rec.requests[0].seq;
+    assert_eq!(h.conn.handle.try_write_direct(seq, b"x", b""), None, "no longer lent once the peer left");
+    // The answer through the loop, then the close.
+    h.respond(seq, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", true);
+    assert!(h.read_peer().starts_with("HTTP/1.1 200 OK"));
+    assert!(h.conn.is_closing().is_some());
+}

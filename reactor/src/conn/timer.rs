@@ -121,6 +121,7 @@ impl<A> Conn<A> {
     }
 
     pub(crate) fn on_timeout<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
+        self.settle_direct(Settle::TakeBack);
         // A rate window ended: a peer at the minimum rate or above gets the next window.
         if self.deadline.window_passed(ctx.cfg, ctx.now) {
             return;

@@ -13,13 +13,12 @@ pub(super) struct WsSession {
     pub(super) auto_pong: bool,
     pub(super) close_sent: bool,
     pub(super) info: Option<WsClose>,
-    pub(super) flow: Flow,
     /// Where the last queued pong starts in the write queue: while none of it is written, a
     /// newer pong replaces it (at most one pong waits).
     pub(super) pong_at: Option<u64>,
 }
 
-/// Whether a WebSocket's frames are delivered to the application.
+/// Whether the connection is read for the application (requests or WebSocket frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flow {
     Flowing,
@@ -58,7 +57,6 @@ impl WsSession {
             auto_pong,
             close_sent: early_close.is_some(),
             info: early_close,
-            flow: Flow::Flowing,
             pong_at: None,
         }
     }
@@ -88,15 +86,13 @@ impl WsSession {
 
 impl<A> Conn<A> {
     pub(super) fn ws_paused(&self) -> bool {
-        self.ws.as_ref().is_some_and(|w| w.flow == Flow::Paused)
+        self.flow == Flow::Paused
     }
 
     /// The application asks to stop (or resume) reading: its queue of work for this connection
     /// is full. Bytes already read stay buffered; TCP pushes back on the peer.
     pub(crate) fn set_app_paused(&mut self, paused: bool) {
-        if let Some(ws) = &mut self.ws {
-            ws.flow = if paused { Flow::Paused } else { Flow::Flowing };
-        }
+        self.flow = if paused { Flow::Paused } else { Flow::Flowing };
     }
 
     /// The response to request `seq` is a `101`: queue it, then switch to WebSocket.
