@@ -329,86 +329,43 @@ impl<D: Dispatch> EventLoop<D> {
         let mut touched = std::mem::take(&mut self.touched);
         touched.clear();
         while let Ok(cmd) = self.rx.try_recv() {
-            match cmd {
-                Command::Write { id, seq, head, body, part } => {
-                    let Some(conn) = self.conns.get_mut(id) else {
-                        continue;
-                    };
-                    let mut ctx = Ctx {
-                        cfg: &self.cfg,
-                        dispatch: &mut self.dispatch,
-                        now,
-                        date: &self.date,
-                        buffered: &self.stats.buffered,
-                    };
-                    conn.on_write(seq, head, body, part, &mut ctx);
-                    if touched.last() != Some(&id) {
-                        touched.push(id);
-                    }
-                }
-                Command::Upgrade { id, seq, head, max_message, auto_pong } => {
-                    let Some(conn) = self.conns.get_mut(id) else {
-                        continue;
-                    };
-                    let mut ctx = Ctx {
-                        cfg: &self.cfg,
-                        dispatch: &mut self.dispatch,
-                        now,
-                        date: &self.date,
-                        buffered: &self.stats.buffered,
-                    };
-                    conn.on_upgrade(seq, head, max_message, auto_pong, &mut ctx);
-                    touched.push(id);
-                }
-                Command::Frame { id, head, payload, close, ack } => {
-                    let Some(conn) = self.conns.get_mut(id) else {
-                        continue;
-                    };
-                    let mut ctx = Ctx {
-                        cfg: &self.cfg,
-                        dispatch: &mut self.dispatch,
-                        now,
-                        date: &self.date,
-                        buffered: &self.stats.buffered,
-                    };
-                    conn.on_frame(head, payload, close, ack, &mut ctx);
-                    if touched.last() != Some(&id) {
-                        touched.push(id);
-                    }
-                }
-                Command::Pong { id, payload } => {
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        let mut ctx = Ctx {
-                            cfg: &self.cfg,
-                            dispatch: &mut self.dispatch,
-                            now,
-                            date: &self.date,
-                            buffered: &self.stats.buffered,
-                        };
-                        conn.queue_pong(&payload, &mut ctx);
-                        if touched.last() != Some(&id) {
-                            touched.push(id);
-                        }
-                    }
-                }
-                Command::PauseReading { id, paused } => {
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        conn.set_app_paused(paused);
-                        touched.push(id);
-                    }
-                }
-                Command::Close { id, how } => {
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        conn.on_close_cmd(how);
-                        touched.push(id);
-                    }
-                }
+            let id = match cmd {
+                Command::Stop { deadline: None } => return true,
                 Command::Stop { deadline } => {
-                    if deadline.is_none() {
-                        return true;
-                    }
                     self.begin_stop(deadline, now);
+                    continue;
                 }
+                Command::Write { id, .. }
+                | Command::Upgrade { id, .. }
+                | Command::Frame { id, .. }
+                | Command::Pong { id, .. }
+                | Command::PauseReading { id, .. }
+                | Command::Close { id, .. } => id,
+            };
+            // A command for a connection that is gone is dropped (its id's generation is stale).
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                dispatch: &mut self.dispatch,
+                now,
+                date: &self.date,
+                buffered: &self.stats.buffered,
+            };
+            match cmd {
+                Command::Write { seq, head, body, part, .. } => conn.on_write(seq, head, body, part, &mut ctx),
+                Command::Upgrade { seq, head, max_message, auto_pong, .. } => {
+                    conn.on_upgrade(seq, head, max_message, auto_pong, &mut ctx)
+                }
+                Command::Frame { head, payload, close, ack, .. } => conn.on_frame(head, payload, close, ack, &mut ctx),
+                Command::Pong { payload, .. } => conn.queue_pong(&payload, &mut ctx),
+                Command::PauseReading { paused, .. } => conn.set_app_paused(paused),
+                Command::Close { how, .. } => conn.on_close_cmd(how),
+                Command::Stop { .. } => {}
+            }
+            if touched.last() != Some(&id) {
+                touched.push(id);
             }
         }
         touched.sort_unstable();

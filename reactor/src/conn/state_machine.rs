@@ -12,7 +12,7 @@ use std::io::{Read, Write as _};
 
 use proptest::prelude::*;
 
-use super::tests::Harness;
+use super::tests::{ctx, Harness};
 use super::*;
 use crate::Part;
 
@@ -76,13 +76,7 @@ struct Run {
 
 impl Run {
     fn ready(&mut self) {
-        let mut ctx = Ctx {
-            cfg: &self.h.cfg,
-            dispatch: &mut self.h.rec,
-            now: self.h.t0,
-            date: b"D",
-            buffered: &AtomicUsize::new(0),
-        };
+        let mut ctx = ctx!(self.h, self.h.t0);
         // What the loop does at every visit.
         self.h.conn.poll_direct();
         self.h.conn.on_ready(true, true, self.fin, false, &mut ctx, &mut self.h.scratch);
@@ -90,13 +84,7 @@ impl Run {
     }
 
     fn drive(&mut self) {
-        let mut ctx = Ctx {
-            cfg: &self.h.cfg,
-            dispatch: &mut self.h.rec,
-            now: self.h.t0,
-            date: b"D",
-            buffered: &AtomicUsize::new(0),
-        };
+        let mut ctx = ctx!(self.h, self.h.t0);
         self.h.conn.poll_direct();
         self.h.conn.drive(&mut ctx, &mut self.h.scratch);
         self.after();
@@ -111,13 +99,7 @@ impl Run {
             if self.closed.is_some() || !self.h.conn.wants_revisit(&self.h.cfg, &AtomicUsize::new(0)) {
                 break;
             }
-            let mut ctx = Ctx {
-                cfg: &self.h.cfg,
-                dispatch: &mut self.h.rec,
-                now: self.h.t0,
-                date: b"D",
-                buffered: &AtomicUsize::new(0),
-            };
+            let mut ctx = ctx!(self.h, self.h.t0);
             self.h.conn.poll_direct();
             self.h.conn.drive(&mut ctx, &mut self.h.scratch);
         }
@@ -173,13 +155,7 @@ impl Run {
         let r = self.reqs[idx].clone();
         let part = self.given.get(&seq).copied().unwrap_or(0);
         let close = matches!(r, Req::GetClose);
-        let mut ctx = Ctx {
-            cfg: &self.h.cfg,
-            dispatch: &mut self.h.rec,
-            now: self.h.t0,
-            date: b"D",
-            buffered: &AtomicUsize::new(0),
-        };
+        let mut ctx = ctx!(self.h, self.h.t0);
         if matches!(r, Req::Upgrade) {
             let head = Bytes::from(format!("<101:{seq}>"));
             self.h.conn.handle.charge_out(head.len());

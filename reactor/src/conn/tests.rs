@@ -7,10 +7,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::*;
+
+/// The context the loop gives a connection, from a harness (`$h`) at time `$now`.
+macro_rules! ctx {
+    ($h:expr, $now:expr) => {
+        Ctx { cfg: &$h.cfg, dispatch: &mut $h.rec, now: $now, date: b"D", buffered: &AtomicUsize::new(0) }
+    };
+}
 use crate::command::{Remote, RemoteInner};
 use crate::handle::ConnShared;
 use crate::slab::ConnId;
 use crate::Part;
+pub(super) use ctx;
 
 #[derive(Default)]
 pub(super) struct Recorder {
@@ -55,13 +63,7 @@ impl Harness {
     }
 
     fn ready(&mut self, at: Duration) {
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            dispatch: &mut self.rec,
-            now: self.t0 + at,
-            date: b"D",
-            buffered: &AtomicUsize::new(0),
-        };
+        let mut ctx = ctx!(self, self.t0 + at);
         // What the loop does at every visit.
         self.conn.poll_direct();
         self.conn.on_ready(true, true, false, false, &mut ctx, &mut self.scratch);
@@ -71,8 +73,7 @@ impl Harness {
     /// What `ConnHandle::write` + a loop iteration do: count the bytes, queue, flush.
     fn respond(&mut self, seq: u64, data: &'static [u8], end: bool) {
         self.conn.handle.charge_out(data.len());
-        let mut ctx =
-            Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now: self.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+        let mut ctx = ctx!(self, self.t0);
         self.conn.on_write(
             seq,
             Bytes::from_static(data),
@@ -161,7 +162,7 @@ fn a_reader_below_the_minimum_rate_is_disconnected_at_the_end_of_its_window() {
     let seq = h.rec.requests[0].seq;
     let big = Bytes::from(vec![b'x'; 8 << 20]);
     h.conn.handle.charge_out(big.len());
-    let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+    let mut ctx = ctx!(h, h.t0);
     h.conn.on_write(seq, Bytes::new(), big, Part::Last, &mut ctx);
     h.conn.flush(&mut ctx);
     h.conn.update_timer(&h.cfg, h.t0);
@@ -170,26 +171,14 @@ fn a_reader_below_the_minimum_rate_is_disconnected_at_the_end_of_its_window() {
     let mut b = vec![0u8; 4096];
     for i in 1..=60u64 {
         h.peer.read_exact(&mut b).unwrap();
-        let mut ctx = Ctx {
-            cfg: &h.cfg,
-            dispatch: &mut h.rec,
-            now: h.t0 + Duration::from_secs(i),
-            date: b"D",
-            buffered: &AtomicUsize::new(0),
-        };
+        let mut ctx = ctx!(h, h.t0 + Duration::from_secs(i));
         h.conn.on_ready(false, true, false, false, &mut ctx, &mut h.scratch);
     }
     assert!(h.timeout_if_due(Duration::from_secs(60)));
     assert_eq!(h.conn.is_closing(), None, "the first window was fast enough");
     for i in 61..=120u64 {
         h.peer.read_exact(&mut b[..100]).unwrap();
-        let mut ctx = Ctx {
-            cfg: &h.cfg,
-            dispatch: &mut h.rec,
-            now: h.t0 + Duration::from_secs(i),
-            date: b"D",
-            buffered: &AtomicUsize::new(0),
-        };
+        let mut ctx = ctx!(h, h.t0 + Duration::from_secs(i));
         h.conn.on_ready(false, true, false, false, &mut ctx, &mut h.scratch);
     }
     assert!(h.timeout_if_due(Duration::from_secs(120)));
@@ -286,7 +275,7 @@ fn a_peer_that_closes_behind_a_held_request_is_noticed() {
         .write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\nPOST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         .unwrap();
     h.peer.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+    let mut ctx = ctx!(h, h.t0);
     h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
     assert_eq!(h.rec.requests.len(), 1, "the POST waits behind the GET");
     assert_eq!(h.rec.eofs, 1, "the application hears the peer left");
@@ -301,7 +290,7 @@ fn a_peer_that_closes_behind_a_held_request_is_noticed() {
     let mut h = Harness::new(ReactorConfig { max_pipelined: 1, ..cfg() });
     h.peer.write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     h.peer.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+    let mut ctx = ctx!(h, h.t0);
     h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
     assert_eq!((h.rec.requests.len(), h.rec.eofs), (1, 1));
 }
@@ -325,7 +314,7 @@ fn responses_leave_in_request_order() {
     h.ready(Duration::ZERO);
     let (a, b) = (h.rec.requests[0].seq, h.rec.requests[1].seq);
     h.conn.handle.charge_out(12);
-    let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+    let mut ctx = ctx!(h, h.t0);
     // The second finishes first; it must wait behind the first.
     h.conn.on_write(b, Bytes::from_static(b"second"), Bytes::new(), Part::Last, &mut ctx);
     h.conn.flush(&mut ctx);
@@ -342,7 +331,7 @@ fn a_peer_that_does_not_read_pauses_reading_at_the_high_water_mark() {
     let seq = h.rec.requests[0].seq;
     let big = Bytes::from(vec![b'x'; 4 << 20]);
     h.conn.handle.charge_out(big.len());
-    let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+    let mut ctx = ctx!(h, h.t0);
     h.conn.on_write(seq, Bytes::new(), big, Part::More, &mut ctx);
     h.conn.flush(&mut ctx);
     // The socket buffer is full; the next request is not read while output waits.
@@ -363,7 +352,7 @@ fn a_peer_that_leaves_takes_the_lent_write_side_back() {
     let mut h = Harness::new(cfg());
     h.peer.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     h.peer.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut ctx = Ctx { cfg: &h.cfg, dispatch: &mut h.rec, now: h.t0, date: b"D", buffered: &AtomicUsize::new(0) };
+    let mut ctx = ctx!(h, h.t0);
     h.conn.on_ready(true, true, true, false, &mut ctx, &mut h.scratch);
     let seq = h.rec.requests[0].seq;
     assert_eq!(h.conn.handle.try_write_direct(seq, b"x", b""), None, "no longer lent once the peer left");
