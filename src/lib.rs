@@ -98,6 +98,7 @@ pub(crate) fn deadline_after(start: std::time::Instant, d: std::time::Duration) 
 }
 
 /// Re-exported `http` types used in the API.
+pub use cookie::Cookie;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use dispatch::Dispatcher;

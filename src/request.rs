@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::attachment::ConnHandle;
+use std::borrow::Cow;
+
+use cookie::Cookie;
 use http::{HeaderMap, Method, Version};
 use httpkit_codec::h1::RequestHead;
 
@@ -66,6 +69,67 @@ impl Request {
     /// The raw query string after the first `?`; `None` without `?`.
     pub fn query_string(&self) -> Option<&str> {
         self.head.query()
+    }
+
+    /// The query string's `name=value` pairs, percent-decoded (`+` is a space), in order
+    /// (parsed by the `form_urlencoded` crate).
+    ///
+    /// ```
+    /// # use httpkit::{Request, Response};
+    /// fn search(req: Request) -> Response {
+    ///     // GET /search?q=rust+http&page=2
+    ///     let q = req.query("q").unwrap_or_default();
+    ///     Response::ok(format!("looking for {q}"))
+    /// }
+    /// ```
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
+        form_urlencoded::parse(self.query_string().unwrap_or("").as_bytes())
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The fields of a form body (`Content-Type: application/x-www-form-urlencoded`),
+    /// percent-decoded, in order; `None` for another content type.
+    pub fn form(&self) -> Option<impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_> {
+        let ct = self.content_type()?;
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        essence
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            .then(|| form_urlencoded::parse(self.body().unwrap_or(&[])))
+    }
+
+    /// The first value of form field `name` (see [`Request::form`]).
+    pub fn form_field(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.form()?.find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The cookies the client sent (every `Cookie` line, percent-decoded; pairs that are not
+    /// valid cookies are skipped), parsed by the `cookie` crate.
+    ///
+    /// ```
+    /// # use httpkit::{Cookie, Request, Response};
+    /// fn visit(req: Request) -> Response {
+    ///     let n: u32 = req.cookie("visits").and_then(|v| v.parse().ok()).unwrap_or(0);
+    ///     Response::ok(format!("visit {}", n + 1)).set_cookie(Cookie::new("visits", (n + 1).to_string()))
+    /// }
+    /// ```
+    pub fn cookies(&self) -> Vec<Cookie<'static>> {
+        self.head
+            .headers()
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|line| Cookie::split_parse_encoded(line.to_owned()))
+            .filter_map(Result::ok)
+            .collect()
+    }
+
+    /// The value of cookie `name`, percent-decoded.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies().into_iter().find(|c| c.name() == name).map(|c| c.value().to_owned())
     }
 
     /// `HTTP/1.0` or `HTTP/1.1`.

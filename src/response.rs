@@ -8,6 +8,8 @@ use std::path::Path;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use cookie::Cookie;
+
 use crate::takeover::Takeover;
 
 /// A response: status (default 200), headers, body.
@@ -95,6 +97,20 @@ impl Response {
             _ => self.invalid = Some(format!("invalid header {name:?}")),
         }
         self
+    }
+
+    /// Adds a `Set-Cookie` header for `cookie` (its value percent-encoded; attributes such as
+    /// `Path`, `Max-Age`, `Secure`, `HttpOnly`, `SameSite` as set on it).
+    ///
+    /// ```
+    /// use httpkit::{Cookie, Response};
+    /// let mut c = Cookie::new("session", "abc 123");
+    /// c.set_http_only(true);
+    /// let r = Response::ok("hi").set_cookie(c);
+    /// assert_eq!(r.headers()["set-cookie"], "session=abc%20123; HttpOnly");
+    /// ```
+    pub fn set_cookie(self, cookie: Cookie<'_>) -> Self {
+        self.header("set-cookie", cookie.encoded().to_string())
     }
 
     /// Replaces the body.

@@ -726,3 +726,45 @@ fn max_pipelined_bounds_the_requests_of_one_connection_in_flight() {
         }
     }
 }
+
+#[test]
+fn query_form_and_cookies_are_parsed_and_a_cookie_is_set() {
+    let s = start(
+        |req: Request| {
+            let q: Vec<String> = req.query_pairs().map(|(k, v)| format!("{k}={v}")).collect();
+            let form: Vec<String> =
+                req.form().map(|f| f.map(|(k, v)| format!("{k}={v}")).collect()).unwrap_or_default();
+            let visits: u32 = req.cookie("visits").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut c = httpkit::Cookie::new("visits", (visits + 1).to_string());
+            c.set_path("/");
+            c.set_http_only(true);
+            Response::ok(format!(
+                "q[{}] form[{}] theme={} visits={visits}",
+                q.join("&"),
+                form.join("&"),
+                req.cookie("theme").unwrap_or_default()
+            ))
+            .set_cookie(c)
+        },
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    let body = "name=J%C3%BCrgen&tags=a&tags=b+c";
+    c.send(
+        format!(
+            "POST /p?x=1&y=two+words&z=%26 HTTP/1.1\r\nHost: t\r\nCookie: theme=dark%20blue; visits=4\r\n\
+             Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.read_response().unwrap();
+    assert_eq!(r.text(), "q[x=1&y=two words&z=&] form[name=Jürgen&tags=a&tags=b c] theme=dark blue visits=4");
+    assert_eq!(r.header("set-cookie"), Some("visits=5; HttpOnly; Path=/"));
+    // No form for another content type; cookies on several lines all count.
+    let r = request(
+        addr(&s),
+        b"POST / HTTP/1.1\r\nHost: t\r\nCookie: visits=9\r\nCookie: theme=x\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\na=b",
+    );
+    assert_eq!(r.text(), "q[] form[] theme=x visits=9");
+}

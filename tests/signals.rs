@@ -235,3 +235,32 @@ fn listening_lines_are_parsed() {
     assert_eq!(listening_port("x: listening on [::1]:9000"), Some(9000));
     assert_eq!(listening_port("queue size 0"), None);
 }
+
+#[test]
+fn the_router_example_routes_with_parameters_404_and_405() {
+    let Some(bin) = example_binary("router") else { return };
+    let mut ex = Example::start(&bin);
+    let addr = ex.addr();
+    let mut c = Client::connect(addr);
+    let r = c.get("/users/42");
+    assert_eq!((r.status, r.text()), (200, "user 42".to_owned()));
+    assert_eq!(c.get("/nowhere").status, 404);
+    c.send(b"DELETE /users/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    let r = c.read_response().unwrap();
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST")));
+    let body = "name=Ada%20L.";
+    c.send(
+        format!(
+            "POST /users/7 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.read_response().unwrap().text(), "renamed 7 to Ada L.");
+    assert_eq!(c.get("/search?q=rust+http%21").text(), "q=rust http!");
+    drop(c);
+    ex.signal("TERM");
+    let (status, err) = ex.wait_exit();
+    assert!(status.success(), "{status}: {err}");
+}
