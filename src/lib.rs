@@ -70,6 +70,7 @@ mod serial;
 mod server;
 mod status;
 mod takeover;
+pub mod test;
 mod ws;
 
 use std::io;

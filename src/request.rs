@@ -50,6 +50,20 @@ impl Request {
         }
     }
 
+    /// A request made from `head` and `body` with no connection behind it (see
+    /// [`Request::try_from`](#impl-TryFrom%3CRequest%3CB%3E%3E-for-Request)).
+    fn detached(head: RequestHead, body: Vec<u8>) -> Self {
+        Self {
+            head,
+            body: if body.is_empty() { None } else { Some(body) },
+            trailers: None,
+            remote_addr: None,
+            local_addr: None,
+            received: Instant::now(),
+            exchange: None,
+        }
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.head.method
@@ -321,6 +335,60 @@ fn split_host(host: &str) -> (&str, Option<u16>) {
     match colon {
         Some(i) => (&host[..i], host[i + 1..].parse().ok()),
         None => (host, None),
+    }
+}
+
+/// Builds a request without a socket, so that a handler is a plain function in a unit test. The
+/// request goes through the same parser as one from the network (an invalid one is an error);
+/// it has no client address, and a channel or WebSocket cannot be opened on it (`as_channel`
+/// answers `500`).
+///
+/// ```
+/// use httpkit::{Request, Response};
+///
+/// fn hello(req: Request) -> Response {
+///     Response::ok(format!("hello {}", req.query("name").unwrap_or_default()))
+/// }
+///
+/// let req = Request::try_from(http::Request::get("/hi?name=Ada").body(Vec::new()).unwrap()).unwrap();
+/// let resp = hello(req);
+/// assert_eq!(resp.status(), 200);
+/// assert_eq!(resp.body().as_bytes(), Some(&b"hello Ada"[..]));
+/// ```
+impl<B: Into<Vec<u8>>> TryFrom<http::Request<B>> for Request {
+    type Error = io::Error;
+
+    fn try_from(req: http::Request<B>) -> io::Result<Self> {
+        let (parts, body) = req.into_parts();
+        let body: Vec<u8> = body.into();
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let version = if parts.version == Version::HTTP_10 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let mut head = format!("{} {target} {version}\r\n", parts.method).into_bytes();
+        if !parts.headers.contains_key(http::header::HOST) {
+            let host = parts.uri.authority().map_or("localhost", |a| a.as_str());
+            head.extend_from_slice(format!("host: {host}\r\n").as_bytes());
+        }
+        for (name, value) in &parts.headers {
+            if name == http::header::CONTENT_LENGTH || name == http::header::TRANSFER_ENCODING {
+                continue;
+            }
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        if !body.is_empty() {
+            head.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let limits = httpkit_codec::h1::Limits { max_body: body.len() as u64, ..httpkit_codec::h1::Limits::DEFAULT };
+        let mut decoder = httpkit_codec::h1::RequestDecoder::new(limits);
+        let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+        match decoder.decode(&head) {
+            Ok((_, Some(httpkit_codec::h1::RequestEvent::Head(h)))) => Ok(Self::detached(h, body)),
+            Ok(_) => Err(invalid("incomplete request head".to_owned())),
+            Err(e) => Err(invalid(format!("invalid request: {}", e.description()))),
+        }
     }
 }
 
