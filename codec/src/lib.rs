@@ -1,5 +1,8 @@
 //! Sans-IO HTTP/1.1 and WebSocket codecs for httpkit.
 //!
+//! **Stability:** a building block of `httpkit`, with a less stable API: it follows what
+//! `httpkit` needs and may change in any minor release. Depend on `httpkit` for a stable API.
+//!
 //! This crate never touches a socket, a thread or a clock: callers feed it bytes and it returns
 //! events (decoders), or it writes bytes into a caller-owned `Vec<u8>` (encoders). That makes every
 //! state machine here testable byte by byte, and fuzzable.

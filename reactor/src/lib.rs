@@ -1,5 +1,8 @@
 //! The single-threaded mio event loop behind httpkit.
 //!
+//! **Stability:** a building block of `httpkit`, with a less stable API: it follows what
+//! `httpkit` needs and may change in any minor release. Depend on `httpkit` for a stable API.
+//!
 //! One thread (named `httpkit-reactor` unless configured otherwise) owns the listener and every
 //! connection. It reads into per-connection buffers, drives the sans-IO codec of
 //! [`httpkit_codec`], and hands each complete request to a [`Dispatch`] supplied by the caller.
