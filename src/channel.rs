@@ -539,6 +539,7 @@ impl Channel {
         };
         let mut head = Vec::with_capacity(256);
         with_date(|d| encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head));
+        self.inner.ex.count_status(StatusCode::SWITCHING_PROTOCOLS);
         // on_open was queued by `as_channel`; it runs now that the 101 is on its way.
         self.inner.upgraded.store(true, Ordering::Release);
         ex.conn.upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);

@@ -8,7 +8,7 @@ use httpkit_codec::ws::check_handshake;
 use httpkit_reactor::{CloseReason, Dispatch, InboundRequest, WsEvent};
 
 use crate::attachment::{Attachment, ConnHandle};
-use crate::exchange::{ExShared, Exchange, RespState, ServerShared};
+use crate::exchange::{AccessInfo, ExShared, Exchange, RespState, ServerShared};
 use crate::logging::{events, panic_message};
 use crate::pool::{Job, Task, WorkerPool};
 use crate::{Handler, Request};
@@ -60,6 +60,7 @@ impl<H: Handler> Task for RequestTask<H> {
     fn reject(self: Box<Self>) {
         if let Some(ex) = &self.req.exchange {
             ex.server.loggers.warn("worker pool rejected a request: 503");
+            ex.server.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             ex.server.loggers.event(events::STATUS_503);
             ex.send_error(503, "Server unavailable, please try again");
         }
@@ -87,9 +88,20 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
             version: head.version,
             keep_alive: head.keep_alive && !head.upgrade,
             server: self.server.clone(),
-            state: Arc::new(ExShared { resp: Mutex::new(RespState::Idle), channel: std::sync::OnceLock::new() }),
+            state: Arc::new(ExShared {
+                resp: Mutex::new(RespState::Idle),
+                channel: std::sync::OnceLock::new(),
+                access: std::sync::OnceLock::new(),
+                streamed: std::sync::atomic::AtomicU64::new(0),
+            }),
         };
         let request = Request::new(head, body, trailers, conn, received, ex);
+        if self.server.access_log {
+            if let Some(ex) = &request.exchange {
+                let info = AccessInfo { path: request.uri().into(), client: request.remote_addr(), received };
+                let _ = ex.state.access.set(Box::new(info));
+            }
+        }
         let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
         // A user pool runs here, on the reactor thread: its panic must not take the loop down.
         match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {
@@ -103,6 +115,8 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
     }
 
     fn on_bad_request(&mut self, _conn: &ConnHandle, status: u16, reason: &str) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.server.answered[class].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let loggers = &self.server.loggers;
         if loggers.has_event() {
             loggers.event(&format!("{}{status}", events::STATUS_PREFIX));

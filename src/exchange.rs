@@ -29,6 +29,12 @@ const DRAIN_WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) struct ServerShared {
     pub(crate) status: AtomicStatus,
+    /// Answers written, by status class (1xx … 5xx).
+    pub(crate) answered: [std::sync::atomic::AtomicU64; 5],
+    /// Requests the worker pool refused (answered 503).
+    pub(crate) rejected: std::sync::atomic::AtomicU64,
+    /// Whether each answer is logged to the `httpkit::access` target.
+    pub(crate) access_log: bool,
     pub(crate) server_header: Option<Bytes>,
     pub(crate) loggers: Loggers,
     pub(crate) write_high_water: usize,
@@ -65,6 +71,10 @@ pub(crate) enum RespState {
 #[derive(Debug)]
 pub(crate) struct ExShared {
     pub(crate) resp: Mutex<RespState>,
+    /// For the access log (when it is on): who asked what, and when.
+    pub(crate) access: std::sync::OnceLock<Box<AccessInfo>>,
+    /// The status of a streamed answer and the body bytes sent so far (for the access log).
+    pub(crate) streamed: std::sync::atomic::AtomicU64,
     /// The channel made for this exchange, if any: closed when an ordinary response wins.
     pub(crate) channel: std::sync::OnceLock<std::sync::Weak<dyn Orphan>>,
 }
@@ -95,6 +105,30 @@ pub(crate) struct Exchange {
     pub(crate) ws: Option<Result<String, HandshakeError>>,
 }
 
+/// Who asked what, and when: what the access log says of an answer.
+#[derive(Debug)]
+pub(crate) struct AccessInfo {
+    pub(crate) path: Box<str>,
+    pub(crate) client: Option<std::net::SocketAddr>,
+    pub(crate) received: std::time::Instant,
+}
+
+/// The target of the access log (`log` facade, level `info`).
+pub(crate) const ACCESS_TARGET: &str = "httpkit::access";
+
+impl AccessInfo {
+    /// One line: client, method and path, status, body bytes, time from the request's arrival.
+    fn log(&self, method: &Method, status: u16, bytes: u64) {
+        let client = self.client.map_or_else(|| "-".to_owned(), |c| c.ip().to_string());
+        log::info!(
+            target: ACCESS_TARGET,
+            "{client} \"{method} {}\" {status} {bytes} {:.3}ms",
+            self.path,
+            self.received.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
 impl Exchange {
     fn ctx<'a>(&'a self, date: &'a [u8]) -> ResponseContext<'a> {
         ResponseContext {
@@ -108,6 +142,19 @@ impl Exchange {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, RespState> {
         self.state.resp.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts (and logs, when the access log is on) a whole answer.
+    fn answered(&self, status: StatusCode, bytes: u64) {
+        self.count_status(status);
+        if let Some(a) = self.state.access.get() {
+            a.log(&self.method, status.as_u16(), bytes);
+        }
+    }
+
+    pub(crate) fn count_status(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.server.answered[class].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Claims the exchange: whoever gets a state other than `Done` back owns the answer from
@@ -128,6 +175,7 @@ impl Exchange {
 
     /// Writes a complete in-memory response (the state must already say Done).
     pub(crate) fn write_simple(&self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> bool {
+        let len = body.len() as u64;
         // Encoded in a per-thread scratch buffer, then copied into one exactly sized allocation:
         // cheaper than a growable Vec turned into `Bytes` (which needs a second, shared header).
         thread_local!(static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
@@ -162,6 +210,7 @@ impl Exchange {
         let Some((head, body, framing, direct)) = encoded else {
             return self.write_error(500, "Internal Server Error");
         };
+        self.answered(status, len);
         if direct && head.is_empty() && body.is_empty() {
             return true;
         }
@@ -173,6 +222,7 @@ impl Exchange {
         let mut h = HeaderMap::new();
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        self.answered(status, msg.len() as u64);
         let mut out = Vec::with_capacity(192);
         let keep_alive = self.keep_alive && self.server.is_running();
         let ctx = |d: &[u8], out: &mut Vec<u8>| {
@@ -232,6 +282,10 @@ impl Exchange {
         headers: &HeaderMap,
         len: BodyLength,
     ) -> Option<(BodyEncoder, bool)> {
+        self.count_status(status);
+        if self.state.access.get().is_some() {
+            self.state.streamed.store(u64::from(status.as_u16()) << 48, Ordering::Relaxed);
+        }
         let mut out = Vec::with_capacity(192);
         let framing = with_date(|d| encode_head(status, headers, len, &self.ctx(d), &mut out));
         let Ok(framing) = framing else {
@@ -259,6 +313,9 @@ impl Exchange {
 
     /// Sends one piece of a body with its chunk framing.
     pub(crate) fn write_piece(&self, enc: BodyEncoder, data: Bytes) -> bool {
+        if self.state.access.get().is_some() {
+            self.state.streamed.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
         if enc == BodyEncoder::Chunked {
             let mut v = Vec::with_capacity(data.len() + 12);
             enc.chunk_header(data.len(), &mut v);
@@ -298,6 +355,10 @@ impl Exchange {
 
     /// Ends a body written in pieces.
     pub(crate) fn finish(&self, enc: BodyEncoder, close: bool) -> bool {
+        if let Some(a) = self.state.access.get() {
+            let s = self.state.streamed.load(Ordering::Relaxed);
+            a.log(&self.method, (s >> 48) as u16, s & ((1 << 48) - 1));
+        }
         let mut tail = Vec::new();
         enc.finish(&mut tail);
         let close = close || enc == BodyEncoder::CloseDelimited;

@@ -90,7 +90,7 @@ pub use pool::{Inline, Job, ThreadPerTask, ThreadPool, ThreadPoolBuilder, Worker
 pub use request::Request;
 pub use response::{Body, Response};
 pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
-pub use server::{Server, ServerStatus};
+pub use server::{Server, ServerStats, ServerStatus};
 pub use ws::{CloseError, Message, SendError, MAX_WHOLE_BODY};
 
 /// `start + d`, where a `d` too long to add (`Duration::MAX` for "no limit") is about a century.
@@ -210,6 +210,9 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
     let server_header = opts.server_header.as_ref().map(|s| Bytes::from(s.clone().into_bytes()));
     let shared = Arc::new(ServerShared {
         status: AtomicStatus::new(ServerStatus::Running),
+        answered: Default::default(),
+        rejected: Default::default(),
+        access_log: opts.access_log,
         server_header: server_header.clone(),
         loggers: opts.loggers.clone(),
         write_high_water: opts.write_buffer,

@@ -60,6 +60,7 @@ pub struct Options {
     pub(crate) buffer_budget: usize,
     pub(crate) backlog: i32,
     pub(crate) max_pipelined: usize,
+    pub(crate) access_log: bool,
     pub(crate) worker_pool: Option<Arc<dyn WorkerPool>>,
     pub(crate) loggers: Loggers,
     pub(crate) unix_socket: Option<std::path::PathBuf>,
@@ -109,6 +110,7 @@ impl Default for Options {
             buffer_budget: reactor::BUFFER_BUDGET,
             backlog: 1024,
             max_pipelined: reactor::MAX_PIPELINED,
+            access_log: false,
             worker_pool: None,
             loggers: Loggers::default(),
             unix_socket: None,
@@ -249,6 +251,15 @@ impl Options {
     /// (the kernel may cap it: `net.core.somaxconn` on Linux).
     pub fn backlog(mut self, n: u32) -> Self {
         self.backlog = i32::try_from(n).unwrap_or(i32::MAX);
+        self
+    }
+
+    /// Logs one line per answer through the `log` facade, target `httpkit::access`, level
+    /// `info`: client address (after [trusted proxies](Options::trusted_proxies)), method and
+    /// target, status, body bytes and the time from the request's arrival, e.g.
+    /// `127.0.0.1 "GET /a?b=1" 200 11 0.210ms`. Default off (it costs a string per request).
+    pub fn access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
         self
     }
 

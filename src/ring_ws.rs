@@ -503,6 +503,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     }
     let mut out = Vec::with_capacity(256);
     with_date(|d| encode_handshake_response(&accept, up.protocol.as_deref(), extra, d, &mut out));
+    ex.count_status(http::StatusCode::SWITCHING_PROTOCOLS);
     // The reactor answers pings at once unless the listener pongs itself.
     conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, !up.listener.pongs_itself());
     socket.inner.serial.kick();

@@ -10,6 +10,40 @@ use crate::exchange::ServerShared;
 use crate::pool::WorkerPool;
 pub use crate::status::ServerStatus;
 
+/// Live counters of a server ([`Server::stats`]): gauges (open now) and totals since start.
+/// Each is counted where its event happens, with relaxed atomics (no lock on the hot path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Connections open now.
+    pub connections_open: usize,
+    /// WebSocket connections open now.
+    pub websockets_open: usize,
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Answers written, by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]` (the handlers' and the
+    /// server's own, such as `400` for an invalid request or `503` for a full queue).
+    pub answered: [u64; 5],
+    /// Requests the worker pool refused (answered `503`).
+    pub rejected: u64,
+    /// Request heads that did not arrive in time (`408`).
+    pub timeouts_header: u64,
+    /// Request bodies too slow (`408`).
+    pub timeouts_body: u64,
+    /// Idle keep-alive connections closed.
+    pub timeouts_idle: u64,
+    /// Clients that did not read their answers fast enough (or end a close handshake).
+    pub timeouts_write: u64,
+    /// Connections closed to make room at `max_connections`.
+    pub evictions: u64,
+    /// Bytes read from clients.
+    pub bytes_read: u64,
+    /// Bytes written to clients.
+    pub bytes_written: u64,
+    /// Bytes held for all connections now (see `Options::buffer_budget`).
+    pub buffered: usize,
+}
+
 /// A running server, returned by [`run_server`](crate::run_server).
 ///
 /// Dropping a `Server` stops it immediately (as [`Server::stop`]); to serve until the process
@@ -61,6 +95,35 @@ impl Server {
     /// Connections open now.
     pub fn connections_open(&self) -> usize {
         self.reactor.stats().open()
+    }
+
+    /// The server's live counters (see [`ServerStats`]).
+    ///
+    /// ```no_run
+    /// # let server = httpkit::run_server(|_req| httpkit::Response::ok("x"), httpkit::Options::default())?;
+    /// let s = server.stats();
+    /// println!("{} open, {} 5xx, {} rejected", s.connections_open, s.answered[4], s.rejected);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stats(&self) -> ServerStats {
+        use httpkit_reactor::TimeoutKind;
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = self.reactor.stats();
+        ServerStats {
+            connections_open: r.open(),
+            websockets_open: r.websockets(),
+            connections_accepted: r.accepted(),
+            answered: std::array::from_fn(|i| self.shared.answered[i].load(Relaxed)),
+            rejected: self.shared.rejected.load(Relaxed),
+            timeouts_header: r.timeouts(TimeoutKind::Header),
+            timeouts_body: r.timeouts(TimeoutKind::Body),
+            timeouts_idle: r.timeouts(TimeoutKind::Idle),
+            timeouts_write: r.timeouts(TimeoutKind::Write),
+            evictions: r.evictions(),
+            bytes_read: r.bytes_read(),
+            bytes_written: r.bytes_written(),
+            buffered: r.buffered(),
+        }
     }
 
     /// Bytes the server holds for its connections now (request bodies being received, read

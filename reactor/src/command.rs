@@ -31,6 +31,8 @@ pub(crate) enum Command {
 
 #[derive(Debug)]
 pub(crate) struct RemoteInner {
+    /// The reactor's counters (workers count the answers they write themselves).
+    pub(crate) stats: Arc<crate::Stats>,
     pub(crate) tx: Sender<Command>,
     pub(crate) waker: mio::Waker,
     /// Set by the loop just before it may block in `poll`; a sender that flips it wakes the

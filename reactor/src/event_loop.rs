@@ -64,7 +64,10 @@ impl<D: Dispatch> EventLoop<D> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let remote = Remote { inner: Arc::new(RemoteInner { tx, waker, sleeping: AtomicBool::new(false) }) };
+        let stats = Arc::new(Stats::default());
+        let remote = Remote {
+            inner: Arc::new(RemoteInner { stats: stats.clone(), tx, waker, sleeping: AtomicBool::new(false) }),
+        };
         let (mut listener, local) = match listener {
             Listener::Tcp(l) => {
                 l.set_nonblocking(true)?;
@@ -93,7 +96,7 @@ impl<D: Dispatch> EventLoop<D> {
             cfg,
             dispatch,
             scratch: vec![0; SCRATCH],
-            stats: Arc::new(Stats::default()),
+            stats,
             stop_deadline: None,
             stopping: false,
             date_secs: 0,
@@ -240,8 +243,7 @@ impl<D: Dispatch> EventLoop<D> {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let mut ctx =
-            Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date, buffered: &self.stats.buffered };
+        let mut ctx = Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date, stats: &self.stats };
         // Once per visit: what a worker did with a lent write side.
         conn.poll_direct();
         f(conn, &mut ctx, &mut self.scratch);
@@ -318,6 +320,7 @@ impl<D: Dispatch> EventLoop<D> {
             self.with_conn(id, now, |c, ctx, scratch| c.on_ready(true, false, false, false, ctx, scratch));
             if self.conns.get_mut(id).is_some_and(|c| c.lru.is_some()) {
                 log::debug!("httpkit reactor: connection limit reached; closing the longest idle connection");
+                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
                 self.reap(id, CloseReason::Evicted);
                 return true;
             }
@@ -346,13 +349,8 @@ impl<D: Dispatch> EventLoop<D> {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            let mut ctx = Ctx {
-                cfg: &self.cfg,
-                dispatch: &mut self.dispatch,
-                now,
-                date: &self.date,
-                buffered: &self.stats.buffered,
-            };
+            let mut ctx =
+                Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date, stats: &self.stats };
             match cmd {
                 Command::Write { seq, head, body, part, .. } => conn.on_write(seq, head, body, part, &mut ctx),
                 Command::Upgrade { seq, head, max_message, auto_pong, .. } => {
@@ -424,6 +422,9 @@ impl<D: Dispatch> EventLoop<D> {
         let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&conn.stream.raw_fd()));
         conn.discard_output();
         conn.release_budget(&self.stats.buffered);
+        if conn.is_websocket() {
+            self.stats.websockets.fetch_sub(1, Ordering::Relaxed);
+        }
         conn.handle.shared.closed.store(true, Ordering::Release);
         conn.handle.shared.notify();
         self.stats.open.fetch_sub(1, Ordering::Relaxed);

@@ -241,6 +241,7 @@ impl<A> ConnHandle<A> {
             }
         };
         drop(stream);
+        self.remote.inner.stats.count_written(done);
         let whole = done == head.len() + body.len();
         *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) =
             if whole { Direct::Written(seq) } else { Direct::HandedBack };

@@ -194,6 +194,24 @@ pub struct Stats {
     accepted: AtomicU64,
     open: AtomicUsize,
     buffered: AtomicUsize,
+    pub(crate) websockets: AtomicUsize,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    timeouts: [AtomicU64; 4],
+}
+
+/// What timed out (see [`Stats::timeouts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// A request head did not arrive in time (`408`).
+    Header = 0,
+    /// A request body was too slow (`408`).
+    Body = 1,
+    /// An idle keep-alive connection was closed.
+    Idle = 2,
+    /// A client did not read its answers fast enough (or a close handshake did not end).
+    Write = 3,
 }
 
 impl Stats {
@@ -205,6 +223,43 @@ impl Stats {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// WebSocket connections open now.
+    pub fn websockets(&self) -> usize {
+        self.websockets.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read from clients since start.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to clients since start (by the reactor or by a worker it lent the write).
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed to make room at the connection limit, since start.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Timeouts of `kind` since start.
+    pub fn timeouts(&self, kind: TimeoutKind) -> u64 {
+        self.timeouts[kind as usize].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_read(&self, n: usize) {
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_written(&self, n: usize) {
+        self.bytes_written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_timeout(&self, kind: TimeoutKind) {
+        self.timeouts[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Bytes the reactor holds for all its connections now (read buffers, request bodies

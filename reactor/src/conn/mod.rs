@@ -77,14 +77,15 @@ pub(crate) struct Ctx<'a, D> {
     pub(crate) dispatch: &'a mut D,
     pub(crate) now: Instant,
     pub(crate) date: &'a [u8],
-    /// The server-wide count of buffered bytes, against [`ReactorConfig::buffer_budget`].
-    pub(crate) buffered: &'a AtomicUsize,
+    /// The reactor's counters, the server-wide count of buffered bytes among them (against
+    /// [`ReactorConfig::buffer_budget`]).
+    pub(crate) stats: &'a crate::Stats,
 }
 
 impl<D> Ctx<'_, D> {
     /// Whether `more` bytes would take the server's buffered bytes past its budget.
     fn over_budget(&self, more: usize) -> bool {
-        self.buffered.load(Ordering::Relaxed).saturating_add(more) > self.cfg.buffer_budget
+        self.stats.buffered().saturating_add(more) > self.cfg.buffer_budget
     }
 }
 
@@ -206,6 +207,11 @@ impl<A> Conn<A> {
         }
     }
 
+    /// Whether the connection speaks WebSocket.
+    pub(crate) fn is_websocket(&self) -> bool {
+        self.ws.is_some()
+    }
+
     /// Whether the connection is closed (the loop reaps it).
     fn closing(&self) -> bool {
         matches!(self.close, Close::Now(_))
@@ -299,6 +305,7 @@ impl<A> Conn<A> {
                     break;
                 }
                 Ok(n) => {
+                    ctx.stats.count_read(n);
                     // A short read drained the socket: the next arrival raises a new edge, so
                     // skip the read that would only say WouldBlock (tokio does the same).
                     if n < scratch.len() && self.input == Input::Open {
@@ -518,6 +525,7 @@ impl<A> Conn<A> {
             match self.wq.write_to(&mut &*self.stream, &self.handle.shared.queued) {
                 Ok((n, left)) => {
                     if n > 0 {
+                        ctx.stats.count_written(n);
                         if left <= ctx.cfg.write_high_water {
                             self.handle.shared.notify();
                         }

@@ -382,6 +382,7 @@ impl<A> Conn<A> {
                 // The 101 is queued: from here on the connection speaks WebSocket.
                 self.wq.forget(self.pipeline.clear(), &self.handle.shared.queued);
                 self.ws = Some(Box::new(WsSession::new(max, auto_pong, early_close)));
+                self.handle.remote.inner.stats.websockets.fetch_add(1, Ordering::Relaxed);
                 for token in early_acks {
                     self.wq.mark(token);
                 }

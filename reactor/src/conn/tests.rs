@@ -11,7 +11,7 @@ use super::*;
 /// The context the loop gives a connection, from a harness (`$h`) at time `$now`.
 macro_rules! ctx {
     ($h:expr, $now:expr) => {
-        Ctx { cfg: &$h.cfg, dispatch: &mut $h.rec, now: $now, date: b"D", buffered: &AtomicUsize::new(0) }
+        Ctx { cfg: &$h.cfg, dispatch: &mut $h.rec, now: $now, date: b"D", stats: &crate::Stats::default() }
     };
 }
 use crate::command::{Remote, RemoteInner};
@@ -54,7 +54,9 @@ impl Harness {
         let poll = mio::Poll::new().unwrap();
         let waker = mio::Waker::new(poll.registry(), mio::Token(usize::MAX)).unwrap();
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let remote = Remote { inner: Arc::new(RemoteInner { tx, waker, sleeping: AtomicBool::new(false) }) };
+        let remote = Remote {
+            inner: Arc::new(RemoteInner { stats: Arc::default(), tx, waker, sleeping: AtomicBool::new(false) }),
+        };
         let shared = Arc::new(ConnShared::new(None, None, ()));
         let handle = ConnHandle { id: ConnId { index: 0, gen: 1 }, shared, remote };
         let t0 = Instant::now();
@@ -89,7 +91,7 @@ impl Harness {
         let now = self.t0 + at;
         if self.conn.deadline().is_some_and(|d| d <= now) {
             let mut ctx =
-                Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now, date: b"D", buffered: &AtomicUsize::new(0) };
+                Ctx { cfg: &self.cfg, dispatch: &mut self.rec, now, date: b"D", stats: &crate::Stats::default() };
             self.conn.on_timeout(&mut ctx);
             return true;
         }

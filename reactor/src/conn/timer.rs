@@ -3,6 +3,7 @@
 //! (request body, reading of queued output) check a minimum rate at the end of each window.
 
 use super::*;
+use crate::TimeoutKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Timer {
@@ -125,6 +126,16 @@ impl<A> Conn<A> {
         // A rate window ended: a peer at the minimum rate or above gets the next window.
         if self.deadline.window_passed(ctx.cfg, ctx.now) {
             return;
+        }
+        let kind = match self.deadline.timer() {
+            Timer::HeaderRead => Some(TimeoutKind::Header),
+            Timer::BodyRead => Some(TimeoutKind::Body),
+            Timer::Idle => Some(TimeoutKind::Idle),
+            Timer::Write | Timer::CloseHandshake => Some(TimeoutKind::Write),
+            Timer::Linger | Timer::None => None,
+        };
+        if let Some(kind) = kind {
+            ctx.stats.count_timeout(kind);
         }
         match self.deadline.timer() {
             Timer::HeaderRead | Timer::BodyRead if self.pipeline.is_empty() => {
