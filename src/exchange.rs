@@ -40,7 +40,7 @@ pub(crate) struct ServerShared {
     pub(crate) write_high_water: usize,
     pub(crate) max_ws: usize,
     pub(crate) pool: Arc<dyn WorkerPool>,
-    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) forwarded_header: crate::ForwardedHeader,
 }
 

@@ -59,6 +59,7 @@ mod close_status;
 mod date;
 mod dispatch;
 mod exchange;
+mod forwarded;
 mod handler;
 mod logging;
 mod options;
@@ -101,6 +102,7 @@ pub(crate) fn deadline_after(start: std::time::Instant, d: std::time::Duration) 
 /// Re-exported `http` types used in the API.
 pub use cookie::Cookie;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+pub use ipnet::IpNet;
 
 use dispatch::Dispatcher;
 use exchange::ServerShared;

@@ -65,7 +65,7 @@ pub struct Options {
     pub(crate) loggers: Loggers,
     pub(crate) unix_socket: Option<std::path::PathBuf>,
     pub(crate) proxy_protocol: crate::ProxyProtocol,
-    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) forwarded_header: ForwardedHeader,
 }
 
@@ -342,14 +342,29 @@ impl Options {
 
     /// Trusts the forwarding header named by [`Options::forwarded_header`] from these proxy
     /// addresses (e.g. nginx on `127.0.0.1`): for a request whose socket peer is one of them,
-    /// [`Request::remote_addr`](crate::Request::remote_addr) is the address in that header
-    /// (port 0). A Unix domain socket peer is trusted when a loopback address is in the list.
+    /// [`Request::remote_addr`](crate::Request::remote_addr) is the client the header names
+    /// (port 0), and [`Request::scheme`](crate::Request::scheme) the scheme it names. With
+    /// several proxies in a chain, the header is walked from the right past every trusted
+    /// address: the first one that is not trusted is the client. A Unix domain socket peer is
+    /// trusted when a loopback address is. [`Options::trusted_networks`] takes CIDR ranges.
     ///
     /// Default: no one is trusted and the remote address is always the socket peer, because
     /// any client can send these headers (http-kit trusts them by default, which lets clients
     /// spoof their address).
     pub fn trusted_proxies(mut self, ips: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
-        self.trusted_proxies = ips.into_iter().collect();
+        self.trusted_proxies.extend(ips.into_iter().map(ipnet::IpNet::from));
+        self
+    }
+
+    /// Trusts whole networks of proxies (a load balancer's subnet, a Kubernetes pod range), as
+    /// [`Options::trusted_proxies`] does single addresses.
+    ///
+    /// ```
+    /// # use httpkit::Options;
+    /// let opts = Options::default().trusted_networks(["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]);
+    /// ```
+    pub fn trusted_networks(mut self, nets: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.trusted_proxies.extend(nets);
         self
     }
 
@@ -406,12 +421,15 @@ impl Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ForwardedHeader {
-    /// The **last** `X-Forwarded-For` entry: the one the proxy appended (nginx's
-    /// `$proxy_add_x_forwarded_for`, HAProxy's `option forwardfor`, cloud load balancers);
-    /// earlier entries come from the client.
+    /// `X-Forwarded-For`, walked from the right: the entries trusted proxies appended (nginx's
+    /// `$proxy_add_x_forwarded_for`, HAProxy's `option forwardfor`, cloud load balancers) are
+    /// skipped, the first other one is the client; entries further left come from the client
+    /// and are not believed. The scheme comes from `X-Forwarded-Proto`.
     #[default]
     XForwardedFor,
     /// `X-Real-IP`, which the proxy sets, replacing any from the client (nginx's
     /// `proxy_set_header X-Real-IP $remote_addr`).
     XRealIp,
+    /// RFC 7239 `Forwarded` (`for=` and `proto=`), walked like `X-Forwarded-For`.
+    Forwarded,
 }

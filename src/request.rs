@@ -27,6 +27,7 @@ pub struct Request {
     remote_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
     received: Instant,
+    https: bool,
     pub(crate) exchange: Option<crate::exchange::Exchange>,
 }
 
@@ -39,8 +40,11 @@ impl Request {
         received: Instant,
         exchange: crate::exchange::Exchange,
     ) -> Self {
+        let origin =
+            crate::forwarded::origin(&head, conn, &exchange.server.trusted_proxies, exchange.server.forwarded_header);
         Self {
-            remote_addr: remote_addr(&head, conn, &exchange.server.trusted_proxies, exchange.server.forwarded_header),
+            remote_addr: origin.addr,
+            https: origin.https,
             head,
             body: if body.is_empty() { None } else { Some(body) },
             trailers,
@@ -60,6 +64,7 @@ impl Request {
             remote_addr: None,
             local_addr: None,
             received: Instant::now(),
+            https: false,
             exchange: None,
         }
     }
@@ -245,9 +250,15 @@ impl Request {
         self.header("host").and_then(|h| split_host(h).1).unwrap_or(80)
     }
 
-    /// Always `"http"`: TLS is left to a proxy in front.
+    /// `"https"` when a [trusted proxy](crate::Options::trusted_proxies) says the client used
+    /// TLS (`X-Forwarded-Proto: https`, `Forwarded: proto=https`, or a PROXY v2 header's TLS
+    /// flag); `"http"` otherwise (httpkit itself leaves TLS to a proxy in front).
     pub fn scheme(&self) -> &'static str {
-        "http"
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// When the request finished arriving (monotonic).
@@ -286,42 +297,6 @@ impl Request {
             *h = self.head.headers().clone();
         }
         b.body(self.body.unwrap_or_default()).unwrap_or_else(|_| http::Request::new(Vec::new()))
-    }
-}
-
-/// The client's address: the PROXY header's, else the one in a trusted proxy's forwarding
-/// header, else the socket peer.
-fn remote_addr(
-    head: &RequestHead,
-    conn: &ConnHandle,
-    trusted: &[std::net::IpAddr],
-    header: crate::ForwardedHeader,
-) -> Option<SocketAddr> {
-    let peer = conn.peer_addr();
-    if trusted.is_empty() || conn.is_proxied() {
-        return peer;
-    }
-    let trusted_peer = match peer {
-        Some(p) => trusted.contains(&p.ip()),
-        None => trusted.iter().any(|ip| ip.is_loopback()),
-    };
-    if !trusted_peer {
-        return peer;
-    }
-    let headers = head.headers();
-    let ip: Option<std::net::IpAddr> = match header {
-        // The last entry of the last line: the one the trusted proxy appended.
-        crate::ForwardedHeader::XForwardedFor => {
-            let last_line = headers.get_all("x-forwarded-for").iter().next_back().and_then(|v| v.to_str().ok());
-            last_line.and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse().ok())
-        }
-        crate::ForwardedHeader::XRealIp => {
-            headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
-        }
-    };
-    match ip {
-        Some(ip) => Some(SocketAddr::new(ip, 0)),
-        None => peer,
     }
 }
 

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use httpkit::{as_channel, serve, ChannelHandlers, Message, Options, ProxyProtocol, Request, Response};
+use httpkit::{
+    as_channel, serve, ChannelHandlers, ForwardedHeader, Message, Options, ProxyProtocol, Request, Response,
+};
 use util::*;
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -195,6 +197,11 @@ fn nginx_binary() -> Option<PathBuf> {
 /// Starts nginx on a free loopback port in front of `upstream` (`127.0.0.1:P` or `unix:/path`),
 /// with the seed's sample configuration (keep-alive upstream, forwarding and WebSocket headers).
 fn start_nginx(name: &str, upstream: &str) -> Option<Nginx> {
+    start_nginx_with(name, upstream, "")
+}
+
+/// [`start_nginx`] with more directives in its `location` (e.g. `proxy_bind`).
+fn start_nginx_with(name: &str, upstream: &str, extra: &str) -> Option<Nginx> {
     let Some(bin) = nginx_binary() else {
         eprintln!("NOTICE: nginx is not installed; skipping the nginx test {name} (apt-get install -y nginx-light)");
         return None;
@@ -238,6 +245,7 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header Upgrade           $http_upgrade;
             proxy_set_header Connection        $connection_upgrade;
+            {extra}
         }}
     }}
 }}
@@ -353,4 +361,62 @@ fn nginx_to_a_unix_socket() {
     drop(ng);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The client's address and scheme, as the handler sees them.
+fn origin(req: Request) -> Response {
+    Response::ok(format!("{} {}", req.remote_addr().map_or("-".to_owned(), |a| a.ip().to_string()), req.scheme()))
+}
+
+fn get_with(a: SocketAddr, headers: &str) -> String {
+    request(a, format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes()).text()
+}
+
+#[test]
+fn proxies_done_right_ranges_chains_schemes_and_forwarded() {
+    // A trusted range; the chain is walked from the right past every trusted proxy.
+    let s = start(origin, opts().trusted_networks(["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]));
+    let a = addr(&s);
+    assert_eq!(get_with(a, "X-Forwarded-For: 6.6.6.6, 203.0.113.9, 10.1.2.3\r\n"), "203.0.113.9 http");
+    assert_eq!(get_with(a, "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 10.0.0.1\r\n"), "6.6.6.6 http");
+    assert_eq!(get_with(a, "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n"), "203.0.113.9 https");
+    assert_eq!(get_with(a, "X-Forwarded-For: garbage, 10.0.0.1\r\n"), "127.0.0.1 http", "garbage is not believed");
+    // Untrusted peer: neither the address nor the scheme is believed.
+    let s2 = start(origin, opts().trusted_networks(["10.0.0.0/8".parse().unwrap()]));
+    assert_eq!(get_with(addr(&s2), "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"), "127.0.0.1 http");
+    // RFC 7239 Forwarded.
+    let s3 = start(
+        origin,
+        opts().trusted_networks(["127.0.0.0/8".parse().unwrap()]).forwarded_header(ForwardedHeader::Forwarded),
+    );
+    let fwd = "Forwarded: for=6.6.6.6;proto=http, for=\"[2001:db8::17]:4711\";proto=https, for=127.0.0.9\r\n";
+    assert_eq!(get_with(addr(&s3), fwd), "2001:db8::17 https");
+    assert_eq!(get_with(addr(&s3), "Forwarded: for=unknown;proto=https\r\n"), "127.0.0.1 http");
+    // PROXY v2 with the SSL TLV (client bit): https.
+    let s4 = start(origin, opts().proxy_protocol(ProxyProtocol::Required));
+    let mut v = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    let tlv = [0x20, 0x00, 0x05, 0x01, 0, 0, 0, 0];
+    v.extend_from_slice(&[0x21, 0x11]);
+    v.extend_from_slice(&((12 + tlv.len()) as u16).to_be_bytes());
+    v.extend_from_slice(&[198, 51, 100, 4, 127, 0, 0, 1, 0x11, 0x5c, 0, 80]);
+    v.extend_from_slice(&tlv);
+    assert_eq!(get_with_prefix(addr(&s4), &v).unwrap().text(), "198.51.100.4 https");
+    assert_eq!(get_with_prefix(addr(&s4), &v2([198, 51, 100, 4], 1)).unwrap().text(), "198.51.100.4 http");
+}
+
+#[test]
+fn two_nginx_hops_find_the_client_past_both() {
+    // client (127.0.0.5) → nginx A → (from 127.0.2.1) nginx B → (from 127.0.2.2) httpkit, which
+    // trusts 127.0.2.0/24: the client is the first address from the right that is not a proxy,
+    // not the last entry (which is A), nor what the client itself claims.
+    let s = start(origin, opts().trusted_networks(["127.0.2.0/24".parse().unwrap()]));
+    let Some(b) = start_nginx_with("hop-b", &addr(&s).to_string(), "proxy_bind 127.0.2.2;") else {
+        return;
+    };
+    let Some(a) = start_nginx_with("hop-a", &nginx_addr(&b).to_string(), "proxy_bind 127.0.2.1;") else {
+        return;
+    };
+    let mut c = connect_from("127.0.0.5", nginx_addr(&a));
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n");
+    assert_eq!(c.read_response().unwrap().text(), "127.0.0.5 http");
 }

@@ -115,6 +115,36 @@ fn parse_v1(buf: &[u8]) -> Result<Option<(usize, ProxyHeader)>, ProxyError> {
     Ok(Some((nl + 1, header)))
 }
 
+/// Whether a complete PROXY v2 header (`header`, as [`parse`] consumed it) says the client's
+/// own connection used TLS: a `PP2_TYPE_SSL` TLV (0x20) with the `PP2_CLIENT_SSL` bit. `false` for
+/// v1 headers, headers without that TLV, and malformed TLVs.
+pub fn v2_client_used_tls(header: &[u8]) -> bool {
+    if header.len() < 16 || !header.starts_with(V2_SIGNATURE) {
+        return false;
+    }
+    let addresses = match header[13] {
+        0x11 | 0x12 => 12,
+        0x21 | 0x22 => 36,
+        0x31 | 0x32 => 216,
+        _ => 0,
+    };
+    let len = u16::from_be_bytes([header[14], header[15]]) as usize;
+    let Some(mut tlvs) = header.get(16 + addresses..16 + len) else {
+        return false;
+    };
+    while tlvs.len() >= 3 {
+        let (kind, n) = (tlvs[0], u16::from_be_bytes([tlvs[1], tlvs[2]]) as usize);
+        let Some(value) = tlvs.get(3..3 + n) else {
+            return false;
+        };
+        if kind == 0x20 {
+            return value.first().is_some_and(|client| client & 0x01 != 0);
+        }
+        tlvs = &tlvs[3 + n..];
+    }
+    false
+}
+
 fn parse_v2(buf: &[u8]) -> Result<Option<(usize, ProxyHeader)>, ProxyError> {
     if buf.len() < 16 {
         return Ok(None);
@@ -260,5 +290,23 @@ mod tests {
         assert_eq!(starts_like_proxy(V2_SIGNATURE), Some(true));
         assert_eq!(starts_like_proxy(b"\r\n\r\nX"), Some(false));
         assert_eq!(starts_like_proxy(b""), None);
+    }
+
+    #[test]
+    fn a_v2_ssl_tlv_says_the_client_used_tls() {
+        let mut v = V2_SIGNATURE.to_vec();
+        v.extend_from_slice(&[0x21, 0x11]);
+        let tlv = [0x20, 0x00, 0x05, 0x01, 0, 0, 0, 0];
+        v.extend_from_slice(&((12 + tlv.len()) as u16).to_be_bytes());
+        v.extend_from_slice(&[192, 0, 2, 1, 198, 51, 100, 2, 0x1f, 0x90, 0x01, 0xbb]);
+        v.extend_from_slice(&tlv);
+        let (n, h) = parse(&v).unwrap().unwrap();
+        assert!(matches!(h, ProxyHeader::Proxied { .. }));
+        assert!(v2_client_used_tls(&v[..n]));
+        // Without the TLV, or with the client bit clear: no.
+        let mut plain = v.clone();
+        plain[16 + 12 + 3] = 0;
+        assert!(!v2_client_used_tls(&plain));
+        assert!(!v2_client_used_tls(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"));
     }
 }

@@ -73,6 +73,8 @@ pub(crate) struct ConnShared<A> {
     pub(crate) attachment: A,
     pub(crate) proxied: std::sync::OnceLock<SocketAddr>,
     pub(crate) peer_eof: AtomicBool,
+    /// The PROXY v2 header said the client's connection used TLS.
+    pub(crate) proxied_tls: AtomicBool,
     /// Someone waits for [`Dispatch::on_drained`].
     pub(crate) drained_wanted: AtomicBool,
 }
@@ -102,6 +104,7 @@ impl<A> ConnShared<A> {
             attachment,
             proxied: std::sync::OnceLock::new(),
             peer_eof: AtomicBool::new(false),
+            proxied_tls: AtomicBool::new(false),
             drained_wanted: AtomicBool::new(false),
         }
     }
@@ -163,6 +166,12 @@ impl<A> ConnHandle<A> {
     /// it, but it sends no more requests). Set before [`Dispatch::on_peer_eof`] is called.
     pub fn peer_closed(&self) -> bool {
         self.shared.peer_eof.load(Ordering::SeqCst)
+    }
+
+    /// Whether a PROXY protocol v2 header said the client's own connection used TLS (its
+    /// `PP2_TYPE_SSL` TLV): the client's scheme was `https`.
+    pub fn proxied_tls(&self) -> bool {
+        self.shared.proxied_tls.load(Ordering::Acquire)
     }
 
     /// Whether a PROXY protocol header gave the client's address.

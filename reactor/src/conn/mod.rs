@@ -491,6 +491,9 @@ impl<A> Conn<A> {
                 Ok(Some((n, header))) => {
                     if let ProxyHeader::Proxied { source, .. } = header {
                         let _ = self.handle.shared.proxied.set(source);
+                        if httpkit_codec::proxy::v2_client_used_tls(&input[..n]) {
+                            self.handle.shared.proxied_tls.store(true, Ordering::Release);
+                        }
                     }
                     self.reading = Reading::Requests;
                     Some(n)
