@@ -67,14 +67,42 @@ impl<H: Handler> Task for RequestTask<H> {
     }
 }
 
-/// The reactor's view of the server.
-pub(crate) struct Dispatcher<H> {
+/// Where a request's handler runs: the worker pool (a [`Handler`]), or an async runtime.
+pub(crate) trait Serve: Send + 'static {
+    /// Runs the handler for `req` somewhere (never here: this is the reactor thread) and has
+    /// its answer written.
+    fn serve(&self, req: Request, conn: &ConnHandle);
+}
+
+/// A [`Handler`] run as a job on the worker pool.
+pub(crate) struct OnPool<H> {
     pub(crate) handler: Arc<H>,
     pub(crate) pool: Arc<dyn WorkerPool>,
     pub(crate) server: Arc<ServerShared>,
 }
 
-impl<H: Handler> Dispatch for Dispatcher<H> {
+impl<H: Handler> Serve for OnPool<H> {
+    fn serve(&self, request: Request, conn: &ConnHandle) {
+        let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
+        // A user pool runs here, on the reactor thread: its panic must not take the loop down.
+        match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {
+            Ok(Ok(())) => {}
+            Ok(Err(job)) => job.reject(),
+            Err(p) => {
+                self.server.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
+                conn.abort();
+            }
+        }
+    }
+}
+
+/// The reactor's view of the server.
+pub(crate) struct Dispatcher<S> {
+    pub(crate) serve: S,
+    pub(crate) server: Arc<ServerShared>,
+}
+
+impl<S: Serve> Dispatch for Dispatcher<S> {
     type Attachment = Attachment;
 
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
@@ -102,16 +130,7 @@ impl<H: Handler> Dispatch for Dispatcher<H> {
                 let _ = ex.state.access.set(Box::new(info));
             }
         }
-        let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
-        // A user pool runs here, on the reactor thread: its panic must not take the loop down.
-        match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {
-            Ok(Ok(())) => {}
-            Ok(Err(job)) => job.reject(),
-            Err(p) => {
-                self.server.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
-                conn.abort();
-            }
-        }
+        self.serve.serve(request, conn);
     }
 
     fn on_bad_request(&mut self, _conn: &ConnHandle, status: u16, reason: &str) {

@@ -53,6 +53,8 @@
 #![deny(missing_docs)]
 
 mod answer;
+#[cfg(feature = "tokio")]
+mod async_handler;
 mod attachment;
 mod channel;
 mod close_status;
@@ -100,6 +102,8 @@ pub(crate) fn deadline_after(start: std::time::Instant, d: std::time::Duration) 
 }
 
 /// Re-exported `http` types used in the API.
+#[cfg(feature = "tokio")]
+pub use async_handler::run_server_async;
 pub use cookie::Cookie;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 pub use ipnet::IpNet;
@@ -114,6 +118,15 @@ use status::AtomicStatus;
 /// `InvalidInput` for invalid options (with a message naming the option); the bind error if the
 /// address cannot be bound; any error starting threads.
 pub fn run_server(handler: impl Handler, opts: Options) -> io::Result<Server> {
+    let handler = Arc::new(handler);
+    bind_and_start(move |pool, server| dispatch::OnPool { handler, pool, server }, opts)
+}
+
+/// Binds what `opts` name (a Unix socket, or `ip:port`) and starts a server on it.
+pub(crate) fn bind_and_start<S: dispatch::Serve>(
+    serve: impl FnOnce(Arc<dyn WorkerPool>, Arc<ServerShared>) -> S,
+    opts: Options,
+) -> io::Result<Server> {
     opts.validate().map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
     let ip: IpAddr = opts
         .ip
@@ -121,12 +134,12 @@ pub fn run_server(handler: impl Handler, opts: Options) -> io::Result<Server> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid ip address {:?}", opts.ip)))?;
     if let Some(path) = opts.unix_socket.clone() {
         let listener = bind_unix(&path)?;
-        let mut server = start(handler, opts, Listener::Unix(listener))?;
+        let mut server = start_with(serve, opts, Listener::Unix(listener))?;
         server.unix_path = Some(path);
         return Ok(server);
     }
     let listener = httpkit_reactor::bind_tcp(SocketAddr::new(ip, opts.port), opts.backlog)?;
-    start(handler, opts, Listener::Tcp(listener))
+    start_with(serve, opts, Listener::Tcp(listener))
 }
 
 /// A listener you built and bound yourself (e.g. handed over by systemd socket activation),
@@ -196,6 +209,17 @@ fn bind_unix(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListe
 }
 
 fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result<Server> {
+    let handler = Arc::new(handler);
+    start_with(move |pool, server| dispatch::OnPool { handler, pool, server }, opts, listener)
+}
+
+/// Starts a server whose requests go to what `serve` makes from the worker pool and the
+/// server's shared state.
+pub(crate) fn start_with<S: dispatch::Serve>(
+    serve: impl FnOnce(Arc<dyn WorkerPool>, Arc<ServerShared>) -> S,
+    opts: Options,
+    listener: Listener,
+) -> io::Result<Server> {
     let (pool, owns_pool): (Arc<dyn WorkerPool>, bool) = match &opts.worker_pool {
         Some(p) => (p.clone(), false),
         None => (
@@ -244,7 +268,7 @@ fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result
         thread_name: httpkit_reactor::THREAD_NAME.to_owned(),
         proxy_protocol: opts.proxy_protocol,
     };
-    let dispatcher = Dispatcher { handler: Arc::new(handler), pool: pool.clone(), server: shared.clone() };
+    let dispatcher = Dispatcher { serve: serve(pool.clone(), shared.clone()), server: shared.clone() };
     let reactor = match httpkit_reactor::spawn(config, listener, dispatcher) {
         Ok(r) => r,
         Err(e) => {

@@ -61,6 +61,7 @@ pub struct Options {
     pub(crate) backlog: i32,
     pub(crate) max_pipelined: usize,
     pub(crate) access_log: bool,
+    pub(crate) max_in_flight: usize,
     pub(crate) worker_pool: Option<Arc<dyn WorkerPool>>,
     pub(crate) loggers: Loggers,
     pub(crate) unix_socket: Option<std::path::PathBuf>,
@@ -111,6 +112,7 @@ impl Default for Options {
             backlog: 1024,
             max_pipelined: reactor::MAX_PIPELINED,
             access_log: false,
+            max_in_flight: 10_000,
             worker_pool: None,
             loggers: Loggers::default(),
             unix_socket: None,
@@ -251,6 +253,14 @@ impl Options {
     /// (the kernel may cap it: `net.core.somaxconn` on Linux).
     pub fn backlog(mut self, n: u32) -> Self {
         self.backlog = i32::try_from(n).unwrap_or(i32::MAX);
+        self
+    }
+
+    /// Most async handlers ([`run_server_async`](crate::run_server_async), feature `tokio`)
+    /// running at once; a request past it is answered `503`, as a full worker queue is.
+    /// Default 10 000.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
         self
     }
 
