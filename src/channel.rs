@@ -55,6 +55,7 @@ type CloseFn = Arc<dyn Fn(&Channel, CloseStatus) + Send + Sync>;
 
 /// The callbacks of [`as_channel`]. Callbacks of one channel run one at a time, in order, on
 /// the worker pool; `on_close` runs after every `on_receive` already queued.
+#[must_use = "a builder does nothing until it is used"]
 #[derive(Clone, Default)]
 pub struct ChannelHandlers {
     init: Option<OpenFn>,

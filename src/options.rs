@@ -36,6 +36,7 @@ pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 /// | [`buffer_budget`](Options::buffer_budget) | | 1 GiB | `503` for a body that does not fit |
 /// | [`write_timeout`](Options::write_timeout), [`min_send_rate`](Options::min_send_rate) | | 60 s window, 256 B/s | closed |
 /// | [`max_connections`](Options::max_connections) | | 10 000 | the longest idle connection is closed to admit the new one (none idle: not accepted until one closes) |
+#[must_use = "a builder does nothing until it is used"]
 #[derive(Clone)]
 pub struct Options {
     pub(crate) ip: String,

@@ -152,6 +152,7 @@ impl fmt::Debug for ThreadPool {
 }
 
 /// Builds a [`ThreadPool`].
+#[must_use = "a builder does nothing until it is used"]
 #[derive(Debug, Clone)]
 pub struct ThreadPoolBuilder {
     min: usize,

@@ -89,6 +89,7 @@ type ErrFn = Arc<dyn Fn(&Socket, &io::Error) + Send + Sync>;
 
 /// A [`WebSocketListener`] built from closures (the analogue of Ring's listener map).
 /// Without `on_ping`, pings are answered automatically.
+#[must_use = "a builder does nothing until it is used"]
 #[derive(Clone, Default)]
 pub struct WsListener {
     on_open: Option<SockFn>,
