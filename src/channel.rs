@@ -177,7 +177,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     };
     let ws = req.is_websocket();
     let (accept, protocol) = if ws {
-        match ex.ws.clone().unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade)) {
+        match ex.ws.clone().unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade.into())) {
             Ok(accept) => {
                 let offered = requested_protocols(req.headers());
                 let protocol = handlers.protocols.iter().find(|p| offered.contains(&p.as_str())).cloned();

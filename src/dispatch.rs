@@ -8,7 +8,7 @@ use httpkit_codec::ws::check_handshake;
 use httpkit_reactor::{CloseReason, Dispatch, InboundRequest, WsEvent};
 
 use crate::attachment::{Attachment, ConnHandle};
-use crate::exchange::{AccessInfo, ExShared, Exchange, RespState, ServerShared};
+use crate::exchange::{AccessInfo, ExShared, Exchange, Refusal, RespState, ServerShared};
 use crate::logging::{events, panic_message};
 use crate::pool::{Job, Task, WorkerPool};
 use crate::{Handler, Request};
@@ -107,7 +107,15 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
 
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
         let InboundRequest { seq, head, body, trailers, received } = req;
-        let ws = head.is_websocket().then(|| check_handshake(&head).map(|h| h.accept));
+        let ws = head.is_websocket().then(|| {
+            let accept = check_handshake(&head).map(|h| h.accept)?;
+            let origin = head.headers().get("origin").and_then(|v| v.to_str().ok());
+            if self.server.origins.allows(origin) {
+                Ok(accept)
+            } else {
+                Err(Refusal::ORIGIN)
+            }
+        });
         let ex = Exchange {
             ws,
             conn: conn.clone(),

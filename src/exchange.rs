@@ -41,6 +41,7 @@ pub(crate) struct ServerShared {
     pub(crate) max_ws: usize,
     pub(crate) pool: Arc<dyn WorkerPool>,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) origins: OriginPolicy,
     pub(crate) forwarded_header: crate::ForwardedHeader,
 }
 
@@ -102,7 +103,70 @@ pub(crate) struct Exchange {
     pub(crate) server: Arc<ServerShared>,
     pub(crate) state: Arc<ExShared>,
     /// For a WebSocket request: the handshake check (`Sec-WebSocket-Accept`, or why not).
-    pub(crate) ws: Option<Result<String, HandshakeError>>,
+    pub(crate) ws: Option<Result<String, Refusal>>,
+}
+
+/// Why a WebSocket handshake is refused: an invalid handshake (the codec's check) or an origin
+/// the server does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    status: u16,
+    reason: &'static str,
+}
+
+impl Refusal {
+    /// A handshake from a page on an origin that is not allowed (see `Options::allowed_origins`).
+    pub(crate) const ORIGIN: Refusal = Refusal { status: 403, reason: "origin not allowed" };
+
+    pub(crate) fn status(self) -> u16 {
+        self.status
+    }
+
+    pub(crate) fn description(self) -> &'static str {
+        self.reason
+    }
+}
+
+impl From<HandshakeError> for Refusal {
+    fn from(e: HandshakeError) -> Self {
+        Self { status: e.status(), reason: e.description() }
+    }
+}
+
+/// Which pages may open WebSockets: browsers send a page's cookies with a handshake from any
+/// site, so an app that authenticates sockets by cookie must check `Origin`.
+#[derive(Clone, Default)]
+pub(crate) enum OriginPolicy {
+    /// Any origin (the default, as http-kit).
+    #[default]
+    Any,
+    /// These origins (`scheme://host[:port]`, compared without regard to case).
+    List(Vec<String>),
+    /// The user's check.
+    Check(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for OriginPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("Any"),
+            Self::List(l) => f.debug_tuple("List").field(l).finish(),
+            Self::Check(_) => f.write_str("Check(..)"),
+        }
+    }
+}
+
+impl OriginPolicy {
+    /// Whether a handshake with this `Origin` header may proceed. A handshake without one is not
+    /// from a browser page (browsers always send it), so no page's cookies ride on it: allowed.
+    pub(crate) fn allows(&self, origin: Option<&str>) -> bool {
+        let Some(origin) = origin else { return true };
+        match self {
+            Self::Any => true,
+            Self::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin.trim())),
+            Self::Check(f) => f(origin.trim()),
+        }
+    }
 }
 
 /// Who asked what, and when: what the access log says of an answer.

@@ -246,6 +246,7 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         pool: pool.clone(),
         trusted_proxies: opts.trusted_proxies.clone(),
         forwarded_header: opts.forwarded_header,
+        origins: opts.origins.clone(),
     });
     let config = ReactorConfig {
         limits: Limits {

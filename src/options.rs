@@ -68,6 +68,7 @@ pub struct Options {
     pub(crate) unix_socket: Option<std::path::PathBuf>,
     pub(crate) proxy_protocol: crate::ProxyProtocol,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) origins: crate::exchange::OriginPolicy,
     pub(crate) forwarded_header: ForwardedHeader,
 }
 
@@ -119,6 +120,7 @@ impl Default for Options {
             unix_socket: None,
             proxy_protocol: crate::ProxyProtocol::Off,
             trusted_proxies: Vec::new(),
+            origins: crate::exchange::OriginPolicy::Any,
             forwarded_header: ForwardedHeader::default(),
         }
     }
@@ -364,6 +366,37 @@ impl Options {
     /// spoof their address).
     pub fn trusted_proxies(mut self, ips: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
         self.trusted_proxies.extend(ips.into_iter().map(ipnet::IpNet::from));
+        self
+    }
+
+    /// Accepts WebSocket handshakes (both APIs) only from pages on these origins
+    /// (`https://app.example.com`, `http://localhost:3000`; compared without regard to case); a
+    /// handshake from any other page is answered `403`. Browsers send a site's cookies with a
+    /// WebSocket handshake from any page, so a socket authenticated by cookie is open to every
+    /// site its user visits unless the origin is checked (cross-site WebSocket hijacking). A
+    /// handshake without `Origin` (not from a browser) is allowed.
+    ///
+    /// Default: any origin, as http-kit — compatible, and right for sockets that authenticate
+    /// by a token in the first message rather than by cookie; set it when cookies authenticate.
+    ///
+    /// ```
+    /// # use httpkit::Options;
+    /// let opts = Options::default().allowed_origins(["https://app.example.com"]);
+    /// ```
+    pub fn allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.origins = crate::exchange::OriginPolicy::List(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Decides with `check` which origins may open WebSockets (both APIs; `403` otherwise),
+    /// e.g. every subdomain of a site. Replaces [`Options::allowed_origins`].
+    ///
+    /// ```
+    /// # use httpkit::Options;
+    /// let opts = Options::default().origin_check(|o| o == "https://example.com" || o.ends_with(".example.com"));
+    /// ```
+    pub fn origin_check(mut self, check: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.origins = crate::exchange::OriginPolicy::Check(std::sync::Arc::new(check));
         self
     }
 

@@ -313,3 +313,36 @@ fn both_apis_share_the_message_rule_and_the_close_checks() {
     assert!(matches!(sock.send("late"), Err(SendError::Closed(_))));
     assert!(matches!(chan.try_send("late", false), Err(SendError::Closed(_))));
 }
+
+/// Cross-site WebSocket hijacking: with allowed origins, a handshake from another page is a 403
+/// on both APIs; one from an allowed page, or with no Origin (not a browser), opens.
+#[test]
+fn origins_outside_the_allow_list_get_403_on_both_apis() {
+    use httpkit::{as_channel, ChannelHandlers};
+    let app = |req: Request| {
+        if req.path() == "/ring" {
+            websocket_response(WsListener::new())
+        } else {
+            as_channel(&req, ChannelHandlers::new())
+        }
+    };
+    let s = start(app, opts().allowed_origins(["https://app.example.com"]));
+    for path in ["/ring", "/ws"] {
+        let (_c, r) = ws_connect(addr(&s), path, "Origin: https://evil.example\r\n");
+        assert_eq!(r.status, 403, "{path}");
+        let (_c, r) = ws_connect(addr(&s), path, "Origin: HTTPS://App.Example.com\r\n");
+        assert_eq!(r.status, 101, "{path}");
+        let (_c, r) = ws_connect(addr(&s), path, "");
+        assert_eq!(r.status, 101, "{path}: no Origin, not a browser");
+    }
+    // A check of one's own: every subdomain.
+    let s = start(app, opts().origin_check(|o| o.ends_with(".example.com")));
+    let (_c, r) = ws_connect(addr(&s), "/ws", "Origin: https://a.example.com\r\n");
+    assert_eq!(r.status, 101);
+    let (_c, r) = ws_connect(addr(&s), "/ring", "Origin: https://example.org\r\n");
+    assert_eq!(r.status, 403);
+    // By default any origin is accepted, as in http-kit.
+    let s = start(app, opts());
+    let (_c, r) = ws_connect(addr(&s), "/ws", "Origin: https://evil.example\r\n");
+    assert_eq!(r.status, 101);
+}
