@@ -71,6 +71,7 @@ mod response;
 mod ring_ws;
 mod serial;
 mod server;
+mod sse;
 mod status;
 mod takeover;
 pub mod test;
@@ -94,6 +95,7 @@ pub use request::Request;
 pub use response::{Body, Response};
 pub use ring_ws::{websocket_response, Socket, WebSocketListener, WsListener};
 pub use server::{Server, ServerStats, ServerStatus};
+pub use sse::Event;
 pub use ws::{CloseError, Message, SendError, MAX_WHOLE_BODY};
 
 /// `start + d`, where a `d` too long to add (`Duration::MAX` for "no limit") is about a century.

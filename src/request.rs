@@ -151,6 +151,12 @@ impl Request {
         self.cookies().into_iter().find(|c| c.name() == name).map(|c| c.value().to_owned())
     }
 
+    /// The id of the last server-sent event a reconnecting `EventSource` saw (its
+    /// `Last-Event-ID` header; see [`Event::id`](crate::Event::id)).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.header("last-event-id")
+    }
+
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub fn version(&self) -> Version {
         self.head.version

@@ -264,3 +264,27 @@ fn the_router_example_routes_with_parameters_404_and_405() {
     let (status, err) = ex.wait_exit();
     assert!(status.success(), "{status}: {err}");
 }
+
+#[test]
+fn the_sse_example_streams_events_and_resumes_after_the_last_id() {
+    let Some(bin) = example_binary("sse") else { return };
+    let mut ex = Example::start(&bin);
+    let addr = ex.addr();
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    std::io::Write::write_all(&mut c, b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 6\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("data: 7\n\n") {
+        let n = std::io::Read::read(&mut c, &mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    assert!(text.contains("event: tick\nid: 7\ndata: 7\n\n"), "{text}");
+    drop(c);
+    ex.signal("TERM");
+    let (status, err) = ex.wait_exit();
+    assert!(status.success(), "{status}: {err}");
+}
