@@ -400,10 +400,14 @@ impl WorkerPool for ThreadPool {
     }
 }
 
-/// Runs every job on a new thread: the stand-in for Java's virtual-thread-per-task executor.
+/// Runs every job on a thread of its own at once: the stand-in for Java's
+/// virtual-thread-per-task executor.
 ///
-/// No queue, so no 503 from queueing; with [`ThreadPerTask::max_threads`] set, a job arriving
-/// when that many threads are alive is rejected (503). Threads are named `prefix1`, `prefix2`, …
+/// No queue: a job never waits behind another. A thread that finished its job stays parked for
+/// a while (10 s) and takes the next job that arrives, so a busy server does not pay for a
+/// thread spawn per request; when none is parked, a new thread starts. With
+/// [`ThreadPerTask::max_threads`] set, a job arriving when that many run at once is rejected
+/// (503). Threads are named `prefix1`, `prefix2`, …
 ///
 /// ```
 /// let pool = httpkit::ThreadPerTask::new().max_threads(10_000);
@@ -414,6 +418,9 @@ pub struct ThreadPerTask {
     inner: Arc<PerTaskInner>,
 }
 
+/// How long a thread without a job stays for the next one.
+const PARK_FOR: Duration = Duration::from_secs(10);
+
 #[derive(Debug)]
 struct PerTaskInner {
     max: Option<usize>,
@@ -421,6 +428,9 @@ struct PerTaskInner {
     live: AtomicUsize,
     spawned: AtomicU64,
     rejected: AtomicU64,
+    /// Threads parked without a job, newest last: each takes its next job (or `None`: leave)
+    /// on its own channel.
+    parked: Mutex<Vec<Sender<Option<Job>>>>,
 }
 
 impl Default for ThreadPerTask {
@@ -430,40 +440,32 @@ impl Default for ThreadPerTask {
 }
 
 impl ThreadPerTask {
-    /// No cap on live threads, names `task-1`, `task-2`, …
+    /// No cap on running threads, names `task-1`, `task-2`, …
     pub fn new() -> Self {
+        Self::build(None, "task-".to_owned())
+    }
+
+    fn build(max: Option<usize>, prefix: String) -> Self {
         Self {
             inner: Arc::new(PerTaskInner {
-                max: None,
-                prefix: "task-".to_owned(),
+                max,
+                prefix,
                 live: AtomicUsize::new(0),
                 spawned: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
+                parked: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    fn with(self, f: impl FnOnce(&mut PerTaskInner)) -> Self {
-        let mut inner = PerTaskInner {
-            max: self.inner.max,
-            prefix: self.inner.prefix.clone(),
-            live: AtomicUsize::new(0),
-            spawned: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-        };
-        f(&mut inner);
-        Self { inner: Arc::new(inner) }
-    }
-
-    /// At most `n` threads alive at once; beyond it jobs are rejected (503).
+    /// At most `n` jobs running at once; beyond it jobs are rejected (503).
     pub fn max_threads(self, n: usize) -> Self {
-        self.with(|i| i.max = Some(n))
+        Self::build(Some(n), self.inner.prefix.clone())
     }
 
     /// Thread name prefix. Default `task-`.
     pub fn name_prefix(self, p: impl Into<String>) -> Self {
-        let p = p.into();
-        self.with(|i| i.prefix = p)
+        Self::build(self.inner.max, p.into())
     }
 
     /// Threads running a job now.
@@ -471,9 +473,43 @@ impl ThreadPerTask {
         self.inner.live.load(Ordering::Relaxed)
     }
 
+    /// Threads started since the pool was made (parked threads are reused).
+    pub fn threads_started(&self) -> u64 {
+        self.inner.spawned.load(Ordering::Relaxed)
+    }
+
     /// Jobs refused because of the cap.
     pub fn rejected(&self) -> u64 {
         self.inner.rejected.load(Ordering::Relaxed)
+    }
+}
+
+impl PerTaskInner {
+    fn parked(&self) -> std::sync::MutexGuard<'_, Vec<Sender<Option<Job>>>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A thread's life: its first job, then each job handed to it while it is parked.
+    fn work(self: &Arc<Self>, first: Job, tx: &Sender<Option<Job>>, rx: &Receiver<Option<Job>>) {
+        let mut job = Some(first);
+        while let Some(j) = job.take() {
+            let _ = catch_unwind(AssertUnwindSafe(|| j.run()));
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            self.parked().push(tx.clone());
+            job = match rx.recv_timeout(PARK_FOR) {
+                Ok(next) => next,
+                Err(_) => {
+                    // Leave, unless a job was handed to this thread just now.
+                    let mut parked = self.parked();
+                    if let Some(pos) = parked.iter().position(|s| s.same_channel(tx)) {
+                        parked.remove(pos);
+                        return;
+                    }
+                    drop(parked);
+                    rx.recv().ok().flatten()
+                }
+            };
+        }
     }
 }
 
@@ -485,17 +521,30 @@ impl WorkerPool for ThreadPerTask {
             self.inner.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(job);
         }
+        // A parked thread takes it at once (its channel is empty while it is parked).
+        let parked = self.inner.parked().pop();
+        let mut job = job;
+        if let Some(tx) = parked {
+            match tx.try_send(Some(job)) {
+                Ok(()) => return Ok(()),
+                // (Its channel was not empty after all: a new thread takes the job.)
+                Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => match back {
+                    Some(j) => job = j,
+                    None => return Ok(()),
+                },
+            }
+        }
         let n = self.inner.spawned.fetch_add(1, Ordering::Relaxed) + 1;
         let inner = self.inner.clone();
+        let (tx, rx) = crossbeam_channel::bounded::<Option<Job>>(1);
         // The job moves into the thread only if spawning succeeds; keep it reachable otherwise.
         let slot = Arc::new(Mutex::new(Some(job)));
         let s2 = slot.clone();
         let res = std::thread::Builder::new().name(format!("{}{n}", inner.prefix)).spawn(move || {
             let job = s2.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(job) = job {
-                let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
+                inner.work(job, &tx, &rx);
             }
-            inner.live.fetch_sub(1, Ordering::AcqRel);
         });
         match res {
             Ok(_) => Ok(()),
@@ -507,6 +556,13 @@ impl WorkerPool for ThreadPerTask {
                     None => Ok(()),
                 }
             }
+        }
+    }
+
+    fn shutdown(&self, _timeout: Duration) {
+        // Parked threads leave now instead of after their wait.
+        for tx in self.inner.parked().drain(..) {
+            let _ = tx.try_send(None);
         }
     }
 }

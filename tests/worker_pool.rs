@@ -117,6 +117,38 @@ fn thread_per_task_serves_and_caps() {
 }
 
 #[test]
+fn thread_per_task_reuses_parked_threads_and_never_queues() {
+    let pool = ThreadPerTask::new();
+    // Eight requests that can only finish together: each must have a thread of its own at once.
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let b = barrier.clone();
+    let s = start(
+        move |req: Request| {
+            if req.path() == "/together" {
+                b.wait();
+            }
+            Response::ok("ok")
+        },
+        opts().worker_pool(pool.clone()),
+    );
+    let mut clients: Vec<Client> = (0..8).map(|_| Client::connect(addr(&s))).collect();
+    for c in &mut clients {
+        c.send(b"GET /together HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    for c in &mut clients {
+        assert_eq!(c.read_response().unwrap().status, 200);
+    }
+    let started = pool.threads_started();
+    assert_eq!(started, 8);
+    // One after another, the parked threads take the next jobs: no new thread per request.
+    let mut c = Client::connect(addr(&s));
+    for _ in 0..50 {
+        assert_eq!(c.get("/").status, 200);
+    }
+    assert_eq!(pool.threads_started(), started, "threads are reused");
+}
+
+#[test]
 fn inline_runs_handlers_on_the_reactor_thread() {
     let s = start(
         |_r: Request| Response::ok(thread::current().name().unwrap_or("?").to_owned()),
