@@ -363,3 +363,18 @@ fn a_peer_that_leaves_takes_the_lent_write_side_back() {
     assert!(h.read_peer().starts_with("HTTP/1.1 200 OK"));
     assert!(h.conn.is_closing().is_some());
 }
+
+/// The per-connection state, a deterministic guard of idle memory: what one connection costs the
+/// reactor (the slab boxes a `Conn`; `ConnShared` is the part other threads see).
+#[test]
+fn the_per_connection_state_does_not_grow() {
+    let conn = std::mem::size_of::<Conn<()>>();
+    let shared = std::mem::size_of::<ConnShared<()>>();
+    eprintln!("Conn {conn} B, ConnShared {shared} B");
+    assert!(conn <= CONN_SIZE, "Conn grew to {conn} bytes (was {CONN_SIZE})");
+    assert!(shared <= SHARED_SIZE, "ConnShared grew to {shared} bytes (was {SHARED_SIZE})");
+}
+
+/// Sizes measured on 2026-11-30 (x86_64).
+const CONN_SIZE: usize = 392;
+const SHARED_SIZE: usize = 168;
