@@ -270,6 +270,8 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         server_header,
         thread_name: httpkit_reactor::THREAD_NAME.to_owned(),
         proxy_protocol: opts.proxy_protocol,
+        ws_ping_interval: opts.ws_heartbeat.map(|(interval, _)| interval),
+        ws_pong_timeout: opts.ws_heartbeat.map_or(httpkit_reactor::WS_PONG_TIMEOUT, |(_, timeout)| timeout),
     };
     let dispatcher = Dispatcher { serve: serve(pool.clone(), shared.clone()), server: shared.clone() };
     let reactor = match httpkit_reactor::spawn(config, listener, dispatcher) {

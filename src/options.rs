@@ -25,6 +25,7 @@ pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 /// | [`max_line`](Options::max_line) | `:max-line` | 8192 | `414` (request line) / `431` (header line) |
 /// | [`max_header_bytes`](Options::max_header_bytes) | | 64 KiB | `431` |
 /// | [`max_ws`](Options::max_ws) | `:max-ws` | 4 MiB | close 1009 |
+/// | [`ws_heartbeat`](Options::ws_heartbeat) | | off | a silent WebSocket is pinged, then closed (1006) |
 /// | [`server_header`](Options::server_header) | `:server-header` | `httpkit` | |
 /// | [`worker_pool`](Options::worker_pool) | `:worker-pool` | a [`ThreadPool`](crate::ThreadPool) | |
 /// | [`error_logger`](Options::error_logger) etc. | `:error-logger` … | the `log` facade | |
@@ -70,6 +71,7 @@ pub struct Options {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) origins: crate::exchange::OriginPolicy,
     pub(crate) forwarded_header: ForwardedHeader,
+    pub(crate) ws_heartbeat: Option<(Duration, Duration)>,
 }
 
 impl fmt::Debug for Options {
@@ -122,6 +124,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             origins: crate::exchange::OriginPolicy::Any,
             forwarded_header: ForwardedHeader::default(),
+            ws_heartbeat: None,
         }
     }
 }
@@ -188,6 +191,25 @@ impl Options {
     /// Largest WebSocket message (all fragments). Default 4 MiB. Larger → close 1009.
     pub fn max_ws(mut self, n: usize) -> Self {
         self.max_ws = n;
+        self
+    }
+
+    /// WebSocket heartbeats, for both WebSocket APIs: a WebSocket nothing was read from for
+    /// `interval` is pinged, and closed when nothing at all (a pong or any other frame) arrives
+    /// within `timeout` after the ping. Its `on_close` then reports an abnormal close (1006,
+    /// reason `"timeout"`), and everything queued for it is released. This finds peers whose
+    /// network vanished without a FIN or RST, which TCP alone notices only hours later. Off by
+    /// default (as http-kit); 30 s and 30 s suit most browsers and proxies (nginx closes an
+    /// upstream that is silent for 60 s by default).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = httpkit::Options::default()
+    ///     .ws_heartbeat(Duration::from_secs(30), Duration::from_secs(30));
+    /// # drop(opts);
+    /// ```
+    pub fn ws_heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.ws_heartbeat = Some((interval, timeout));
         self
     }
 
@@ -446,6 +468,11 @@ impl Options {
         }
         if self.write_buffer < 1024 {
             return Err("write_buffer must be at least 1024".into());
+        }
+        if let Some((interval, timeout)) = self.ws_heartbeat {
+            if interval.is_zero() || timeout.is_zero() {
+                return Err("ws_heartbeat's interval and timeout must be greater than zero".into());
+            }
         }
         for d in [self.header_read_timeout, self.body_read_timeout, self.idle_timeout, self.write_timeout] {
             if d.is_zero() {

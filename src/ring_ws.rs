@@ -445,6 +445,8 @@ impl ConnListener for Socket {
                 let err = kind.filter(|_| !by_peer).map(|k| (k, reason.clone()));
                 (code, reason, err)
             }
+            // A peer silent past its heartbeat, or too slow to read: as the channel API says.
+            CloseReason::Timeout => (1006, "timeout".to_owned(), None),
             _ => (1006, String::new(), None),
         };
         // Two callbacks, so a panicking on_error cannot swallow on_close.

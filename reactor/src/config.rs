@@ -60,6 +60,14 @@ pub struct ReactorConfig {
     pub thread_name: String,
     /// Whether connections start with a PROXY protocol header. Default off.
     pub proxy_protocol: ProxyProtocol,
+    /// WebSocket heartbeats: after this long with nothing read from a WebSocket, the reactor
+    /// pings it, and closes it (the application sees an abnormal close, 1006) when nothing at
+    /// all is read within [`ReactorConfig::ws_pong_timeout`] — a peer whose network vanished
+    /// without a FIN or RST. `None` (the default): no heartbeats, as http-kit.
+    pub ws_ping_interval: Option<Duration>,
+    /// How long a pinged WebSocket has to answer (any frame counts). Default
+    /// [`WS_PONG_TIMEOUT`].
+    pub ws_pong_timeout: Duration,
 }
 
 /// Default of [`ReactorConfig::max_connections`].
@@ -84,6 +92,8 @@ pub const BUFFER_BUDGET: usize = 1 << 30;
 pub const MIN_BODY_RATE: u64 = 256;
 /// Default of [`ReactorConfig::min_send_rate`]: 256 bytes per second (15 KiB per 60 s window).
 pub const MIN_SEND_RATE: u64 = 256;
+/// Default [`ReactorConfig::ws_pong_timeout`].
+pub const WS_PONG_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ReactorConfig {
     /// Bytes a body-read window must bring.
@@ -134,6 +144,8 @@ impl Default for ReactorConfig {
             server_header: None,
             thread_name: THREAD_NAME.to_owned(),
             proxy_protocol: ProxyProtocol::Off,
+            ws_ping_interval: None,
+            ws_pong_timeout: WS_PONG_TIMEOUT,
         }
     }
 }

@@ -82,6 +82,7 @@ impl<D: Dispatch> EventLoop<D> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let shortest = [cfg.header_read_timeout, cfg.body_read_timeout, cfg.idle_timeout, cfg.write_timeout]
             .into_iter()
+            .chain(cfg.ws_ping_interval.map(|i| i.min(cfg.ws_pong_timeout)))
             .min()
             .unwrap_or(Duration::from_secs(1));
         let sweep_every = (shortest / 8).clamp(Duration::from_millis(10), Duration::from_millis(500));

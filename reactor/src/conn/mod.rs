@@ -388,6 +388,9 @@ impl<A> Conn<A> {
 
     /// New bytes from the socket.
     fn input<D: Dispatch<Attachment = A>>(&mut self, data: &[u8], ctx: &mut Ctx<'_, D>) {
+        if self.ws.is_some() {
+            self.ws_alive(ctx.cfg, ctx.now);
+        }
         if self.rbuf.is_empty() {
             let used = self.decode_from(data, ctx);
             if used < data.len() && !self.closing() {

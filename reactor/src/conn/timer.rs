@@ -14,6 +14,10 @@ pub(super) enum Timer {
     Write,
     Linger,
     CloseHandshake,
+    /// A WebSocket with heartbeats, nothing read lately: pinged when this fires.
+    WsPing,
+    /// A WebSocket was pinged: closed when this fires before anything is read.
+    WsPong,
 }
 
 /// The one deadline of a connection: which timer runs, when it fires, and for the rate timers
@@ -59,6 +63,8 @@ impl Deadline {
             Timer::Write => now.checked_add(cfg.write_timeout),
             Timer::Linger => now.checked_add(LINGER),
             Timer::CloseHandshake => now.checked_add(CLOSE_HANDSHAKE),
+            Timer::WsPing => cfg.ws_ping_interval.and_then(|i| now.checked_add(i)),
+            Timer::WsPong => now.checked_add(cfg.ws_pong_timeout),
         };
     }
 
@@ -86,7 +92,21 @@ impl Deadline {
     }
 }
 
+fn heartbeats(cfg: &ReactorConfig) -> bool {
+    cfg.ws_ping_interval.is_some()
+}
+
 impl<A> Conn<A> {
+    /// Something was read from a WebSocket: the peer is alive, the heartbeat starts over.
+    pub(super) fn ws_alive(&mut self, cfg: &ReactorConfig, now: Instant) {
+        if let Some(ws) = &mut self.ws {
+            ws.ping_out = false;
+            if matches!(self.deadline.timer(), Timer::WsPing | Timer::WsPong) {
+                self.deadline.restart(Timer::WsPing, cfg, now);
+            }
+        }
+    }
+
     /// Picks the timer for the connection's current state; a timer keeps its deadline while
     /// its state lasts (a trickling client cannot extend the header deadline).
     pub(crate) fn update_timer(&mut self, cfg: &ReactorConfig, now: Instant) {
@@ -97,7 +117,19 @@ impl<A> Conn<A> {
             Timer::CloseHandshake
         } else if !self.wq.is_empty() {
             Timer::Write
-        } else if self.ws.is_some() || !self.pipeline.is_empty() {
+        } else if let Some(ws) = &self.ws {
+            // Heartbeats only while the peer is read: a paused connection leaves its answers
+            // unread.
+            if heartbeats(cfg) && !self.ws_paused() {
+                if ws.ping_out {
+                    Timer::WsPong
+                } else {
+                    Timer::WsPing
+                }
+            } else {
+                Timer::None
+            }
+        } else if !self.pipeline.is_empty() {
             Timer::None
         } else if self.cur.as_ref().is_some_and(|p| p.head.body != BodyKind::Empty) {
             Timer::BodyRead
@@ -132,7 +164,8 @@ impl<A> Conn<A> {
             Timer::BodyRead => Some(TimeoutKind::Body),
             Timer::Idle => Some(TimeoutKind::Idle),
             Timer::Write | Timer::CloseHandshake => Some(TimeoutKind::Write),
-            Timer::Linger | Timer::None => None,
+            Timer::WsPong => Some(TimeoutKind::Idle),
+            Timer::Linger | Timer::None | Timer::WsPing => None,
         };
         if let Some(kind) = kind {
             ctx.stats.count_timeout(kind);
@@ -153,6 +186,7 @@ impl<A> Conn<A> {
                 }
             }
             Timer::None => {}
+            Timer::WsPing => self.ws_heartbeat(ctx),
             // The peer kept its side open after our last response: a normal end.
             Timer::Linger => self.close(self.ending().reason()),
             _ => self.close(CloseReason::Timeout),

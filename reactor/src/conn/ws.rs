@@ -16,6 +16,8 @@ pub(super) struct WsSession {
     /// Where the last queued pong starts in the write queue: while none of it is written, a
     /// newer pong replaces it (at most one pong waits).
     pub(super) pong_at: Option<u64>,
+    /// A heartbeat ping is out and nothing was read since.
+    pub(super) ping_out: bool,
 }
 
 /// Whether the connection is read for the application (requests or WebSocket frames).
@@ -58,6 +60,7 @@ impl WsSession {
             close_sent: early_close.is_some(),
             info: early_close,
             pong_at: None,
+            ping_out: false,
         }
     }
 
@@ -178,6 +181,18 @@ impl<A> Conn<A> {
             ws.pong_at = Some(at);
         }
         self.wq.push_own(frame, &self.handle.shared.queued);
+    }
+
+    /// The heartbeat timer fired on a WebSocket nothing was read from: ping it, and give it
+    /// [`ReactorConfig::ws_pong_timeout`] to show it is alive.
+    pub(super) fn ws_heartbeat<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
+        let Some(ws) = self.ws.as_mut().filter(|ws| !ws.close_sent) else { return };
+        ws.ping_out = true;
+        let mut out = Vec::with_capacity(2);
+        encode_frame(OpCode::Ping, true, &[], &mut out);
+        self.wq.push_own(Bytes::from(out), &self.handle.shared.queued);
+        self.deadline.restart(Timer::WsPong, ctx.cfg, ctx.now);
+        self.flush(ctx);
     }
 
     /// Sends a close frame of the reactor's own (protocol error, server stop, echo). With
