@@ -116,3 +116,41 @@ fn a_zero_heartbeat_is_refused() {
     .expect_err("refused");
     assert!(err.to_string().contains("ws_heartbeat"), "{err}");
 }
+
+/// Output flowing to a peer that never sends must not push the heartbeat's deadline back: a
+/// chat server broadcasting to a dead client still drops it.
+#[test]
+fn a_peer_that_only_receives_is_dropped_all_the_same() {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let handlers = ChannelHandlers::new()
+        .on_open(|ch| {
+            let ch = ch.clone();
+            std::thread::spawn(move || {
+                while ch.send("tick") {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        })
+        .on_close(move |_ch, st| l.lock().unwrap().push(format!("close {:?} {}", st.code(), st.reason())));
+    let s = start(move |req: Request| as_channel(&req, handlers.clone()), beating());
+    let (mut c, r) = ws_connect(addr(&s), "/ws", "");
+    assert_eq!(r.status, 101);
+    let (mut ticks, mut pings, mut closed) = (0, 0, false);
+    // Read everything, answer nothing, until the server gives up on us.
+    let t = std::time::Instant::now();
+    while t.elapsed() < IO_TIMEOUT {
+        match c.read_frame() {
+            Ok((_, 0x1, _)) => ticks += 1,
+            Ok((_, 0x9, _)) => pings += 1,
+            Ok((_, other, _)) => panic!("unexpected opcode {other}"),
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "still open after {ticks} ticks and {pings} pings");
+    assert!(ticks > 0 && pings > 0, "{ticks} ticks, {pings} pings");
+    wait_until("on_close 1006", || has(&log, "close Some(1006) timeout"));
+}

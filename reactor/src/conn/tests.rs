@@ -378,3 +378,55 @@ fn the_per_connection_state_does_not_grow() {
 /// Sizes measured on 2026-11-30 (x86_64).
 const CONN_SIZE: usize = 392;
 const SHARED_SIZE: usize = 168;
+
+/// Heartbeats on a virtual clock: a ping after `interval` of silence, the peer's answer starts
+/// the next interval, output to a silent peer does not push the answer's deadline back, and a
+/// peer that stays silent is closed exactly when its answer was due.
+#[test]
+fn heartbeats_ping_a_silent_websocket_then_close_it() {
+    use std::io::Read;
+    let s = Duration::from_secs;
+    let mut h = Harness::new(ReactorConfig { ws_ping_interval: Some(s(10)), ws_pong_timeout: s(5), ..cfg() });
+    h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    h.ready(s(0));
+    let seq = h.rec.requests[0].seq;
+    let head = Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    h.conn.handle.charge_out(head.len());
+    let mut ctx = ctx!(h, h.t0);
+    h.conn.on_upgrade(seq, head, 1 << 20, true, &mut ctx);
+    h.conn.update_timer(&h.cfg, h.t0);
+    assert!(h.read_peer().starts_with("HTTP/1.1 101"));
+    assert_eq!(h.conn.deadline(), Some(h.t0 + s(10)), "the first ping is due after the interval");
+
+    let mut frame = [0u8; 2];
+    let mut read_frame = |h: &mut Harness| {
+        h.peer.set_read_timeout(Some(s(5))).unwrap();
+        h.peer.read_exact(&mut frame).unwrap();
+        frame
+    };
+    assert!(h.timeout_if_due(s(10)));
+    h.conn.update_timer(&h.cfg, h.t0 + s(10));
+    assert_eq!(read_frame(&mut h), [0x89, 0x00], "an empty ping");
+    assert_eq!(h.conn.deadline(), Some(h.t0 + s(15)), "the answer is due 5 s later");
+
+    // The pong (masked, empty) arrives at 12 s: the next ping is due at 22 s.
+    h.peer.write_all(&[0x8A, 0x80, 1, 2, 3, 4]).unwrap();
+    h.ready(s(12));
+    assert_eq!(h.conn.deadline(), Some(h.t0 + s(22)));
+    assert!(h.conn.is_closing().is_none());
+
+    assert!(h.timeout_if_due(s(22)));
+    h.conn.update_timer(&h.cfg, h.t0 + s(22));
+    assert_eq!(read_frame(&mut h), [0x89, 0x00]);
+    // Output to the silent peer at 25 s: the answer is still due at 27 s.
+    let msg = Bytes::from_static(&[0x81, 0x01, b'x']);
+    h.conn.handle.charge_out(msg.len());
+    let mut ctx = ctx!(h, h.t0 + s(25));
+    h.conn.on_frame(msg, Bytes::new(), None, None, &mut ctx);
+    h.conn.flush(&mut ctx);
+    h.conn.update_timer(&h.cfg, h.t0 + s(25));
+    assert_eq!(h.conn.deadline(), Some(h.t0 + s(27)));
+    assert!(!h.timeout_if_due(s(26)));
+    assert!(h.timeout_if_due(s(27)));
+    assert!(matches!(h.conn.is_closing(), Some(CloseReason::Timeout)), "{:?}", h.conn.is_closing());
+}

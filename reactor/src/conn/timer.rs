@@ -14,10 +14,10 @@ pub(super) enum Timer {
     Write,
     Linger,
     CloseHandshake,
-    /// A WebSocket with heartbeats, nothing read lately: pinged when this fires.
+    /// A WebSocket with heartbeats, nothing read lately: pinged when this fires. (The answer's
+    /// deadline is the session's own, [`WsSession::ping_due`], so that output flowing to a dead
+    /// peer cannot keep pushing it back.)
     WsPing,
-    /// A WebSocket was pinged: closed when this fires before anything is read.
-    WsPong,
 }
 
 /// The one deadline of a connection: which timer runs, when it fires, and for the rate timers
@@ -64,7 +64,6 @@ impl Deadline {
             Timer::Linger => now.checked_add(LINGER),
             Timer::CloseHandshake => now.checked_add(CLOSE_HANDSHAKE),
             Timer::WsPing => cfg.ws_ping_interval.and_then(|i| now.checked_add(i)),
-            Timer::WsPong => now.checked_add(cfg.ws_pong_timeout),
         };
     }
 
@@ -100,8 +99,8 @@ impl<A> Conn<A> {
     /// Something was read from a WebSocket: the peer is alive, the heartbeat starts over.
     pub(super) fn ws_alive(&mut self, cfg: &ReactorConfig, now: Instant) {
         if let Some(ws) = &mut self.ws {
-            ws.ping_out = false;
-            if matches!(self.deadline.timer(), Timer::WsPing | Timer::WsPong) {
+            ws.ping_due = None;
+            if self.deadline.timer() == Timer::WsPing {
                 self.deadline.restart(Timer::WsPing, cfg, now);
             }
         }
@@ -121,8 +120,8 @@ impl<A> Conn<A> {
             // Heartbeats only while the peer is read: a paused connection leaves its answers
             // unread.
             if heartbeats(cfg) && !self.ws_paused() {
-                if ws.ping_out {
-                    Timer::WsPong
+                if ws.ping_due.is_some() {
+                    Timer::None
                 } else {
                     Timer::WsPing
                 }
@@ -159,12 +158,17 @@ impl<A> Conn<A> {
         if self.deadline.window_passed(ctx.cfg, ctx.now) {
             return;
         }
+        // A pinged WebSocket sent nothing in time: the peer is gone.
+        if self.ws.as_ref().and_then(|ws| ws.ping_due).is_some_and(|due| due <= ctx.now) {
+            ctx.stats.count_timeout(TimeoutKind::Idle);
+            self.close(CloseReason::Timeout);
+            return;
+        }
         let kind = match self.deadline.timer() {
             Timer::HeaderRead => Some(TimeoutKind::Header),
             Timer::BodyRead => Some(TimeoutKind::Body),
             Timer::Idle => Some(TimeoutKind::Idle),
             Timer::Write | Timer::CloseHandshake => Some(TimeoutKind::Write),
-            Timer::WsPong => Some(TimeoutKind::Idle),
             Timer::Linger | Timer::None | Timer::WsPing => None,
         };
         if let Some(kind) = kind {

@@ -16,8 +16,9 @@ pub(super) struct WsSession {
     /// Where the last queued pong starts in the write queue: while none of it is written, a
     /// newer pong replaces it (at most one pong waits).
     pub(super) pong_at: Option<u64>,
-    /// A heartbeat ping is out and nothing was read since.
-    pub(super) ping_out: bool,
+    /// A heartbeat ping is out and nothing was read since: the connection is closed at this
+    /// instant unless something arrives.
+    pub(super) ping_due: Option<Instant>,
 }
 
 /// Whether the connection is read for the application (requests or WebSocket frames).
@@ -60,7 +61,7 @@ impl WsSession {
             close_sent: early_close.is_some(),
             info: early_close,
             pong_at: None,
-            ping_out: false,
+            ping_due: None,
         }
     }
 
@@ -96,6 +97,12 @@ impl<A> Conn<A> {
     /// is full. Bytes already read stay buffered; TCP pushes back on the peer.
     pub(crate) fn set_app_paused(&mut self, paused: bool) {
         self.flow = if paused { Flow::Paused } else { Flow::Flowing };
+        if paused {
+            // Its answer would wait unread: the next heartbeat starts once reading resumes.
+            if let Some(ws) = &mut self.ws {
+                ws.ping_due = None;
+            }
+        }
     }
 
     /// The response to request `seq` is a `101`: queue it, then switch to WebSocket.
@@ -187,11 +194,10 @@ impl<A> Conn<A> {
     /// [`ReactorConfig::ws_pong_timeout`] to show it is alive.
     pub(super) fn ws_heartbeat<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         let Some(ws) = self.ws.as_mut().filter(|ws| !ws.close_sent) else { return };
-        ws.ping_out = true;
+        ws.ping_due = ctx.now.checked_add(ctx.cfg.ws_pong_timeout);
         let mut out = Vec::with_capacity(2);
         encode_frame(OpCode::Ping, true, &[], &mut out);
         self.wq.push_own(Bytes::from(out), &self.handle.shared.queued);
-        self.deadline.restart(Timer::WsPong, ctx.cfg, ctx.now);
         self.flush(ctx);
     }
 
