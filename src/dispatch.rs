@@ -11,7 +11,10 @@ use crate::attachment::{Attachment, ConnHandle};
 use crate::exchange::{AccessInfo, ExShared, Exchange, Refusal, RespState, ServerShared};
 use crate::logging::{events, panic_message};
 use crate::pool::{Job, Task, WorkerPool};
-use crate::{Handler, Request};
+use crate::response::BodyKind;
+use crate::{Handler, Request, Response};
+use bytes::Bytes;
+use httpkit_codec::h1::{encode_head, BodyLength, RequestHead, ResponseContext};
 
 /// Runs the handler for one request and writes its response.
 struct RequestTask<H> {
@@ -139,6 +142,56 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
             }
         }
         self.serve.serve(request, conn);
+    }
+
+    fn on_expect_continue(&mut self, conn: &ConnHandle, head: &RequestHead) -> Option<Bytes> {
+        let check = self.server.expect_continue.as_ref()?;
+        let req = Request::head_only(head.clone(), conn, &self.server);
+        let resp = match catch_unwind(AssertUnwindSafe(|| (check.0)(&req))) {
+            Ok(None) => return None,
+            Ok(Some(resp)) if resp.status.is_informational() || resp.invalid.is_some() => {
+                self.server.loggers.error("expect_continue answered with an informational or invalid response");
+                Response::status_code(500).with_body("Internal Server Error")
+            }
+            Ok(Some(resp)) => resp,
+            Err(p) => {
+                self.server.loggers.error(&format!("expect_continue panicked: {}", panic_message(&*p)));
+                Response::status_code(500).with_body("Internal Server Error")
+            }
+        };
+        let body = match &resp.body.kind {
+            BodyKind::Bytes(b) => b.clone(),
+            BodyKind::Empty => Bytes::new(),
+            _ => {
+                self.server.loggers.warn("expect_continue's answer has a file or streamed body; sent without it");
+                Bytes::new()
+            }
+        };
+        let mut out = Vec::with_capacity(256 + body.len());
+        let ctx = |date: &[u8]| {
+            let ctx = ResponseContext {
+                method: &head.method,
+                version: head.version,
+                keep_alive: false,
+                date,
+                server: self.server.server_header.as_deref(),
+            };
+            encode_head(resp.status, &resp.headers, BodyLength::Known(body.len() as u64), &ctx, &mut out)
+        };
+        let framing = match crate::date::with_date(ctx) {
+            Ok(f) => f,
+            Err(e) => {
+                self.server.loggers.error(&format!("expect_continue's answer cannot be encoded: {e}"));
+                return Some(Bytes::from_static(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ));
+            }
+        };
+        if framing.body.has_body() {
+            out.extend_from_slice(&body);
+        }
+        self.on_bad_request(conn, resp.status.as_u16(), "refused by expect_continue");
+        Some(Bytes::from(out))
     }
 
     fn on_bad_request(&mut self, _conn: &ConnHandle, status: u16, reason: &str) {

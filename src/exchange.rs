@@ -43,6 +43,20 @@ pub(crate) struct ServerShared {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) origins: OriginPolicy,
     pub(crate) forwarded_header: crate::ForwardedHeader,
+    /// `Options::expect_continue`.
+    pub(crate) expect_continue: Option<ExpectHook>,
+}
+
+/// What decides whether a request expecting `100 Continue` may send its body.
+#[derive(Clone)]
+pub(crate) struct ExpectHook(pub(crate) Arc<ExpectFn>);
+
+type ExpectFn = dyn Fn(&crate::Request) -> Option<crate::Response> + Send + Sync;
+
+impl std::fmt::Debug for ExpectHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExpectHook")
+    }
 }
 
 impl std::fmt::Debug for dyn WorkerPool {

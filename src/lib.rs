@@ -249,6 +249,7 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         trusted_proxies: opts.trusted_proxies.clone(),
         forwarded_header: opts.forwarded_header,
         origins: opts.origins.clone(),
+        expect_continue: opts.expect_continue.clone(),
     });
     let config = ReactorConfig {
         limits: Limits {

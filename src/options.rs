@@ -26,6 +26,7 @@ pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 /// | [`max_header_bytes`](Options::max_header_bytes) | | 64 KiB | `431` |
 /// | [`max_ws`](Options::max_ws) | `:max-ws` | 4 MiB | close 1009 |
 /// | [`ws_heartbeat`](Options::ws_heartbeat) | | off | a silent WebSocket is pinged, then closed (1006) |
+/// | [`expect_continue`](Options::expect_continue) | | every request continues | your answer instead of `100 Continue`, closed |
 /// | [`server_header`](Options::server_header) | `:server-header` | `httpkit` | |
 /// | [`worker_pool`](Options::worker_pool) | `:worker-pool` | a [`ThreadPool`](crate::ThreadPool) | |
 /// | [`error_logger`](Options::error_logger) etc. | `:error-logger` … | the `log` facade | |
@@ -72,6 +73,7 @@ pub struct Options {
     pub(crate) origins: crate::exchange::OriginPolicy,
     pub(crate) forwarded_header: ForwardedHeader,
     pub(crate) ws_heartbeat: Option<(Duration, Duration)>,
+    pub(crate) expect_continue: Option<crate::exchange::ExpectHook>,
 }
 
 impl fmt::Debug for Options {
@@ -125,6 +127,7 @@ impl Default for Options {
             origins: crate::exchange::OriginPolicy::Any,
             forwarded_header: ForwardedHeader::default(),
             ws_heartbeat: None,
+            expect_continue: None,
         }
     }
 }
@@ -407,6 +410,33 @@ impl Options {
     /// ```
     pub fn allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
         self.origins = crate::exchange::OriginPolicy::List(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Decides whether a request that announces a body with `Expect: 100-continue` may send
+    /// it. `check` sees the request's head (the body has not arrived: [`Request::body`] is
+    /// `None`) and returns `None` to let the client continue, or the answer to send at once
+    /// (a `401`, `413`, `417`…): then the body is never read, and the connection closes after
+    /// the answer. Only the status, headers and an in-memory body of that answer are used.
+    ///
+    /// By default every such request continues. `check` runs on the reactor thread, before any
+    /// worker is involved: keep it quick and never block in it (a panic in it is answered
+    /// `500`).
+    ///
+    /// ```
+    /// use httpkit::{Options, Response};
+    /// let opts = Options::default().expect_continue(|req| {
+    ///     req.header("authorization").is_none().then(|| Response::status_code(401).with_body("log in first"))
+    /// });
+    /// # drop(opts);
+    /// ```
+    ///
+    /// [`Request::body`]: crate::Request::body
+    pub fn expect_continue(
+        mut self,
+        check: impl Fn(&crate::Request) -> Option<crate::Response> + Send + Sync + 'static,
+    ) -> Self {
+        self.expect_continue = Some(crate::exchange::ExpectHook(std::sync::Arc::new(check)));
         self
     }
 

@@ -54,6 +54,21 @@ impl Request {
         }
     }
 
+    /// The head of a request whose body has not arrived (for `Options::expect_continue`).
+    pub(crate) fn head_only(head: RequestHead, conn: &ConnHandle, server: &crate::exchange::ServerShared) -> Self {
+        let origin = crate::forwarded::origin(&head, conn, &server.trusted_proxies, server.forwarded_header);
+        Self {
+            remote_addr: origin.addr,
+            https: origin.https,
+            head,
+            body: None,
+            trailers: None,
+            local_addr: conn.local_addr(),
+            received: Instant::now(),
+            exchange: None,
+        }
+    }
+
     /// A request made from `head` and `body` with no connection behind it (see
     /// [`Request::try_from`](#impl-TryFrom%3CRequest%3CB%3E%3E-for-Request)).
     fn detached(head: RequestHead, body: Vec<u8>) -> Self {

@@ -148,6 +148,18 @@ pub trait Dispatch: Send + 'static {
     /// [`ConnHandle::write`] using `req.seq`.
     fn on_request(&mut self, conn: &ConnHandle<Self::Attachment>, req: InboundRequest);
 
+    /// A request announced a body with `Expect: 100-continue`, and its head is complete.
+    /// `None` (the default) sends `100 Continue` and reads the body. `Some(answer)`, a whole
+    /// encoded response, is sent instead: the body is never read (so it is never mistaken for
+    /// the next request) and the connection closes after the answer.
+    fn on_expect_continue(
+        &mut self,
+        _conn: &ConnHandle<Self::Attachment>,
+        _head: &RequestHead,
+    ) -> Option<bytes::Bytes> {
+        None
+    }
+
     /// A WebSocket message or control frame arrived (close frames are reported through
     /// [`Dispatch::on_close`]). Pings have already been answered when auto-pong is on.
     fn on_ws_event(&mut self, _conn: &ConnHandle<Self::Attachment>, _event: httpkit_codec::ws::WsEvent) {}

@@ -63,8 +63,14 @@ impl<A> Conn<A> {
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         let bytes = simple_response(status, &headers, msg.as_bytes(), ctx);
+        self.refuse_with(bytes);
+    }
+
+    /// Answers the request whose head just arrived with `answer` instead of reading its body,
+    /// then closes (after a lingering read, so the unread body cannot reset the answer).
+    pub(super) fn refuse_with(&mut self, answer: Bytes) {
         self.cur = None;
-        self.push_local(bytes, SlotState::DoneThenClose);
+        self.push_local(answer, SlotState::DoneThenClose);
         self.reading = Reading::Stopped;
         self.rbuf = Vec::new();
     }

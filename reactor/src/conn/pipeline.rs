@@ -256,6 +256,9 @@ impl<A> Conn<A> {
             return self.refuse_body(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many bytes buffered", ctx);
         }
         if head.expect_continue {
+            if let Some(answer) = ctx.dispatch.on_expect_continue(&self.handle, &head) {
+                return self.refuse_with(answer);
+            }
             let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
             if self.pipeline.is_empty() {
                 self.queue_local(interim);
