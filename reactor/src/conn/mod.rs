@@ -184,11 +184,9 @@ impl<A> Conn<A> {
 
     /// When the connection's timer fires: its one deadline, or a heartbeat's answer being due.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let ping_due = self.ws.as_ref().and_then(|ws| ws.ping_due);
-        match (self.deadline.at(), ping_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let own = self.deadline.at();
+        let Some(ws) = &self.ws else { return own };
+        [own, ws.ping_due, ws.ping_at].into_iter().flatten().min()
     }
 
     /// Whether the loop should call [`Conn::on_ready`] again without a new event.

@@ -414,6 +414,18 @@ fn heartbeats_ping_a_silent_websocket_then_close_it() {
     h.ready(s(12));
     assert_eq!(h.conn.deadline(), Some(h.t0 + s(22)));
     assert!(h.conn.is_closing().is_none());
+    // Output at 15 s (the connection's timer switches to Write and back) does not push the
+    // ping back either.
+    let msg = Bytes::from_static(&[0x81, 0x01, b'y']);
+    h.conn.handle.charge_out(msg.len());
+    let mut ctx = ctx!(h, h.t0 + s(15));
+    h.conn.on_frame(msg, Bytes::new(), None, None, &mut ctx);
+    h.conn.update_timer(&h.cfg, h.t0 + s(15));
+    h.conn.flush(&mut ctx);
+    h.conn.update_timer(&h.cfg, h.t0 + s(16));
+    assert_eq!(read_frame(&mut h), [0x81, 0x01]);
+    assert_eq!(h.conn.deadline(), Some(h.t0 + s(22)));
+    h.peer.read_exact(&mut [0u8; 1]).unwrap();
 
     assert!(h.timeout_if_due(s(22)));
     h.conn.update_timer(&h.cfg, h.t0 + s(22));

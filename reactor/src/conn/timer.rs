@@ -14,10 +14,6 @@ pub(super) enum Timer {
     Write,
     Linger,
     CloseHandshake,
-    /// A WebSocket with heartbeats, nothing read lately: pinged when this fires. (The answer's
-    /// deadline is the session's own, [`WsSession::ping_due`], so that output flowing to a dead
-    /// peer cannot keep pushing it back.)
-    WsPing,
 }
 
 /// The one deadline of a connection: which timer runs, when it fires, and for the rate timers
@@ -63,7 +59,6 @@ impl Deadline {
             Timer::Write => now.checked_add(cfg.write_timeout),
             Timer::Linger => now.checked_add(LINGER),
             Timer::CloseHandshake => now.checked_add(CLOSE_HANDSHAKE),
-            Timer::WsPing => cfg.ws_ping_interval.and_then(|i| now.checked_add(i)),
         };
     }
 
@@ -91,18 +86,14 @@ impl Deadline {
     }
 }
 
-fn heartbeats(cfg: &ReactorConfig) -> bool {
-    cfg.ws_ping_interval.is_some()
-}
-
 impl<A> Conn<A> {
     /// Something was read from a WebSocket: the peer is alive, the heartbeat starts over.
+    /// (The heartbeat's instants are the session's own, beside the connection's one timer, so
+    /// that output flowing to a dead peer, which switches that timer, cannot push them back.)
     pub(super) fn ws_alive(&mut self, cfg: &ReactorConfig, now: Instant) {
         if let Some(ws) = &mut self.ws {
             ws.ping_due = None;
-            if self.deadline.timer() == Timer::WsPing {
-                self.deadline.restart(Timer::WsPing, cfg, now);
-            }
+            ws.ping_at = cfg.ws_ping_interval.and_then(|i| now.checked_add(i));
         }
     }
 
@@ -116,19 +107,7 @@ impl<A> Conn<A> {
             Timer::CloseHandshake
         } else if !self.wq.is_empty() {
             Timer::Write
-        } else if let Some(ws) = &self.ws {
-            // Heartbeats only while the peer is read: a paused connection leaves its answers
-            // unread.
-            if heartbeats(cfg) && !self.ws_paused() {
-                if ws.ping_due.is_some() {
-                    Timer::None
-                } else {
-                    Timer::WsPing
-                }
-            } else {
-                Timer::None
-            }
-        } else if !self.pipeline.is_empty() {
+        } else if self.ws.is_some() || !self.pipeline.is_empty() {
             Timer::None
         } else if self.cur.as_ref().is_some_and(|p| p.head.body != BodyKind::Empty) {
             Timer::BodyRead
@@ -138,6 +117,14 @@ impl<A> Conn<A> {
             Timer::Idle
         };
         self.deadline.run(want, cfg, now);
+        // Heartbeats run only while the peer is read (a paused connection leaves its answers
+        // unread): the first interval starts with the WebSocket or when reading resumes.
+        let paused = self.ws_paused();
+        if let (Some(ws), Some(interval)) = (&mut self.ws, cfg.ws_ping_interval) {
+            if !paused && !ws.close_sent && ws.ping_at.is_none() && ws.ping_due.is_none() {
+                ws.ping_at = now.checked_add(interval);
+            }
+        }
     }
 
     /// Gives back the memory an idle connection no longer needs (called from the timer sweep,
@@ -154,14 +141,23 @@ impl<A> Conn<A> {
 
     pub(crate) fn on_timeout<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
         self.settle_direct(Settle::TakeBack);
-        // A rate window ended: a peer at the minimum rate or above gets the next window.
-        if self.deadline.window_passed(ctx.cfg, ctx.now) {
+        if let Some(ws) = &self.ws {
+            // A pinged WebSocket sent nothing in time: the peer is gone.
+            if ws.ping_due.is_some_and(|due| due <= ctx.now) {
+                ctx.stats.count_timeout(TimeoutKind::Idle);
+                self.close(CloseReason::Timeout);
+                return;
+            }
+            if ws.ping_at.is_some_and(|at| at <= ctx.now) {
+                self.ws_heartbeat(ctx);
+            }
+        }
+        // The heartbeat may be what came due: the connection's own timer acts only at its time.
+        if self.deadline.at().is_none_or(|at| at > ctx.now) {
             return;
         }
-        // A pinged WebSocket sent nothing in time: the peer is gone.
-        if self.ws.as_ref().and_then(|ws| ws.ping_due).is_some_and(|due| due <= ctx.now) {
-            ctx.stats.count_timeout(TimeoutKind::Idle);
-            self.close(CloseReason::Timeout);
+        // A rate window ended: a peer at the minimum rate or above gets the next window.
+        if self.deadline.window_passed(ctx.cfg, ctx.now) {
             return;
         }
         let kind = match self.deadline.timer() {
@@ -169,7 +165,7 @@ impl<A> Conn<A> {
             Timer::BodyRead => Some(TimeoutKind::Body),
             Timer::Idle => Some(TimeoutKind::Idle),
             Timer::Write | Timer::CloseHandshake => Some(TimeoutKind::Write),
-            Timer::Linger | Timer::None | Timer::WsPing => None,
+            Timer::Linger | Timer::None => None,
         };
         if let Some(kind) = kind {
             ctx.stats.count_timeout(kind);
@@ -190,7 +186,6 @@ impl<A> Conn<A> {
                 }
             }
             Timer::None => {}
-            Timer::WsPing => self.ws_heartbeat(ctx),
             // The peer kept its side open after our last response: a normal end.
             Timer::Linger => self.close(self.ending().reason()),
             _ => self.close(CloseReason::Timeout),

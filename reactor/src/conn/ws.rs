@@ -19,6 +19,8 @@ pub(super) struct WsSession {
     /// A heartbeat ping is out and nothing was read since: the connection is closed at this
     /// instant unless something arrives.
     pub(super) ping_due: Option<Instant>,
+    /// When the next heartbeat ping goes out (heartbeats on, none out, the peer read).
+    pub(super) ping_at: Option<Instant>,
 }
 
 /// Whether the connection is read for the application (requests or WebSocket frames).
@@ -62,6 +64,7 @@ impl WsSession {
             info: early_close,
             pong_at: None,
             ping_due: None,
+            ping_at: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl<A> Conn<A> {
             // Its answer would wait unread: the next heartbeat starts once reading resumes.
             if let Some(ws) = &mut self.ws {
                 ws.ping_due = None;
+                ws.ping_at = None;
             }
         }
     }
@@ -193,7 +197,11 @@ impl<A> Conn<A> {
     /// The heartbeat timer fired on a WebSocket nothing was read from: ping it, and give it
     /// [`ReactorConfig::ws_pong_timeout`] to show it is alive.
     pub(super) fn ws_heartbeat<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        let Some(ws) = self.ws.as_mut().filter(|ws| !ws.close_sent) else { return };
+        let Some(ws) = self.ws.as_mut() else { return };
+        ws.ping_at = None;
+        if ws.close_sent {
+            return;
+        }
         ws.ping_due = ctx.now.checked_add(ctx.cfg.ws_pong_timeout);
         let mut out = Vec::with_capacity(2);
         encode_frame(OpCode::Ping, true, &[], &mut out);
