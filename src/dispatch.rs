@@ -135,7 +135,8 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
             }),
         };
         let request = Request::new(head, body, trailers, conn, received, ex);
-        if self.server.access_log {
+        // Nothing is kept (the path is copied) unless the line would be written.
+        if self.server.access_log && log::log_enabled!(target: crate::exchange::ACCESS_TARGET, log::Level::Info) {
             if let Some(ex) = &request.exchange {
                 let info = AccessInfo { path: request.uri().into(), client: request.remote_addr(), received };
                 let _ = ex.state.access.set(Box::new(info));
@@ -195,8 +196,7 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
     }
 
     fn on_bad_request(&mut self, _conn: &ConnHandle, status: u16, reason: &str) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.server.answered[class].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.server.count_status(status);
         let loggers = &self.server.loggers;
         if loggers.has_event() {
             loggers.event(&format!("{}{status}", events::STATUS_PREFIX));
@@ -228,18 +228,14 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
     }
 
     fn on_stop_deadline(&mut self, conn: &ConnHandle) {
-        {
-            for l in conn.attachment().all() {
-                l.on_stop_deadline();
-            }
+        for l in conn.attachment().all() {
+            l.on_stop_deadline();
         }
     }
 
     fn on_peer_eof(&mut self, conn: &ConnHandle) {
-        {
-            for l in conn.attachment().all() {
-                l.on_peer_eof();
-            }
+        for l in conn.attachment().all() {
+            l.on_peer_eof();
         }
     }
 

@@ -69,6 +69,12 @@ impl ServerShared {
     pub(crate) fn is_running(&self) -> bool {
         self.status.get() == ServerStatus::Running
     }
+
+    /// Counts an answer by its status class (1xx … 5xx) for `Server::stats`.
+    pub(crate) fn count_status(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.answered[class].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Where the response of one exchange stands.
@@ -231,8 +237,7 @@ impl Exchange {
     }
 
     pub(crate) fn count_status(&self, status: StatusCode) {
-        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.server.answered[class].fetch_add(1, Ordering::Relaxed);
+        self.server.count_status(status.as_u16());
     }
 
     /// Claims the exchange: whoever gets a state other than `Done` back owns the answer from
