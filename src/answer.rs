@@ -1,13 +1,12 @@
 //! Writing a handler's [`Response`]: in memory, a file or a reader in pieces, a stream of
 //! chunks, or a takeover (a channel, a WebSocket) that answers in its own way.
 
-use std::io::Read;
-
 use bytes::Bytes;
 use httpkit_codec::h1::BodyLength;
 
-use crate::exchange::{Exchange, PIECE};
+use crate::exchange::Exchange;
 use crate::logging::events;
+use crate::pump::{Pump, Source};
 use crate::response::BodyKind;
 use crate::Response;
 
@@ -56,58 +55,28 @@ impl Exchange {
             BodyKind::Bytes(b) => {
                 self.write_simple(status, &headers, b);
             }
-            BodyKind::File(mut f, len) => {
+            BodyKind::File(file, len) => {
                 let Some((enc, close)) = self.start(status, &headers, BodyLength::Known(len)) else {
                     return;
                 };
-                let mut left = if enc.has_body() { len } else { 0 };
-                while left > 0 {
-                    // Pieces sized to what is left, read whole (a file that shrinks is an error).
-                    let mut buf = vec![0u8; left.min(PIECE as u64) as usize];
-                    if let Err(e) = f.read_exact(&mut buf) {
-                        self.server.loggers.error(&format!("reading a file body failed: {e}"));
-                        self.conn.abort();
-                        return;
-                    }
-                    left -= buf.len() as u64;
-                    if !self.wait_room() || !self.write_piece(enc, Bytes::from(buf)) {
-                        return;
-                    }
-                }
-                self.finish(enc, close);
+                let left = if enc.has_body() { len } else { 0 };
+                Pump::start(self, enc, close, Source::File { file, left });
             }
-            BodyKind::Reader(mut r) => {
-                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else {
-                    return;
-                };
-                if enc.has_body() && !self.pump(enc, |buf| r.read(buf)) {
-                    return;
-                }
-                self.finish(enc, close);
-            }
-            BodyKind::Stream(iter) => {
-                let Some((enc, close)) = self.start(status, &headers, BodyLength::Streamed) else {
-                    return;
-                };
-                if enc.has_body() {
-                    for item in iter {
-                        match item {
-                            Ok(b) if b.is_empty() => {}
-                            Ok(b) => {
-                                if !self.wait_room() || !self.write_piece(enc, b) {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                self.server.loggers.error(&format!("response stream failed: {e}"));
-                                self.conn.abort();
-                                return;
-                            }
-                        }
-                    }
-                }
-                self.finish(enc, close);
-            }
+            BodyKind::Reader(r) => self.start_pumped(status, &headers, Source::Reader(r)),
+            BodyKind::Stream(iter) => self.start_pumped(status, &headers, Source::Stream(iter)),
+        }
+    }
+
+    /// A body of unknown length (chunked), produced as the client reads (see `pump.rs`).
+    fn start_pumped(&self, status: http::StatusCode, headers: &http::HeaderMap, source: Source) {
+        let Some((enc, close)) = self.start(status, headers, BodyLength::Streamed) else {
+            return;
+        };
+        if enc.has_body() {
+            Pump::start(self, enc, close, source);
+        } else {
+            // HEAD, 204, 304: the body is never produced.
+            self.finish(enc, close);
         }
     }
 }

@@ -32,6 +32,8 @@ struct Listeners {
     /// which the close empties, so a listener holding the connection is no cycle).
     ws: OnceLock<Weak<dyn ConnListener>>,
     by_id: Mutex<Vec<(u64, Arc<dyn ConnListener>)>>,
+    /// The rest of a response body, waiting for the connection to drain (see `pump.rs`).
+    body: crate::pump::Parked,
 }
 
 impl Listeners {
@@ -59,6 +61,19 @@ impl Attachment {
         // Pairs with the fence in `attach` (see there).
         fence(Ordering::SeqCst);
         self.0.get().map(|l| std::mem::take(&mut *l.lock())).unwrap_or_default()
+    }
+}
+
+impl Attachment {
+    /// Parks the rest of a response body until the connection drains.
+    pub(crate) fn park_body(&self, pump: Box<crate::pump::Pump>) {
+        let ls = self.0.get_or_init(Default::default);
+        *ls.body.lock().unwrap_or_else(|e| e.into_inner()) = Some(pump);
+    }
+
+    /// The parked body, if any (taken out).
+    pub(crate) fn unpark_body(&self) -> Option<Box<crate::pump::Pump>> {
+        self.0.get()?.body.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

@@ -222,6 +222,9 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
     }
 
     fn on_drained(&mut self, conn: &ConnHandle) {
+        if let Some(body) = conn.attachment().unpark_body() {
+            body.resume();
+        }
         if let Some(l) = conn.attachment().ws() {
             l.on_drained();
         }
@@ -249,6 +252,8 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
                 self.server.loggers.event(events::WS_DECODE_ERROR);
             }
         }
+        // A body waiting for room will never have it.
+        drop(conn.attachment().unpark_body());
         let listeners = conn.attachment().take_all();
         for (_, l) in &listeners {
             l.on_closed(reason.clone());

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
@@ -22,8 +21,6 @@ use httpkit_reactor::Part;
 pub(crate) const INLINE_BODY: usize = 16 * 1024;
 /// Piece size for files and readers.
 pub(crate) const PIECE: usize = 64 * 1024;
-/// How long a streaming worker waits for a slow client to drain before giving up.
-const DRAIN_WAIT: Duration = Duration::from_secs(60);
 
 /// What every job of one server shares.
 #[derive(Debug)]
@@ -45,6 +42,8 @@ pub(crate) struct ServerShared {
     pub(crate) forwarded_header: crate::ForwardedHeader,
     /// `Options::expect_continue`.
     pub(crate) expect_continue: Option<ExpectHook>,
+    /// The threads that read file bodies (see `pump.rs`).
+    pub(crate) io: Arc<crate::pump::IoThreads>,
 }
 
 /// What decides whether a request expecting `100 Continue` may send its body.
@@ -381,19 +380,6 @@ impl Exchange {
         Some((framing.body, !framing.keep_alive))
     }
 
-    /// Waits while the client is slow; `false` (and the connection aborted) if it never drains.
-    pub(crate) fn wait_room(&self) -> bool {
-        if httpkit_reactor::on_reactor_thread() {
-            // The Inline pool: waiting here would stop the loop that drains the queue.
-            return true;
-        }
-        if self.conn.wait_writable(self.server.write_high_water, DRAIN_WAIT) {
-            return true;
-        }
-        self.conn.abort();
-        false
-    }
-
     /// Sends one piece of a body with its chunk framing.
     pub(crate) fn write_piece(&self, enc: BodyEncoder, data: Bytes) -> bool {
         if self.state.access.get().is_some() {
@@ -413,27 +399,6 @@ impl Exchange {
             return self.conn.write(self.seq, Bytes::from_static(b"\r\n"), Bytes::new(), Part::More);
         }
         self.conn.write(self.seq, Bytes::new(), data, Part::More)
-    }
-
-    pub(crate) fn pump(&self, enc: BodyEncoder, mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>) -> bool {
-        loop {
-            let mut buf = vec![0u8; PIECE];
-            match read(&mut buf) {
-                Ok(0) => return true,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if !self.wait_room() || !self.write_piece(enc, Bytes::from(buf)) {
-                        return false;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.server.loggers.error(&format!("reading response body failed: {e}"));
-                    self.conn.abort();
-                    return false;
-                }
-            }
-        }
     }
 
     /// Ends a body written in pieces.

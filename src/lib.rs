@@ -66,6 +66,7 @@ mod handler;
 mod logging;
 mod options;
 mod pool;
+mod pump;
 mod request;
 mod response;
 mod ring_ws;
@@ -250,6 +251,7 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         forwarded_header: opts.forwarded_header,
         origins: opts.origins.clone(),
         expect_continue: opts.expect_continue.clone(),
+        io: pump::IoThreads::new(format!("{}io-", opts.worker_name_prefix)),
     });
     let config = ReactorConfig {
         limits: Limits {

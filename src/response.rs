@@ -150,8 +150,13 @@ impl<B: Into<Body>> From<http::Response<B>> for Response {
 /// A response body: empty, bytes, a file, or a stream of chunks.
 ///
 /// Bytes and files are sent with `Content-Length`; streams with chunked encoding on HTTP/1.1
-/// (close-delimited on HTTP/1.0). Files and streams are sent piece by piece with bounded memory,
-/// never loaded whole.
+/// (close-delimited on HTTP/1.0). Files, readers and streams are sent piece by piece with
+/// bounded memory, never loaded whole, and no thread waits for a slow client: pieces are
+/// produced only while the connection has room (its write buffer below
+/// [`Options::write_buffer`](crate::Options::write_buffer)); when it has none, the job ends, and
+/// the next pieces are produced once the client has read most of what is buffered. A file's
+/// pieces are read on the server's I/O threads (never on the reactor thread, whatever the
+/// pool); a reader's or a stream's (your code) on the worker pool.
 pub struct Body {
     pub(crate) kind: BodyKind,
 }
@@ -202,7 +207,12 @@ impl Body {
     }
 
     /// A stream of chunks, each sent as soon as the iterator yields it (chunked encoding).
-    /// The iterator runs on the worker thread and may block between chunks.
+    ///
+    /// The iterator is pulled on a worker only while the connection has room, so a slow client
+    /// never holds a worker. An iterator that itself blocks (waits for data, sleeps between
+    /// chunks) does hold the worker while it blocks: to stream what other threads produce,
+    /// use the channel API instead ([`as_channel`](crate::as_channel) and
+    /// [`Channel::send`](crate::Channel::send)), which holds no thread between sends.
     pub fn stream<I, B>(chunks: I) -> Self
     where
         I: IntoIterator<Item = B>,
@@ -222,7 +232,9 @@ impl Body {
         Self { kind: BodyKind::Stream(Box::new(chunks.into_iter())) }
     }
 
-    /// A reader of unknown length, sent in pieces (chunked encoding).
+    /// A reader of unknown length, sent in pieces (chunked encoding), read on a worker only
+    /// while the connection has room (a reader that blocks holds the worker while it blocks;
+    /// see [`Body::stream`]).
     pub fn reader(r: impl Read + Send + 'static) -> Self {
         Self { kind: BodyKind::Reader(Box::new(r)) }
     }

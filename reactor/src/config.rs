@@ -48,8 +48,8 @@ pub struct ReactorConfig {
     /// lingering read), and connections holding queued output stop being read until it drains.
     /// Default [`BUFFER_BUDGET`].
     pub buffer_budget: usize,
-    /// Bytes queued for one connection above which the reactor stops reading from it and
-    /// [`ConnHandle::wait_writable`] blocks. Default 1 MiB.
+    /// Bytes queued for one connection above which the reactor stops reading from it (and
+    /// producers should stop until [`Dispatch::on_drained`]). Default 1 MiB.
     pub write_high_water: usize,
     /// Most requests of one connection that may be waiting for their response at once
     /// (pipelining depth). Default 16.

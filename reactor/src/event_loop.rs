@@ -427,7 +427,6 @@ impl<D: Dispatch> EventLoop<D> {
             self.stats.websockets.fetch_sub(1, Ordering::Relaxed);
         }
         conn.handle.shared.closed.store(true, Ordering::Release);
-        conn.handle.shared.notify();
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
         self.dispatch.on_close(&conn.handle, reason);
         self.ready.retain(|r| *r != id);

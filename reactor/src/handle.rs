@@ -4,8 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -64,9 +63,6 @@ pub(crate) struct ConnShared<A> {
     pub(crate) direct: Mutex<Direct>,
     pub(crate) queued: AtomicUsize,
     pub(crate) closed: AtomicBool,
-    pub(crate) waiters: AtomicUsize,
-    pub(crate) lock: Mutex<()>,
-    pub(crate) cond: Condvar,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) local: Option<SocketAddr>,
     /// What the dispatcher keeps for the connection (its [`Dispatch::Attachment`]).
@@ -96,9 +92,6 @@ impl<A> ConnShared<A> {
             direct: Mutex::new(Direct::Off),
             queued: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            waiters: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cond: Condvar::new(),
             peer,
             local,
             attachment,
@@ -106,13 +99,6 @@ impl<A> ConnShared<A> {
             peer_eof: AtomicBool::new(false),
             proxied_tls: AtomicBool::new(false),
             drained_wanted: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn notify(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _g = self.lock.lock();
-            self.cond.notify_all();
         }
     }
 }
@@ -275,33 +261,6 @@ impl<A> ConnHandle<A> {
         let payload = Bytes::copy_from_slice(&payload[..payload.len().min(125)]);
         self.remote.send(Command::Pong { id: self.id, payload });
         true
-    }
-
-    /// Waits until at most `limit` bytes are queued for this connection. Returns `false` if the
-    /// connection closed or `timeout` passed first.
-    pub fn wait_writable(&self, limit: usize, timeout: Duration) -> bool {
-        let now = Instant::now();
-        // A timeout too long to add (`Duration::MAX`) means "no timeout": about a century.
-        let deadline = now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(u32::MAX.into()));
-        loop {
-            if self.is_closed() {
-                return false;
-            }
-            if self.queued_bytes() <= limit {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            let guard = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.waiters.fetch_add(1, Ordering::SeqCst);
-            if !self.is_closed() && self.queued_bytes() > limit {
-                let wait = (deadline - now).min(Duration::from_millis(100));
-                let _ = self.shared.cond.wait_timeout(guard, wait);
-            }
-            self.shared.waiters.fetch_sub(1, Ordering::SeqCst);
-        }
     }
 
     /// Answers request `seq` with `head` (a `101 Switching Protocols`) and switches the

@@ -29,8 +29,8 @@
 //! * Responses on a pipelined connection are written in request order, whatever order the
 //!   workers finish in.
 //! * Per-connection memory is bounded: the read buffer by the codec limits, the write queue by
-//!   [`ReactorConfig::write_high_water`] (reading pauses above it, and senders can wait with
-//!   [`ConnHandle::wait_writable`]); idle connections hold no read buffer.
+//!   [`ReactorConfig::write_high_water`] (reading pauses above it, and senders can ask for
+//!   [`Dispatch::on_drained`] instead of waiting); idle connections hold no read buffer.
 //! * On a graceful stop the listener is closed, idle connections are closed at once, in-flight
 //!   requests are answered until the deadline, then everything is closed.
 #![deny(missing_docs)]

@@ -535,9 +535,6 @@ impl<A> Conn<A> {
                 Ok((n, left)) => {
                     if n > 0 {
                         ctx.stats.count_written(n);
-                        if left <= ctx.cfg.write_high_water {
-                            self.handle.shared.notify();
-                        }
                         if left <= ctx.cfg.write_low_water()
                             && self.handle.shared.drained_wanted.load(Ordering::SeqCst)
                             && self.handle.shared.drained_wanted.swap(false, Ordering::SeqCst)
