@@ -34,7 +34,12 @@ fn main() {
     let budget_mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(256);
     let budget = if budget_mib == 0 { usize::MAX } else { budget_mib << 20 };
     let echo = |mut req: Request| Response::ok(req.take_body().unwrap_or_default());
-    let opts = Options::default().ip("127.0.0.1").port(0).buffer_budget(budget).max_connections(clients + 100);
+    let opts = Options::default()
+        .ip("127.0.0.1")
+        .port(0)
+        .buffer_budget(budget)
+        .body_buffer_size(usize::MAX)
+        .max_connections(clients + 100);
     let server = run_server(echo, opts).expect("server");
     let addr = server.local_addr().expect("addr");
     let base = status_kib("VmRSS:");

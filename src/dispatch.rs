@@ -12,6 +12,7 @@ use crate::exchange::{AccessInfo, ExShared, Exchange, Refusal, RespState, Server
 use crate::logging::{events, panic_message};
 use crate::pool::{Job, Task, WorkerPool};
 use crate::response::BodyKind;
+use crate::spool::Spool;
 use crate::{Handler, Request, Response};
 use bytes::Bytes;
 use httpkit_codec::h1::{encode_head, BodyLength, RequestHead, ResponseContext};
@@ -71,7 +72,7 @@ impl<H: Handler> Task for RequestTask<H> {
 }
 
 /// Where a request's handler runs: the worker pool (a [`Handler`]), or an async runtime.
-pub(crate) trait Serve: Send + 'static {
+pub(crate) trait Serve: Send + Sync + 'static {
     /// Runs the handler for `req` somewhere (never here: this is the reactor thread) and has
     /// its answer written.
     fn serve(&self, req: Request, conn: &ConnHandle);
@@ -101,7 +102,8 @@ impl<H: Handler> Serve for OnPool<H> {
 
 /// The reactor's view of the server.
 pub(crate) struct Dispatcher<S> {
-    pub(crate) serve: S,
+    /// Shared: a spooled body's request is served from the I/O thread that finishes writing it.
+    pub(crate) serve: Arc<S>,
     pub(crate) server: Arc<ServerShared>,
 }
 
@@ -109,7 +111,7 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
     type Attachment = Attachment;
 
     fn on_request(&mut self, conn: &ConnHandle, req: InboundRequest) {
-        let InboundRequest { seq, head, body, trailers, received } = req;
+        let InboundRequest { seq, head, body, trailers, received, spool } = req;
         let ws = head.is_websocket().then(|| {
             let accept = check_handshake(&head).map(|h| h.accept)?;
             let origin = head.headers().get("origin").and_then(|v| v.to_str().ok());
@@ -134,7 +136,7 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
                 streamed: std::sync::atomic::AtomicU64::new(0),
             }),
         };
-        let request = Request::new(head, body, trailers, conn, received, ex);
+        let mut request = Request::new(head, body, trailers, conn, received, ex);
         // Nothing is kept (the path is copied) unless the line would be written.
         if self.server.access_log && log::log_enabled!(target: crate::exchange::ACCESS_TARGET, log::Level::Info) {
             if let Some(ex) = &request.exchange {
@@ -142,7 +144,37 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
                 let _ = ex.state.access.set(Box::new(info));
             }
         }
-        self.serve.serve(request, conn);
+        let Some(spool) = spool else {
+            self.serve.serve(request, conn);
+            return;
+        };
+        let Ok(spool) = spool.into_any().downcast::<Spool>() else {
+            // Never: every spool is made by `open_spool` below.
+            if let Some(ex) = &request.exchange {
+                ex.send_error(500, "Internal Server Error");
+            }
+            return;
+        };
+        // The handler runs once every byte is on disk (workers stay free during the upload).
+        request.set_spooled(spool.clone());
+        let (serve, conn) = (self.serve.clone(), conn.clone());
+        spool.when_flushed(move |ok| {
+            if ok {
+                serve.serve(request, &conn);
+            } else if let Some(ex) = &request.exchange {
+                ex.send_error(500, "the request body could not be stored");
+            }
+        });
+    }
+
+    fn open_spool(
+        &mut self,
+        conn: &ConnHandle,
+        _head: &RequestHead,
+        declared: Option<u64>,
+    ) -> Result<Option<Arc<dyn httpkit_reactor::BodySpool>>, httpkit_reactor::SpoolRefusal> {
+        let spool: Arc<dyn httpkit_reactor::BodySpool> = Spool::open(&self.server, conn, declared)?;
+        Ok(Some(spool))
     }
 
     fn on_expect_continue(&mut self, conn: &ConnHandle, head: &RequestHead) -> Option<Bytes> {

@@ -44,6 +44,8 @@ pub(crate) struct ServerShared {
     pub(crate) expect_continue: Option<ExpectHook>,
     /// The threads that read file bodies (see `pump.rs`).
     pub(crate) io: Arc<crate::pump::IoThreads>,
+    /// Where large request bodies go (see `spool.rs`).
+    pub(crate) spool: crate::spool::SpoolConfig,
 }
 
 /// What decides whether a request expecting `100 Continue` may send its body.

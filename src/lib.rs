@@ -72,6 +72,7 @@ mod response;
 mod ring_ws;
 mod serial;
 mod server;
+mod spool;
 mod sse;
 mod status;
 mod takeover;
@@ -252,6 +253,11 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         origins: opts.origins.clone(),
         expect_continue: opts.expect_continue.clone(),
         io: pump::IoThreads::new(format!("{}io-", opts.worker_name_prefix)),
+        spool: spool::SpoolConfig {
+            dir: opts.spool_dir.clone(),
+            budget: opts.spool_budget,
+            used: std::sync::atomic::AtomicU64::new(0),
+        },
     });
     let config = ReactorConfig {
         limits: Limits {
@@ -268,6 +274,7 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         min_body_rate: opts.min_body_rate,
         min_send_rate: opts.min_send_rate,
         buffer_budget: opts.buffer_budget,
+        body_buffer_size: opts.body_buffer_size,
         write_high_water: opts.write_buffer,
         max_pipelined: opts.max_pipelined,
         server_header,
@@ -276,7 +283,7 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         ws_ping_interval: opts.ws_heartbeat.map(|(interval, _)| interval),
         ws_pong_timeout: opts.ws_heartbeat.map_or(httpkit_reactor::WS_PONG_TIMEOUT, |(_, timeout)| timeout),
     };
-    let dispatcher = Dispatcher { serve: serve(pool.clone(), shared.clone()), server: shared.clone() };
+    let dispatcher = Dispatcher { serve: Arc::new(serve(pool.clone(), shared.clone())), server: shared.clone() };
     let reactor = match httpkit_reactor::spawn(config, listener, dispatcher) {
         Ok(r) => r,
         Err(e) => {

@@ -36,6 +36,8 @@ pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 /// | [`backlog`](Options::backlog) | | 1024 | the kernel refuses or drops new connections |
 /// | [`body_read_timeout`](Options::body_read_timeout), [`min_body_rate`](Options::min_body_rate) | | 30 s window, 256 B/s | `408`, closed |
 /// | [`buffer_budget`](Options::buffer_budget) | | 1 GiB | `503` for a body that does not fit |
+/// | [`body_buffer_size`](Options::body_buffer_size) | | 1 MiB | larger bodies go to a temporary file |
+/// | [`spool_budget`](Options::spool_budget), [`spool_dir`](Options::spool_dir) | | 8 GiB, the system's temporary directory | `503` |
 /// | [`write_timeout`](Options::write_timeout), [`min_send_rate`](Options::min_send_rate) | | 60 s window, 256 B/s | closed |
 /// | [`max_connections`](Options::max_connections) | | 10 000 | the longest idle connection is closed to admit the new one (none idle: not accepted until one closes) |
 #[must_use = "a builder does nothing until it is used"]
@@ -61,6 +63,9 @@ pub struct Options {
     pub(crate) max_connections: usize,
     pub(crate) write_buffer: usize,
     pub(crate) buffer_budget: usize,
+    pub(crate) body_buffer_size: usize,
+    pub(crate) spool_budget: u64,
+    pub(crate) spool_dir: Option<std::path::PathBuf>,
     pub(crate) backlog: i32,
     pub(crate) max_pipelined: usize,
     pub(crate) access_log: bool,
@@ -115,6 +120,9 @@ impl Default for Options {
             max_connections: reactor::MAX_CONNECTIONS,
             write_buffer: reactor::WRITE_HIGH_WATER,
             buffer_budget: reactor::BUFFER_BUDGET,
+            body_buffer_size: 1 << 20,
+            spool_budget: 8 << 30,
+            spool_dir: None,
             backlog: 1024,
             max_pipelined: reactor::MAX_PIPELINED,
             access_log: false,
@@ -314,14 +322,60 @@ impl Options {
     /// Per-connection limits alone let many clients that upload large bodies and never read
     /// pin gigabytes. Past the budget, a request whose body would not fit is answered `503`
     /// (`Retry-After: 1`, connection closed after reading and dropping the rest), and
-    /// connections holding queued output are not read until it drains. Default 1 GiB.
+    /// connections holding queued output are not read until it drains. Default 1 GiB. (Bodies
+    /// larger than [`body_buffer_size`](Options::body_buffer_size) go to disk and count against
+    /// [`spool_budget`](Options::spool_budget) instead.)
     pub fn buffer_budget(mut self, bytes: usize) -> Self {
         self.buffer_budget = bytes;
         self
     }
 
+    /// Request bodies larger than this (by `Content-Length`, or as a chunked body grows past
+    /// it) are spooled to an anonymous temporary file as they arrive, instead of memory, as
+    /// nginx does: raise [`max_body`](Options::max_body) to gigabytes and memory does not grow
+    /// with it. The writes run on the server's I/O threads; reading the upload pauses while
+    /// they lag behind. The handler runs once the whole body is on disk and reads it with
+    /// [`Request::body_reader`](crate::Request::body_reader) (or loads it whole with
+    /// [`Request::body`](crate::Request::body)). The file is gone as soon as the request is
+    /// dropped or the upload aborted. Default 1 MiB; `usize::MAX` keeps every body in memory.
+    ///
+    /// ```no_run
+    /// use httpkit::{Options, Request, Response};
+    /// use std::io::Read;
+    /// let opts = Options::default().max_body(4 << 30).body_buffer_size(1 << 20).spool_dir("/var/tmp");
+    /// let server = httpkit::run_server(|req: Request| {
+    ///     let mut n = 0u64;
+    ///     let mut buf = vec![0; 1 << 16];
+    ///     let mut body = req.body_reader();
+    ///     while let Ok(k @ 1..) = body.read(&mut buf) { n += k as u64; }
+    ///     Response::ok(format!("{n} bytes"))
+    /// }, opts)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn body_buffer_size(mut self, bytes: usize) -> Self {
+        self.body_buffer_size = bytes;
+        self
+    }
+
+    /// Most bytes all spooled request bodies (see
+    /// [`body_buffer_size`](Options::body_buffer_size)) may hold on disk at once. A body that
+    /// would pass it is answered `503` (`Retry-After: 1`; before any `100 Continue` when its
+    /// length is announced). Default 8 GiB.
+    pub fn spool_budget(mut self, bytes: u64) -> Self {
+        self.spool_budget = bytes;
+        self
+    }
+
+    /// The directory of spooled request bodies' temporary files. Default: the system's
+    /// temporary directory (`TMPDIR`, else `/tmp`). Choose a disk-backed one: on `tmpfs` the
+    /// files live in memory after all.
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
     /// Bytes that may be queued for one connection before reading from it pauses and
-    /// streaming writers wait. Default 1 MiB.
+    /// response bodies wait for it to drain. Default 1 MiB.
     pub fn write_buffer(mut self, n: usize) -> Self {
         self.write_buffer = n;
         self

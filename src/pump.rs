@@ -99,7 +99,7 @@ impl Pump {
         if pump.source.is_file() && httpkit_reactor::on_reactor_thread() {
             // The `Inline` pool: disk reads never stall the loop.
             let io = pump.ex.server.io.clone();
-            io.submit(pump);
+            io.submit(IoJob::Body(pump));
         } else {
             pump.drive();
         }
@@ -182,7 +182,7 @@ impl Pump {
     pub(crate) fn resume(self: Box<Self>) {
         if self.source.is_file() {
             let io = self.ex.server.io.clone();
-            io.submit(self);
+            io.submit(IoJob::Body(self));
             return;
         }
         let pool = self.ex.server.pool.clone();
@@ -202,16 +202,44 @@ impl Task for Pump {
     /// blocks then delays the files behind it there, never the loop).
     fn reject(self: Box<Self>) {
         let io = self.ex.server.io.clone();
-        io.submit(self);
+        io.submit(IoJob::Body(self));
     }
 }
 
-/// The threads that read file bodies (and take a reader's turn when the pool is full), so that
-/// disk reads never run on the reactor thread: a read from a cold page cache can take
-/// milliseconds. Started at first use.
+/// Work for the I/O threads.
+pub(crate) enum IoJob {
+    /// The next pieces of a response body.
+    Body(Box<Pump>),
+    /// A piece of a spooled request body, and where it goes in the file.
+    Spool(Arc<crate::spool::Spool>, Bytes, u64),
+}
+
+impl IoJob {
+    fn run(self) {
+        match self {
+            IoJob::Body(p) => p.drive(),
+            IoJob::Spool(s, piece, offset) => s.write_piece(&piece, offset),
+        }
+    }
+
+    /// No I/O thread can take the job.
+    fn fail(self) {
+        match self {
+            IoJob::Body(p) => p.ex.conn.abort(),
+            IoJob::Spool(s, piece, offset) => {
+                // Written here rather than lost (the reactor thread: only if threads cannot start).
+                s.write_piece(&piece, offset);
+            }
+        }
+    }
+}
+
+/// The threads that read file bodies and write spooled request bodies (and take a reader's turn
+/// when the pool is full), so that disk I/O never runs on the reactor thread: a read from a cold
+/// page cache, or a write under dirty-page pressure, can take milliseconds. Started at first use.
 #[derive(Default)]
 pub(crate) struct IoThreads {
-    tx: OnceLock<Option<Sender<Box<Pump>>>>,
+    tx: OnceLock<Option<Sender<IoJob>>>,
     name: String,
 }
 
@@ -230,15 +258,17 @@ impl IoThreads {
         Arc::new(Self { tx: OnceLock::new(), name })
     }
 
-    fn submit(&self, pump: Box<Pump>) {
+    /// Queues `job` (the queue is bounded by the connections: each has at most one body
+    /// parked and four spool pieces in flight).
+    pub(crate) fn submit(&self, job: IoJob) {
         let tx = self.tx.get_or_init(|| {
-            let (tx, rx) = crossbeam_channel::unbounded::<Box<Pump>>();
+            let (tx, rx) = crossbeam_channel::unbounded::<IoJob>();
             let mut started = 0;
             for i in 0..IO_THREADS {
                 let rx = rx.clone();
                 let b = std::thread::Builder::new().name(format!("{}{i}", self.name));
                 // Ends when the server (which holds the sender) is gone.
-                if b.spawn(move || rx.iter().for_each(Pump::drive)).is_ok() {
+                if b.spawn(move || rx.iter().for_each(IoJob::run)).is_ok() {
                     started += 1;
                 }
             }
@@ -246,13 +276,13 @@ impl IoThreads {
         });
         match tx {
             Some(tx) => {
-                if let Err(e) = tx.send(pump) {
-                    e.0.ex.conn.abort();
+                if let Err(e) = tx.send(job) {
+                    e.0.fail();
                 }
             }
             None => {
-                pump.ex.server.loggers.error("no I/O thread could be started: response body cut off");
-                pump.ex.conn.abort();
+                log::error!("httpkit: no I/O thread could be started");
+                job.fail();
             }
         }
     }

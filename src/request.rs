@@ -23,6 +23,8 @@ use httpkit_codec::h1::RequestHead;
 pub struct Request {
     head: RequestHead,
     body: Option<Vec<u8>>,
+    /// A body spooled to disk (larger than `Options::body_buffer_size`).
+    spooled: Option<Spooled>,
     trailers: Option<HeaderMap>,
     remote_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
@@ -47,6 +49,7 @@ impl Request {
             https: origin.https,
             head,
             body: if body.is_empty() { None } else { Some(body) },
+            spooled: None,
             trailers,
             local_addr: conn.local_addr(),
             received,
@@ -62,6 +65,7 @@ impl Request {
             https: origin.https,
             head,
             body: None,
+            spooled: None,
             trailers: None,
             local_addr: conn.local_addr(),
             received: Instant::now(),
@@ -75,6 +79,7 @@ impl Request {
         Self {
             head,
             body: if body.is_empty() { None } else { Some(body) },
+            spooled: None,
             trailers: None,
             remote_addr: None,
             local_addr: None,
@@ -221,23 +226,74 @@ impl Request {
     }
 
     /// The body; `None` when the request had none.
+    ///
+    /// A body larger than [`Options::body_buffer_size`](crate::Options::body_buffer_size) is
+    /// on disk: the first call reads it into memory (kept for later calls); `None` if that
+    /// read fails. Read large bodies with [`Request::body_reader`] instead.
     pub fn body(&self) -> Option<&[u8]> {
-        self.body.as_deref()
+        match &self.spooled {
+            Some(s) => s.whole(),
+            None => self.body.as_deref(),
+        }
     }
 
-    /// The body as a reader (empty when there is none).
+    /// The body as a reader (empty when there is none), from memory or, for a body spooled to
+    /// disk, from its file, without loading it.
+    ///
+    /// ```
+    /// # fn handler(req: httpkit::Request) -> httpkit::Response {
+    /// let mut sum = 0u64;
+    /// let mut buf = [0u8; 8192];
+    /// let mut body = req.body_reader();
+    /// while let Ok(n @ 1..) = std::io::Read::read(&mut body, &mut buf) {
+    ///     sum += buf[..n].iter().map(|&b| u64::from(b)).sum::<u64>();
+    /// }
+    /// httpkit::Response::ok(sum.to_string())
+    /// # }
+    /// ```
     pub fn body_reader(&self) -> impl Read + '_ {
-        io::Cursor::new(self.body.as_deref().unwrap_or(&[]))
+        match &self.spooled {
+            Some(s) => BodyReader::File { file: s.file(), at: 0, len: s.len() },
+            None => BodyReader::Memory(io::Cursor::new(self.body.as_deref().unwrap_or(&[]))),
+        }
     }
 
-    /// Takes the body out of the request.
+    /// Takes the body out of the request (a spooled body is read into memory: see
+    /// [`Request::body`]).
     pub fn take_body(&mut self) -> Option<Vec<u8>> {
+        if let Some(s) = self.spooled.take() {
+            return s.into_whole();
+        }
         self.body.take()
+    }
+
+    /// The body as an owned reader (empty when there is none), e.g. to send it back as a
+    /// response body ([`Body::reader`](crate::Body::reader)) without loading a spooled body.
+    pub fn into_body_reader(mut self) -> impl Read + Send + 'static {
+        match self.spooled.take() {
+            Some(s) => OwnedBody::File { len: s.len(), spool: s.spool, at: 0 },
+            None => OwnedBody::Memory(io::Cursor::new(self.body.take().unwrap_or_default())),
+        }
+    }
+
+    /// Whether the body was spooled to disk (see
+    /// [`Options::body_buffer_size`](crate::Options::body_buffer_size)).
+    pub fn is_body_spooled(&self) -> bool {
+        self.spooled.is_some()
     }
 
     /// The body length in bytes (0 without a body).
     pub fn content_length(&self) -> usize {
-        self.body.as_ref().map_or(0, Vec::len)
+        match &self.spooled {
+            Some(s) => usize::try_from(s.len()).unwrap_or(usize::MAX),
+            None => self.body.as_ref().map_or(0, Vec::len),
+        }
+    }
+
+    /// The body went to disk: it is read from `spool` from here on.
+    pub(crate) fn set_spooled(&mut self, spool: std::sync::Arc<crate::spool::Spool>) {
+        self.body = None;
+        self.spooled = Some(Spooled { spool, whole: std::sync::OnceLock::new() });
     }
 
     /// The `Content-Type` header.
@@ -317,7 +373,102 @@ impl Request {
         if let Some(h) = b.headers_mut() {
             *h = self.head.headers().clone();
         }
-        b.body(self.body.unwrap_or_default()).unwrap_or_else(|_| http::Request::new(Vec::new()))
+        let mut this = self;
+        let body = this.take_body().unwrap_or_default();
+        b.body(body).unwrap_or_else(|_| http::Request::new(Vec::new()))
+    }
+}
+
+/// A request body spooled to disk, and its bytes once someone asked for them whole.
+#[derive(Debug)]
+struct Spooled {
+    spool: std::sync::Arc<crate::spool::Spool>,
+    whole: std::sync::OnceLock<Option<Vec<u8>>>,
+}
+
+impl Spooled {
+    fn len(&self) -> u64 {
+        self.spool.len()
+    }
+
+    fn file(&self) -> Option<&std::fs::File> {
+        self.spool.file()
+    }
+
+    fn read_whole(&self) -> Option<Vec<u8>> {
+        let mut v = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        let mut reader = BodyReader::File { file: self.file(), at: 0, len: self.len() };
+        match reader.read_to_end(&mut v) {
+            Ok(_) => Some(v),
+            Err(e) => {
+                log::error!("reading a spooled request body failed: {e}");
+                None
+            }
+        }
+    }
+
+    fn whole(&self) -> Option<&[u8]> {
+        self.whole.get_or_init(|| self.read_whole()).as_deref()
+    }
+
+    fn into_whole(mut self) -> Option<Vec<u8>> {
+        match self.whole.take() {
+            Some(v) => v,
+            None => self.read_whole(),
+        }
+    }
+}
+
+/// An owned request body being read (see [`Request::into_body_reader`]).
+enum OwnedBody {
+    Memory(io::Cursor<Vec<u8>>),
+    File { spool: std::sync::Arc<crate::spool::Spool>, at: u64, len: u64 },
+}
+
+impl Read for OwnedBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            OwnedBody::Memory(c) => c.read(buf),
+            OwnedBody::File { spool, at, len } => {
+                let mut r = BodyReader::File { file: spool.file(), at: *at, len: *len };
+                let n = r.read(buf)?;
+                *at += n as u64;
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// Reads a request body from memory or from its spool file (positioned reads: the file is
+/// shared, never moved).
+enum BodyReader<'a> {
+    Memory(io::Cursor<&'a [u8]>),
+    File { file: Option<&'a std::fs::File>, at: u64, len: u64 },
+}
+
+impl Read for BodyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            BodyReader::Memory(c) => c.read(buf),
+            BodyReader::File { file, at, len } => {
+                let want = (*len - *at).min(buf.len() as u64) as usize;
+                if want == 0 {
+                    return Ok(0);
+                }
+                let Some(file) = file else {
+                    return Err(io::Error::new(io::ErrorKind::NotFound, "the spooled body has no file"));
+                };
+                let n = std::os::unix::fs::FileExt::read_at(*file, &mut buf[..want], *at)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the spooled body is shorter than written",
+                    ));
+                }
+                *at += n as u64;
+                Ok(n)
+            }
+        }
     }
 }
 

@@ -132,6 +132,12 @@ impl Server {
         self.reactor.stats().buffered()
     }
 
+    /// Bytes of request bodies spooled to disk now (arriving, or held by requests not yet
+    /// dropped), counted against [`Options::spool_budget`](crate::Options::spool_budget).
+    pub fn spooled_bytes(&self) -> u64 {
+        self.shared.spool.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Stops now: the listener and every connection are closed; requests in progress are broken
     /// (their responses are dropped). Returns when the server is stopped. Calling it again, or
     /// after [`Server::stop_graceful`], does nothing.

@@ -312,7 +312,8 @@ fn a_body_trickling_below_the_minimum_rate_gets_a_408() {
 
 #[test]
 fn past_the_buffer_budget_a_body_that_does_not_fit_gets_503_and_the_budget_frees_again() {
-    let s = start(app, opts().buffer_budget(4 << 20).max_body(16 << 20));
+    // Bodies kept in memory (`body_buffer_size` off): spooled ones have their own budget.
+    let s = start(app, opts().buffer_budget(4 << 20).max_body(16 << 20).body_buffer_size(usize::MAX));
     let head = |n: usize| format!("POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\n\r\n");
     // A sends most of a 3 MiB body and stalls: the server holds it.
     let mut a = Client::connect(addr(&s));
@@ -360,7 +361,7 @@ fn a_channel_closed_while_its_callbacks_wait_for_room_still_runs_on_close() {
 
 #[test]
 fn a_body_refused_for_the_budget_gets_no_100_continue_first() {
-    let s = start(app, opts().buffer_budget(1 << 20).max_body(16 << 20));
+    let s = start(app, opts().buffer_budget(1 << 20).max_body(16 << 20).body_buffer_size(usize::MAX));
     let expect =
         |n: usize| format!("POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\nExpect: 100-continue\r\n\r\n");
     // Larger than the whole budget: 413, never 100 Continue.

@@ -26,6 +26,7 @@ pub(crate) enum Command {
     Pong { id: ConnId, payload: Bytes },
     Close { id: ConnId, how: CloseHow },
     PauseReading { id: ConnId, paused: bool },
+    ResumeBody { id: ConnId },
     Stop { deadline: Option<Instant> },
 }
 

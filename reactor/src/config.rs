@@ -48,6 +48,9 @@ pub struct ReactorConfig {
     /// lingering read), and connections holding queued output stop being read until it drains.
     /// Default [`BUFFER_BUDGET`].
     pub buffer_budget: usize,
+    /// Request bodies larger than this are offered to [`Dispatch::open_spool`] (which may keep
+    /// them out of memory). Default: never (`usize::MAX`).
+    pub body_buffer_size: usize,
     /// Bytes queued for one connection above which the reactor stops reading from it (and
     /// producers should stop until [`Dispatch::on_drained`]). Default 1 MiB.
     pub write_high_water: usize,
@@ -139,6 +142,7 @@ impl Default for ReactorConfig {
             min_send_rate: MIN_SEND_RATE,
             min_body_rate: MIN_BODY_RATE,
             buffer_budget: BUFFER_BUDGET,
+            body_buffer_size: usize::MAX,
             write_high_water: WRITE_HIGH_WATER,
             max_pipelined: MAX_PIPELINED,
             server_header: None,

@@ -344,6 +344,7 @@ impl<D: Dispatch> EventLoop<D> {
                 | Command::Frame { id, .. }
                 | Command::Pong { id, .. }
                 | Command::PauseReading { id, .. }
+                | Command::ResumeBody { id }
                 | Command::Close { id, .. } => id,
             };
             // A command for a connection that is gone is dropped (its id's generation is stale).
@@ -360,6 +361,7 @@ impl<D: Dispatch> EventLoop<D> {
                 Command::Frame { head, payload, close, ack, .. } => conn.on_frame(head, payload, close, ack, &mut ctx),
                 Command::Pong { payload, .. } => conn.queue_pong(&payload, &mut ctx),
                 Command::PauseReading { paused, .. } => conn.set_app_paused(paused),
+                Command::ResumeBody { .. } => conn.resume_body(),
                 Command::Close { how, .. } => conn.on_close_cmd(how),
                 Command::Stop { .. } => {}
             }

@@ -309,6 +309,14 @@ impl<A> ConnHandle<A> {
         }
     }
 
+    /// The [`BodySpool`](crate::BodySpool) that said it was full has room again: reading
+    /// resumes.
+    pub fn resume_body(&self) {
+        if !self.is_closed() {
+            self.remote.send(Command::ResumeBody { id: self.id });
+        }
+    }
+
     /// Closes the connection after what is already queued has been written.
     pub fn close(&self) {
         if !self.is_closed() {

@@ -99,6 +99,41 @@ pub struct InboundRequest {
     pub trailers: Option<http::HeaderMap>,
     /// When the request finished arriving.
     pub received: Instant,
+    /// Where the body went instead of `body`, when it was larger than
+    /// [`ReactorConfig::body_buffer_size`] (see [`Dispatch::open_spool`]): every piece has been
+    /// handed to it, the last one included, when the request is dispatched.
+    pub spool: Option<Arc<dyn BodySpool>>,
+}
+
+/// Where a request body larger than [`ReactorConfig::body_buffer_size`] goes as it arrives,
+/// instead of memory (e.g. a temporary file): see [`Dispatch::open_spool`]. Called on the
+/// reactor thread: hand the piece to another thread, never block.
+pub trait BodySpool: Send + Sync + 'static {
+    /// Takes the next piece of the body (pieces come in order, each at most
+    /// [`SPOOL_PIECE`] bytes, the last one possibly larger by one read). `Ok(true)`: send
+    /// more. `Ok(false)`: the spool is full; the reactor reads nothing more from the connection
+    /// until [`ConnHandle::resume_body`]. `Err`: the request is refused with that answer (and
+    /// the connection closed after it).
+    ///
+    /// # Errors
+    /// The piece cannot be taken (e.g. a disk budget is spent, or an earlier write failed).
+    fn write(self: Arc<Self>, piece: bytes::Bytes) -> Result<bool, SpoolRefusal>;
+
+    /// The spool as `Any`, for the dispatcher to recover its own type from
+    /// [`InboundRequest::spool`].
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+}
+
+/// How many bytes of a spooled body the reactor gathers before handing them over as one piece.
+pub const SPOOL_PIECE: usize = 256 * 1024;
+
+/// Why a body is not taken: the answer the request gets (`413`, `503`, `500`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolRefusal {
+    /// The status of the answer.
+    pub status: u16,
+    /// Its reason (the answer's body).
+    pub reason: &'static str,
 }
 
 /// How a WebSocket connection ended: the close code and reason that were exchanged.
@@ -158,6 +193,23 @@ pub trait Dispatch: Send + 'static {
         _head: &RequestHead,
     ) -> Option<bytes::Bytes> {
         None
+    }
+
+    /// A request's body is larger than [`ReactorConfig::body_buffer_size`] (its announced
+    /// length, or what arrived so far of a chunked body): where it goes instead of memory.
+    /// `Ok(None)` (the default) keeps it in memory, within the buffer budget; `Ok(Some(spool))`
+    /// sends every piece to `spool`, beginning with what arrived so far; `Err` refuses the
+    /// request with that answer. `declared` is the announced length (`None` when chunked).
+    ///
+    /// # Errors
+    /// The request is refused (e.g. a disk budget cannot hold `declared` bytes).
+    fn open_spool(
+        &mut self,
+        _conn: &ConnHandle<Self::Attachment>,
+        _head: &RequestHead,
+        _declared: Option<u64>,
+    ) -> Result<Option<Arc<dyn BodySpool>>, SpoolRefusal> {
+        Ok(None)
     }
 
     /// A WebSocket message or control frame arrived (close frames are reported through

@@ -436,7 +436,7 @@ impl<A> Conn<A> {
                             // No body: its end follows at once (consumed here), so the request
                             // is complete without parking the head in a box.
                             let _ = self.decoder.decode(&[]);
-                            self.complete(head, Vec::new(), ctx);
+                            self.complete(head, Vec::new(), None, ctx);
                         }
                         Some(RequestEvent::Head(head)) => self.on_head(head, ctx),
                         Some(RequestEvent::Body(b)) => {
@@ -446,9 +446,7 @@ impl<A> Conn<A> {
                                 self.refuse_body(StatusCode::SERVICE_UNAVAILABLE, busy, ctx);
                                 break;
                             }
-                            if let Some(p) = &mut self.cur {
-                                p.body.extend_from_slice(b);
-                            }
+                            self.on_body_piece(b, ctx);
                             self.deadline.count(Timer::BodyRead, b.len());
                         }
                         Some(RequestEvent::End) => self.on_end(ctx),

@@ -7,11 +7,21 @@ use std::collections::VecDeque;
 use super::*;
 use crate::write_queue::WriteQueue;
 use crate::Part;
+use crate::{BodySpool, SpoolRefusal, SPOOL_PIECE};
 
 #[derive(Debug)]
 pub(super) struct Pending {
     pub(super) head: RequestHead,
+    /// The body so far; with a spool, the part not yet handed to it.
     pub(super) body: Vec<u8>,
+    /// Where the body goes instead of memory (see [`Dispatch::open_spool`]).
+    pub(super) spool: Option<Arc<dyn BodySpool>>,
+}
+
+impl std::fmt::Debug for dyn BodySpool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodySpool")
+    }
 }
 
 #[derive(Debug)]
@@ -249,11 +259,23 @@ impl<A> Conn<A> {
             BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
             _ => 0,
         };
-        if declared > ctx.cfg.buffer_budget {
-            return self.refuse_body(StatusCode::PAYLOAD_TOO_LARGE, "request body larger than the server buffers", ctx);
-        }
-        if head.body != BodyKind::Empty && ctx.over_budget(declared) {
-            return self.refuse_body(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many bytes buffered", ctx);
+        // A body too large to buffer may go elsewhere (a spool on disk).
+        let spool = if declared > ctx.cfg.body_buffer_size {
+            match ctx.dispatch.open_spool(&self.handle, &head, Some(declared as u64)) {
+                Ok(s) => s,
+                Err(r) => return self.refuse_spool(r, ctx),
+            }
+        } else {
+            None
+        };
+        if spool.is_none() {
+            if declared > ctx.cfg.buffer_budget {
+                let msg = "request body larger than the server buffers";
+                return self.refuse_body(StatusCode::PAYLOAD_TOO_LARGE, msg, ctx);
+            }
+            if head.body != BodyKind::Empty && ctx.over_budget(declared) {
+                return self.refuse_body(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many bytes buffered", ctx);
+            }
         }
         if head.expect_continue {
             if let Some(answer) = ctx.dispatch.on_expect_continue(&self.handle, &head) {
@@ -270,15 +292,63 @@ impl<A> Conn<A> {
         // The body timer (a rate window) starts in `update_timer`, unless output is waiting:
         // then the write window goes on.
         let body = match head.body {
+            _ if spool.is_some() => Vec::with_capacity(SPOOL_PIECE),
             BodyKind::Length(n) => Vec::with_capacity(n.min(1 << 20) as usize),
             _ => Vec::new(),
         };
-        self.cur = Some(Box::new(Pending { head, body }));
+        self.cur = Some(Box::new(Pending { head, body, spool }));
+    }
+
+    /// A piece of the body being received: kept, or gathered for its spool (which is opened
+    /// once a chunked body outgrows [`ReactorConfig::body_buffer_size`]).
+    pub(super) fn on_body_piece<D: Dispatch<Attachment = A>>(&mut self, piece: &[u8], ctx: &mut Ctx<'_, D>) {
+        let Some(p) = &mut self.cur else { return };
+        if p.spool.is_none() && p.body.len() + piece.len() > ctx.cfg.body_buffer_size {
+            match ctx.dispatch.open_spool(&self.handle, &p.head, None) {
+                Ok(s) => p.spool = s,
+                Err(r) => return self.refuse_spool(r, ctx),
+            }
+        }
+        p.body.extend_from_slice(piece);
+        if p.spool.is_some() && p.body.len() >= SPOOL_PIECE {
+            self.spool_piece(ctx);
+        }
+    }
+
+    /// Hands what is gathered of the body to its spool; pauses reading when the spool is full.
+    fn spool_piece<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) -> bool {
+        let Some(p) = &mut self.cur else { return false };
+        let Some(spool) = &p.spool else { return true };
+        let piece = Bytes::from(std::mem::replace(&mut p.body, Vec::with_capacity(SPOOL_PIECE)));
+        match spool.clone().write(piece) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.flow = super::ws::Flow::SpoolFull;
+                true
+            }
+            Err(r) => {
+                self.refuse_spool(r, ctx);
+                false
+            }
+        }
+    }
+
+    fn refuse_spool<D: Dispatch<Attachment = A>>(&mut self, r: SpoolRefusal, ctx: &mut Ctx<'_, D>) {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        self.refuse_body(status, r.reason, ctx);
     }
 
     pub(super) fn on_end<D: Dispatch<Attachment = A>>(&mut self, ctx: &mut Ctx<'_, D>) {
-        if let Some(Pending { head, body }) = self.cur.take().map(|b| *b) {
-            self.complete(head, body, ctx);
+        if self.cur.as_ref().is_some_and(|p| p.spool.is_some() && !p.body.is_empty()) && !self.spool_piece(ctx) {
+            return;
+        }
+        if let Some(Pending { head, body, spool }) = self.cur.take().map(|b| *b) {
+            // A spool full at the very end holds nothing up: the body is complete.
+            if self.flow == super::ws::Flow::SpoolFull {
+                self.flow = super::ws::Flow::Flowing;
+            }
+            let body = if spool.is_some() { Vec::new() } else { body };
+            self.complete(head, body, spool, ctx);
         }
     }
 
@@ -287,6 +357,7 @@ impl<A> Conn<A> {
         &mut self,
         head: RequestHead,
         body: Vec<u8>,
+        spool: Option<Arc<dyn BodySpool>>,
         ctx: &mut Ctx<'_, D>,
     ) {
         // A new request: from here on the reactor alone orders the answers (a grant is lent
@@ -312,7 +383,7 @@ impl<A> Conn<A> {
             && self.close == Close::Open
             && self.input != Input::Ended
             && self.ws.is_none();
-        let req = InboundRequest { seq, head, body, trailers, received: ctx.now };
+        let req = InboundRequest { seq, head, body, trailers, received: ctx.now, spool };
         if may_run {
             if lend {
                 self.lend_direct(seq);

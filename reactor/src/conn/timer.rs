@@ -109,6 +109,9 @@ impl<A> Conn<A> {
             Timer::Write
         } else if self.ws.is_some() || !self.pipeline.is_empty() {
             Timer::None
+        } else if self.flow == super::ws::Flow::SpoolFull {
+            // The server is the slow one (its spool's writes lag): no rate is asked of the client.
+            Timer::None
         } else if self.cur.as_ref().is_some_and(|p| p.head.body != BodyKind::Empty) {
             Timer::BodyRead
         } else if !self.rbuf.is_empty() || !self.decoder.is_idle() {

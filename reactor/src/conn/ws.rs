@@ -29,6 +29,8 @@ pub(super) enum Flow {
     Flowing,
     /// The application's queue for the connection is full: it is not read until resumed.
     Paused,
+    /// The request body's spool is full: the connection is not read until it has room.
+    SpoolFull,
 }
 
 /// What follows a close frame the reactor sends.
@@ -92,8 +94,16 @@ impl WsSession {
 }
 
 impl<A> Conn<A> {
+    /// Whether reading waits for the application (its queue, or a body's spool).
     pub(super) fn ws_paused(&self) -> bool {
-        self.flow == Flow::Paused
+        self.flow != Flow::Flowing
+    }
+
+    /// A body's spool has room again.
+    pub(crate) fn resume_body(&mut self) {
+        if self.flow == Flow::SpoolFull {
+            self.flow = Flow::Flowing;
+        }
     }
 
     /// The application asks to stop (or resume) reading: its queue of work for this connection
