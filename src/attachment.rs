@@ -32,8 +32,13 @@ struct Listeners {
     /// which the close empties, so a listener holding the connection is no cycle).
     ws: OnceLock<Weak<dyn ConnListener>>,
     by_id: Mutex<Vec<(u64, Arc<dyn ConnListener>)>>,
-    /// The rest of a response body, waiting for the connection to drain (see `pump.rs`).
-    body: crate::pump::Parked,
+    /// The rest of response bodies waiting for the connection to drain (see `pump.rs`):
+    /// several when pipelined requests are answered at once.
+    #[allow(clippy::vec_box)] // a pump moves between threads boxed; parking keeps the box
+    body: Mutex<Vec<Box<crate::pump::Pump>>>,
+    /// Requests whose spooled bodies are on disk, to be served from the reactor thread (see
+    /// `Dispatch::on_wake`).
+    ready: Mutex<Vec<crate::Request>>,
 }
 
 impl Listeners {
@@ -68,12 +73,42 @@ impl Attachment {
     /// Parks the rest of a response body until the connection drains.
     pub(crate) fn park_body(&self, pump: Box<crate::pump::Pump>) {
         let ls = self.0.get_or_init(Default::default);
-        *ls.body.lock().unwrap_or_else(|e| e.into_inner()) = Some(pump);
+        ls.body.lock().unwrap_or_else(|e| e.into_inner()).push(pump);
     }
 
-    /// The parked body, if any (taken out).
-    pub(crate) fn unpark_body(&self) -> Option<Box<crate::pump::Pump>> {
-        self.0.get()?.body.lock().unwrap_or_else(|e| e.into_inner()).take()
+    /// The parked body of the answer to request `seq`, if it is still parked (taken out).
+    pub(crate) fn unpark_body(&self, seq: u64) -> Option<Box<crate::pump::Pump>> {
+        let mut parked = self.0.get()?.body.lock().unwrap_or_else(|e| e.into_inner());
+        let at = parked.iter().position(|p| p.seq() == seq)?;
+        Some(parked.swap_remove(at))
+    }
+
+    /// Every parked body (taken out).
+    #[allow(clippy::vec_box)]
+    pub(crate) fn unpark_all(&self) -> Vec<Box<crate::pump::Pump>> {
+        self.0.get().map(|l| std::mem::take(&mut *l.body.lock().unwrap_or_else(|e| e.into_inner()))).unwrap_or_default()
+    }
+
+    /// Keeps a request to be served on the reactor thread; `false` (the request dropped) when
+    /// the connection is closed.
+    pub(crate) fn push_ready(&self, conn: &ConnHandle, req: crate::Request) -> bool {
+        let ls = self.0.get_or_init(Default::default);
+        ls.ready.lock().unwrap_or_else(|e| e.into_inner()).push(req);
+        // As for parked bodies: the reactor marks the connection closed before `on_close` takes
+        // what is here, under the same lock.
+        if conn.is_closed() {
+            drop(std::mem::take(&mut *ls.ready.lock().unwrap_or_else(|e| e.into_inner())));
+            return false;
+        }
+        true
+    }
+
+    /// The requests ready to be served (taken out).
+    pub(crate) fn take_ready(&self) -> Vec<crate::Request> {
+        self.0
+            .get()
+            .map(|l| std::mem::take(&mut *l.ready.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
     }
 }
 

@@ -157,14 +157,26 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
         };
         // The handler runs once every byte is on disk (workers stay free during the upload).
         request.set_spooled(spool.clone());
-        let (serve, conn) = (self.serve.clone(), conn.clone());
+        let conn = conn.clone();
         spool.when_flushed(move |ok| {
-            if ok {
-                serve.serve(request, &conn);
-            } else if let Some(ex) = &request.exchange {
-                ex.send_error(500, "the request body could not be stored");
+            if !ok {
+                if let Some(ex) = &request.exchange {
+                    ex.send_error(500, "the request body could not be stored");
+                }
+                return;
+            }
+            // Served from the reactor thread, as every request (an `Inline` pool runs the
+            // handler there, never on an I/O thread).
+            if conn.attachment().push_ready(&conn, request) {
+                conn.wake();
             }
         });
+    }
+
+    fn on_wake(&mut self, conn: &ConnHandle) {
+        for request in conn.attachment().take_ready() {
+            self.serve.serve(request, conn);
+        }
     }
 
     fn open_spool(
@@ -254,7 +266,7 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
     }
 
     fn on_drained(&mut self, conn: &ConnHandle) {
-        if let Some(body) = conn.attachment().unpark_body() {
+        for body in conn.attachment().unpark_all() {
             body.resume();
         }
         if let Some(l) = conn.attachment().ws() {
@@ -285,7 +297,8 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
             }
         }
         // A body waiting for room will never have it.
-        drop(conn.attachment().unpark_body());
+        drop(conn.attachment().unpark_all());
+        drop(conn.attachment().take_ready());
         let listeners = conn.attachment().take_all();
         for (_, l) in &listeners {
             l.on_closed(reason.clone());

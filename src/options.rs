@@ -360,7 +360,9 @@ impl Options {
     /// Most bytes all spooled request bodies (see
     /// [`body_buffer_size`](Options::body_buffer_size)) may hold on disk at once. A body that
     /// would pass it is answered `503` (`Retry-After: 1`; before any `100 Continue` when its
-    /// length is announced). Default 8 GiB.
+    /// length is announced; `413` when the announced length alone is larger than the budget).
+    /// An announced length is reserved whole when the head arrives, so slow uploads can hold
+    /// the budget until they finish or time out. Default 8 GiB.
     pub fn spool_budget(mut self, bytes: u64) -> Self {
         self.spool_budget = bytes;
         self

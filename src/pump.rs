@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
@@ -19,6 +19,9 @@ use crate::exchange::{Exchange, PIECE};
 use crate::logging::panic_message;
 use crate::pool::{Job, Task};
 use crate::response::ChunkIter;
+
+/// Piece size for files: large, so a fast client costs few reads and hand-offs.
+const FILE_PIECE: usize = 256 * 1024;
 
 /// What a pumped body is read from.
 pub(crate) enum Source {
@@ -43,10 +46,14 @@ impl Source {
                     return Ok(None);
                 }
                 // Sized to what is left and read whole: a file that shrank is an error (its
-                // length was promised).
-                let mut buf = vec![0u8; (*left).min(PIECE as u64) as usize];
-                file.read_exact(&mut buf)?;
-                *left -= buf.len() as u64;
+                // length was promised). Read into spare capacity: never zeroed first.
+                let want = (*left).min(FILE_PIECE as u64);
+                let mut buf = Vec::with_capacity(want as usize);
+                Read::take(&mut *file, want).read_to_end(&mut buf)?;
+                if (buf.len() as u64) < want {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than announced"));
+                }
+                *left -= want;
                 Ok(Some(Bytes::from(buf)))
             }
             Source::Reader(r) => loop {
@@ -116,7 +123,37 @@ impl Pump {
         }
     }
 
-    fn turn(mut self: Box<Self>) -> Turn {
+    /// One turn: wait for this body's turn among the connection's, or send pieces until the
+    /// connection is full (park) or the body ends.
+    fn turn(self: Box<Self>) -> Turn {
+        if !self.ex.conn.is_front(self.ex.seq) {
+            return self.wait_turn();
+        }
+        self.produce()
+    }
+
+    /// Pipelined answers' bodies go one at a time, in request order: the bytes of a later one
+    /// wait in memory until the earlier answers are written, and would count against the
+    /// earlier one's room (each would wait for the other to drain). Waits, parked, until every
+    /// earlier answer is complete (the reactor then says "drained").
+    fn wait_turn(self: Box<Self>) -> Turn {
+        let conn = self.ex.conn.clone();
+        let seq = self.ex.seq;
+        conn.attachment().park_body(self);
+        conn.notify_when_drained();
+        if conn.is_closed() {
+            drop(conn.attachment().unpark_all());
+            return Turn::Over;
+        }
+        if conn.is_front(seq) {
+            if let Some(p) = conn.attachment().unpark_body(seq) {
+                return Turn::Again(p);
+            }
+        }
+        Turn::Parked
+    }
+
+    fn produce(mut self: Box<Self>) -> Turn {
         let high_water = self.ex.server.write_high_water;
         loop {
             if self.ex.conn.is_closed() {
@@ -161,21 +198,27 @@ impl Pump {
     fn park(self: Box<Self>) -> Turn {
         let conn = self.ex.conn.clone();
         let low_water = self.ex.server.write_high_water / 4;
+        let seq = self.ex.seq;
         conn.attachment().park_body(self);
         conn.notify_when_drained();
         // The reactor marks a connection closed before `on_close` takes what is parked (under
         // the same lock), and looks at `drained_wanted` only as the queue shrinks: whatever
         // happened meanwhile, either it takes the pump or this does.
         if conn.is_closed() {
-            drop(conn.attachment().unpark_body());
+            drop(conn.attachment().unpark_all());
             return Turn::Over;
         }
         if conn.queued_bytes() <= low_water {
-            if let Some(p) = conn.attachment().unpark_body() {
+            if let Some(p) = conn.attachment().unpark_body(seq) {
                 return Turn::Again(p);
             }
         }
         Turn::Parked
+    }
+
+    /// The request whose answer this is.
+    pub(crate) fn seq(&self) -> u64 {
+        self.ex.seq
     }
 
     /// The connection drained (reactor thread): the next pieces, off this thread.
@@ -258,8 +301,8 @@ impl IoThreads {
         Arc::new(Self { tx: OnceLock::new(), name })
     }
 
-    /// Queues `job` (the queue is bounded by the connections: each has at most one body
-    /// parked and four spool pieces in flight).
+    /// Queues `job` (the queue is bounded: a connection has a body parked per answer in
+    /// flight, at most its pipelining depth, and at most four spool pieces in flight).
     pub(crate) fn submit(&self, job: IoJob) {
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = crossbeam_channel::unbounded::<IoJob>();
@@ -287,6 +330,3 @@ impl IoThreads {
         }
     }
 }
-
-/// Where a parked body waits on its connection (in the connection's attachment).
-pub(crate) type Parked = Mutex<Option<Box<Pump>>>;

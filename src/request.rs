@@ -396,7 +396,12 @@ impl Spooled {
     }
 
     fn read_whole(&self) -> Option<Vec<u8>> {
-        let mut v = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        // The length is the client's: an allocation that fails is a `None`, never an abort.
+        let mut v = Vec::new();
+        if v.try_reserve_exact(usize::try_from(self.len()).unwrap_or(usize::MAX)).is_err() {
+            log::error!("a spooled request body of {} bytes does not fit in memory", self.len());
+            return None;
+        }
         let mut reader = BodyReader::File { file: self.file(), at: 0, len: self.len() };
         match reader.read_to_end(&mut v) {
             Ok(_) => Some(v),

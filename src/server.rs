@@ -126,6 +126,14 @@ impl Server {
         }
     }
 
+    /// The longest time one turn of the reactor loop took since the last call (or the start),
+    /// and starts over: how long, at worst, the loop went without looking at its sockets. A
+    /// gauge for monitoring (read it once per scrape) and for benchmarks: disk I/O or a slow
+    /// `Inline` handler on the loop shows here.
+    pub fn take_longest_loop_turn(&self) -> std::time::Duration {
+        self.reactor.stats().take_longest_turn()
+    }
+
     /// Bytes the server holds for its connections now (request bodies being received, read
     /// buffers, responses queued), counted against [`Options::buffer_budget`](crate::Options::buffer_budget).
     pub fn buffered_bytes(&self) -> usize {

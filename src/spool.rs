@@ -56,6 +56,7 @@ impl SpoolConfig {
 }
 
 const BUSY: SpoolRefusal = SpoolRefusal { status: 503, reason: "server busy: too many request bodies spooled" };
+const TOO_LARGE: SpoolRefusal = SpoolRefusal { status: 413, reason: "request body larger than the server spools" };
 const FAILED: SpoolRefusal = SpoolRefusal { status: 500, reason: "the request body could not be stored" };
 
 /// One body being spooled (and, once complete, the request's body).
@@ -98,6 +99,10 @@ impl Spool {
         declared: Option<u64>,
     ) -> Result<Arc<Self>, SpoolRefusal> {
         let reserved = declared.unwrap_or(0);
+        if reserved > server.spool.budget {
+            // It would never fit: no use retrying.
+            return Err(TOO_LARGE);
+        }
         if !server.spool.reserve(reserved) {
             return Err(BUSY);
         }
@@ -207,6 +212,10 @@ impl BodySpool for Spool {
         let io = self.server.io.clone();
         io.submit(crate::pump::IoJob::Spool(self, piece, offset));
         Ok(room)
+    }
+
+    fn pending(&self) -> usize {
+        self.lock().in_flight
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {

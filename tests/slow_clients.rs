@@ -289,3 +289,30 @@ fn reader_bodies_and_head_requests() {
     assert_eq!(r.body.len(), 3 << 20);
     assert!(r.body.iter().enumerate().all(|(i, b)| *b == pattern(i as u64)));
 }
+
+#[test]
+fn pipelined_bodies_each_wait_for_room_and_all_arrive() {
+    // Two safe requests answered at once, each with a body far larger than the write buffer:
+    // both park on the one connection, and both resume.
+    let s = start(
+        |_req: Request| {
+            let chunks =
+                (0..32u64).map(|k| Bytes::from((k * 65536..(k + 1) * 65536).map(pattern).collect::<Vec<u8>>()));
+            Response::ok(Body::stream(chunks))
+        },
+        opts().write_buffer(64 << 10),
+    );
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            c.stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+        assert_eq!(read_chunked_pattern(&mut c), 32 * 65536);
+    }
+}

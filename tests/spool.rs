@@ -132,16 +132,26 @@ fn an_aborted_upload_leaves_no_file() {
 }
 
 #[test]
-fn the_disk_budget_answers_503() {
+fn the_disk_budget_answers_503_and_413() {
     let dir = spool_dir("budget");
-    let s = start(describe, spool_opts(&dir).spool_budget(1 << 20));
-    // Announced too large: refused before any `100 Continue`, the body never read as a request.
+    let s = start(describe, spool_opts(&dir).spool_budget(3 << 20));
+    // An upload in progress holds its announced length.
+    let mut first = Client::connect(addr(&s));
+    first.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
+    first.send(&[1u8; 100_000]);
+    wait_until("the first upload to reserve its length", || s.spooled_bytes() == 2_000_000);
+    // Another that does not fit beside it: 503 before any `100 Continue`, the body never read
+    // as a request.
     let mut c = Client::connect(addr(&s));
     c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n");
     let r = c.read_response().unwrap();
     assert_eq!((r.status, r.header("retry-after")), (503, Some("1")), "{}", r.text());
     assert!(c.is_closed_within(IO_TIMEOUT));
-    // A chunked body that outgrows the budget: 503 once it does.
+    // One larger than the whole budget: 413 (it would never fit).
+    let mut c = Client::connect(addr(&s));
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(c.read_response().unwrap().status, 413);
+    // A chunked body that outgrows what is left: 503 once it does.
     let mut c = Client::connect(addr(&s));
     c.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
     let piece = vec![5u8; 100_000];
@@ -157,7 +167,10 @@ fn the_disk_budget_answers_503() {
     }
     let r = c.read_response().unwrap();
     assert_eq!(r.status, 503, "{}", r.text());
-    // Within the budget: served.
+    // The first upload goes away: its reservation with it; then a body within the budget is
+    // served.
+    drop(first);
+    wait_until("the spooled bytes to be released", || s.spooled_bytes() == 0);
     let body = vec![9u8; 500_000];
     let mut c = Client::connect(addr(&s));
     c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n");
@@ -187,5 +200,24 @@ fn a_spooled_body_streams_back() {
     let r = c.read_response().unwrap();
     assert_eq!(r.header("x-len"), Some("5242880"));
     assert!(r.body == body, "the echo differs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_the_inline_pool_a_spooled_request_is_served_on_the_reactor_thread() {
+    // Never on the I/O thread that wrote its last piece (it must stay free for disk I/O).
+    let dir = spool_dir("inline");
+    let s = start(
+        |req: Request| {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            Response::ok(format!("{} {name}", req.is_body_spooled()))
+        },
+        spool_opts(&dir).worker_pool(httpkit::Inline),
+    );
+    let (mut c, len) = (Client::connect(addr(&s)), 1 << 20);
+    c.send(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n").as_bytes());
+    c.send(&vec![3u8; len]);
+    let r = c.read_response().unwrap();
+    assert_eq!(r.text(), "true httpkit-reactor");
     let _ = std::fs::remove_dir_all(&dir);
 }

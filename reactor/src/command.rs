@@ -27,6 +27,7 @@ pub(crate) enum Command {
     Close { id: ConnId, how: CloseHow },
     PauseReading { id: ConnId, paused: bool },
     ResumeBody { id: ConnId },
+    Wake { id: ConnId },
     Stop { deadline: Option<Instant> },
 }
 

@@ -142,8 +142,16 @@ impl<D: Dispatch> EventLoop<D> {
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        let mut turn_began: Option<Instant> = None;
         loop {
             let now = Instant::now();
+            if let Some(began) = turn_began {
+                // A plain load per turn; a store only when a turn is the longest yet.
+                let took = now.saturating_duration_since(began).as_micros() as u64;
+                if took > self.stats.longest_turn.load(Ordering::Relaxed) {
+                    self.stats.longest_turn.fetch_max(took, Ordering::Relaxed);
+                }
+            }
             let mut timeout = self.poll_timeout(now);
             // Right after work, answers from the workers are usually microseconds away: poll
             // without blocking for a moment (yielding the core) instead of sleeping and being
@@ -168,6 +176,7 @@ impl<D: Dispatch> EventLoop<D> {
                 }
             }
             let now = Instant::now();
+            turn_began = Some(now);
             self.update_date();
             if events.iter().any(|e| e.token() != WAKER) || !self.rx.is_empty() {
                 self.last_work = now;
@@ -345,6 +354,7 @@ impl<D: Dispatch> EventLoop<D> {
                 | Command::Pong { id, .. }
                 | Command::PauseReading { id, .. }
                 | Command::ResumeBody { id }
+                | Command::Wake { id }
                 | Command::Close { id, .. } => id,
             };
             // A command for a connection that is gone is dropped (its id's generation is stale).
@@ -362,6 +372,7 @@ impl<D: Dispatch> EventLoop<D> {
                 Command::Pong { payload, .. } => conn.queue_pong(&payload, &mut ctx),
                 Command::PauseReading { paused, .. } => conn.set_app_paused(paused),
                 Command::ResumeBody { .. } => conn.resume_body(),
+                Command::Wake { .. } => ctx.dispatch.on_wake(&conn.handle),
                 Command::Close { how, .. } => conn.on_close_cmd(how),
                 Command::Stop { .. } => {}
             }

@@ -73,6 +73,8 @@ pub(crate) struct ConnShared<A> {
     pub(crate) proxied_tls: AtomicBool,
     /// Someone waits for [`Dispatch::on_drained`].
     pub(crate) drained_wanted: AtomicBool,
+    /// The request whose answer is written now (every earlier one is complete).
+    pub(crate) front: std::sync::atomic::AtomicU64,
 }
 
 impl<A> std::fmt::Debug for ConnShared<A> {
@@ -99,6 +101,7 @@ impl<A> ConnShared<A> {
             peer_eof: AtomicBool::new(false),
             proxied_tls: AtomicBool::new(false),
             drained_wanted: AtomicBool::new(false),
+            front: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -243,6 +246,14 @@ impl<A> ConnHandle<A> {
         Some(done)
     }
 
+    /// Whether the answer to request `seq` is the one being written now: every earlier answer
+    /// is complete, so what is queued for it goes out as the peer reads (a later pipelined
+    /// answer's parts wait for it in memory). When it becomes so, a [`Dispatch::on_drained`]
+    /// asked for follows.
+    pub fn is_front(&self, seq: u64) -> bool {
+        self.shared.front.load(Ordering::SeqCst) == seq
+    }
+
     /// Asks for one [`Dispatch::on_drained`] once the write queue is at or below
     /// [`ReactorConfig::write_low_water`]. The caller checks the queue again after asking: if it
     /// drained meanwhile, the event may or may not come (it is harmless twice).
@@ -314,6 +325,15 @@ impl<A> ConnHandle<A> {
     pub fn resume_body(&self) {
         if !self.is_closed() {
             self.remote.send(Command::ResumeBody { id: self.id });
+        }
+    }
+
+    /// Has [`Dispatch::on_wake`] called for this connection on the reactor thread (e.g. to
+    /// dispatch work that another thread finished preparing). Nothing happens if the
+    /// connection is closed by then.
+    pub fn wake(&self) {
+        if !self.is_closed() {
+            self.remote.send(Command::Wake { id: self.id });
         }
     }
 

@@ -109,8 +109,8 @@ pub struct InboundRequest {
 /// instead of memory (e.g. a temporary file): see [`Dispatch::open_spool`]. Called on the
 /// reactor thread: hand the piece to another thread, never block.
 pub trait BodySpool: Send + Sync + 'static {
-    /// Takes the next piece of the body (pieces come in order, each at most
-    /// [`SPOOL_PIECE`] bytes, the last one possibly larger by one read). `Ok(true)`: send
+    /// Takes the next piece of the body (pieces come in order, each [`SPOOL_PIECE`] bytes
+    /// but the last, and the first of a chunked body: what arrived before the spool opened). `Ok(true)`: send
     /// more. `Ok(false)`: the spool is full; the reactor reads nothing more from the connection
     /// until [`ConnHandle::resume_body`]. `Err`: the request is refused with that answer (and
     /// the connection closed after it).
@@ -118,6 +118,12 @@ pub trait BodySpool: Send + Sync + 'static {
     /// # Errors
     /// The piece cannot be taken (e.g. a disk budget is spent, or an earlier write failed).
     fn write(self: Arc<Self>, piece: bytes::Bytes) -> Result<bool, SpoolRefusal>;
+
+    /// Bytes handed over and not yet stored: counted in the server's buffered bytes (see
+    /// [`ReactorConfig::buffer_budget`]).
+    fn pending(&self) -> usize {
+        0
+    }
 
     /// The spool as `Any`, for the dispatcher to recover its own type from
     /// [`InboundRequest::spool`].
@@ -248,6 +254,9 @@ pub trait Dispatch: Send + 'static {
     /// pieces) starts again here, and no thread sleeps meanwhile.
     fn on_drained(&mut self, _conn: &ConnHandle<Self::Attachment>) {}
 
+    /// [`ConnHandle::wake`] was called for this connection.
+    fn on_wake(&mut self, _conn: &ConnHandle<Self::Attachment>) {}
+
     /// Called once per loop iteration after all events were handled (for batching).
     fn on_flush(&mut self) {}
 }
@@ -263,6 +272,8 @@ pub struct Stats {
     bytes_written: AtomicU64,
     pub(crate) evictions: AtomicU64,
     timeouts: [AtomicU64; 4],
+    /// The longest turn of the loop (µs) since [`Stats::take_longest_turn`].
+    pub(crate) longest_turn: AtomicU64,
 }
 
 /// What timed out (see [`Stats::timeouts`]).
@@ -279,6 +290,13 @@ pub enum TimeoutKind {
 }
 
 impl Stats {
+    /// The longest time one turn of the loop took (from `poll` returning to the next `poll`)
+    /// since the last call or the start, and starts over: how long the loop at worst went
+    /// without looking at its sockets (a stall shows here).
+    pub fn take_longest_turn(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.longest_turn.swap(0, Ordering::Relaxed))
+    }
+
     /// Connections accepted since start.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)

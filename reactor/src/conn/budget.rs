@@ -10,7 +10,7 @@ impl<A> Conn<A> {
         self.wq.len()
             + self.rbuf.len()
             + self.ws.as_ref().map_or(0, |w| w.dec.buffered())
-            + self.cur.as_ref().map_or(0, |p| p.body.len())
+            + self.cur.as_ref().map_or(0, |p| p.body.len() + p.spool.as_ref().map_or(0, |s| s.pending()))
             + self.pipeline.bytes()
     }
 

@@ -440,7 +440,10 @@ impl<A> Conn<A> {
                         }
                         Some(RequestEvent::Head(head)) => self.on_head(head, ctx),
                         Some(RequestEvent::Body(b)) => {
-                            if ctx.over_budget(b.len()) {
+                            // A spooled body holds one piece of memory at most: the buffer
+                            // budget is not its to refuse.
+                            let spooled = self.cur.as_ref().is_some_and(|p| p.spool.is_some());
+                            if !spooled && ctx.over_budget(b.len()) {
                                 // Other bodies filled the budget meanwhile: refuse rather than grow.
                                 let busy = "server busy: too many bytes buffered";
                                 self.refuse_body(StatusCode::SERVICE_UNAVAILABLE, busy, ctx);

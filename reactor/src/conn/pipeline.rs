@@ -86,6 +86,11 @@ impl Pipeline {
         self.slots.is_empty()
     }
 
+    /// The request whose answer is written now (or the next one, when none waits).
+    pub(super) fn front_seq(&self) -> u64 {
+        self.slots.front().map_or(self.next_seq, |s| s.seq)
+    }
+
     pub(super) fn len(&self) -> usize {
         self.slots.len()
     }
@@ -309,9 +314,23 @@ impl<A> Conn<A> {
                 Err(r) => return self.refuse_spool(r, ctx),
             }
         }
-        p.body.extend_from_slice(piece);
-        if p.spool.is_some() && p.body.len() >= SPOOL_PIECE {
-            self.spool_piece(ctx);
+        if p.spool.is_none() || p.body.len() >= SPOOL_PIECE {
+            p.body.extend_from_slice(piece);
+            if p.spool.is_some() {
+                self.spool_piece(ctx);
+            }
+            return;
+        }
+        // Gathered into pieces of exactly `SPOOL_PIECE` bytes (allocated once each).
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let Some(p) = &mut self.cur else { return };
+            let take = (SPOOL_PIECE - p.body.len()).min(rest.len());
+            p.body.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if p.body.len() == SPOOL_PIECE && !self.spool_piece(ctx) {
+                return;
+            }
         }
     }
 
@@ -365,6 +384,7 @@ impl<A> Conn<A> {
         self.settle_direct(Settle::TakeBack);
         let safe = matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
         let (seq, may_run) = self.pipeline.admit(safe);
+        self.handle.shared.front.store(self.pipeline.front_seq(), Ordering::SeqCst);
         if head.upgrade || !head.keep_alive || self.stopping {
             // After an upgrade request or a request that closes, nothing more is read as HTTP;
             // unless the upgrade happens, the connection closes after the response.
@@ -437,13 +457,22 @@ impl<A> Conn<A> {
         self.advance_slots();
         if self.wq.len() >= ctx.cfg.write_high_water {
             self.flush(ctx);
+        } else if self.wq.len() <= ctx.cfg.write_low_water()
+            && self.handle.shared.drained_wanted.load(Ordering::SeqCst)
+            && self.handle.shared.drained_wanted.swap(false, Ordering::SeqCst)
+        {
+            // Drained without a write: e.g. an answer that ended with no bytes let the next one
+            // to the front (see `ConnHandle::is_front`).
+            ctx.dispatch.on_drained(&self.handle);
         }
     }
 
     /// Moves the answers at the front to the write queue and acts on what went out: a `101`
     /// switches to WebSocket, an answer that closes ends the connection after it.
     pub(super) fn advance_slots(&mut self) {
-        match self.pipeline.advance(&mut self.wq) {
+        let front = self.pipeline.advance(&mut self.wq);
+        self.handle.shared.front.store(self.pipeline.front_seq(), Ordering::SeqCst);
+        match front {
             Front::Waiting => {}
             Front::Upgrade { .. } if self.input == Input::Ended => {
                 // The client left before the 101 (its input is read to the end): there is no
