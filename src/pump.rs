@@ -137,20 +137,8 @@ impl Pump {
     /// earlier one's room (each would wait for the other to drain). Waits, parked, until every
     /// earlier answer is complete (the reactor then says "drained").
     fn wait_turn(self: Box<Self>) -> Turn {
-        let conn = self.ex.conn.clone();
         let seq = self.ex.seq;
-        conn.attachment().park_body(self);
-        conn.notify_when_drained();
-        if conn.is_closed() {
-            drop(conn.attachment().unpark_all());
-            return Turn::Over;
-        }
-        if conn.is_front(seq) {
-            if let Some(p) = conn.attachment().unpark_body(seq) {
-                return Turn::Again(p);
-            }
-        }
-        Turn::Parked
+        self.park_until(move |conn| conn.is_front(seq))
     }
 
     fn produce(mut self: Box<Self>) -> Turn {
@@ -196,8 +184,14 @@ impl Pump {
 
     /// Waits, parked on the connection, for its write queue to drain.
     fn park(self: Box<Self>) -> Turn {
-        let conn = self.ex.conn.clone();
         let low_water = self.ex.server.write_high_water / 4;
+        self.park_until(move |conn| conn.queued_bytes() <= low_water)
+    }
+
+    /// Parks until the connection's next "drained" event, unless `ready` already holds once
+    /// parked (the event may have passed meanwhile).
+    fn park_until(self: Box<Self>, ready: impl Fn(&crate::attachment::ConnHandle) -> bool) -> Turn {
+        let conn = self.ex.conn.clone();
         let seq = self.ex.seq;
         conn.attachment().park_body(self);
         conn.notify_when_drained();
@@ -208,7 +202,7 @@ impl Pump {
             drop(conn.attachment().unpark_all());
             return Turn::Over;
         }
-        if conn.queued_bytes() <= low_water {
+        if ready(&conn) {
             if let Some(p) = conn.attachment().unpark_body(seq) {
                 return Turn::Again(p);
             }
