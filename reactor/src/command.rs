@@ -20,15 +20,50 @@ pub(crate) enum CloseHow {
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    Write { id: ConnId, seq: u64, head: Bytes, body: Bytes, part: Part },
-    Upgrade { id: ConnId, seq: u64, head: Bytes, max_message: usize, auto_pong: bool },
-    Frame { id: ConnId, head: Bytes, payload: Bytes, close: Option<WsClose>, ack: Option<u64> },
-    Pong { id: ConnId, payload: Bytes },
-    Close { id: ConnId, how: CloseHow },
-    PauseReading { id: ConnId, paused: bool },
-    ResumeBody { id: ConnId },
-    Wake { id: ConnId },
-    Stop { deadline: Option<Instant> },
+    Write {
+        id: ConnId,
+        seq: u64,
+        head: Bytes,
+        body: Bytes,
+        part: Part,
+    },
+    Upgrade {
+        id: ConnId,
+        seq: u64,
+        head: Bytes,
+        max_message: usize,
+        auto_pong: bool,
+    },
+    Frame {
+        id: ConnId,
+        head: Bytes,
+        payload: Bytes,
+        close: Option<WsClose>,
+        ack: Option<u64>,
+    },
+    Pong {
+        id: ConnId,
+        payload: Bytes,
+    },
+    Close {
+        id: ConnId,
+        how: CloseHow,
+    },
+    PauseReading {
+        id: ConnId,
+        paused: bool,
+    },
+    ResumeBody {
+        id: ConnId,
+    },
+    Wake {
+        id: ConnId,
+    },
+    Stop {
+        deadline: Option<Instant>,
+    },
+    /// Close the longest idle connection (another loop admitted one at the limit).
+    EvictIdle,
 }
 
 #[derive(Debug)]

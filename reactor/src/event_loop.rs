@@ -50,6 +50,91 @@ pub(crate) struct EventLoop<D: Dispatch> {
     /// no allocation and no scan.
     lru_head: u32,
     lru_tail: u32,
+    /// What the server's loops share to evict the longest idle connection of them all.
+    peers: Arc<Peers>,
+    /// This loop's place among them.
+    index: usize,
+}
+
+/// What the loops of one server share beyond the counters: a clock for idle times, and each
+/// loop's longest-idle evictable connection, so that the one closed at the connection limit is
+/// the server's longest idle, whichever loop holds it.
+pub(crate) struct Peers {
+    /// Counts connections becoming idle, in every loop: the order of idleness across loops.
+    clock: std::sync::atomic::AtomicU32,
+    /// Per loop: when (on `clock`) its longest idle evictable connection became idle, or
+    /// `u64::MAX` when it has none.
+    oldest: Vec<std::sync::atomic::AtomicU64>,
+    remotes: std::sync::OnceLock<Vec<Remote>>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers").field("loops", &self.oldest.len()).finish_non_exhaustive()
+    }
+}
+
+impl Peers {
+    pub(crate) fn new(loops: usize) -> Self {
+        Self {
+            clock: std::sync::atomic::AtomicU32::new(0),
+            oldest: (0..loops).map(|_| std::sync::atomic::AtomicU64::new(u64::MAX)).collect(),
+            remotes: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The loops' remotes, once all are made.
+    pub(crate) fn set_remotes(&self, remotes: Vec<Remote>) {
+        let _ = self.remotes.set(remotes);
+    }
+
+    /// The next tick of the shared clock (one loop alone needs none: its list is in order).
+    /// Wrapping: only ages, differences of ticks, are compared, right while fewer than 2³¹
+    /// connections became idle since the oldest did.
+    fn tick(&self) -> u32 {
+        if self.oldest.len() < 2 {
+            return 0;
+        }
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn publish(&self, index: usize, since: Option<u32>) {
+        if self.oldest.len() > 1 {
+            self.oldest[index].store(since.map_or(u64::MAX, u64::from), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a loop other than `me` has an idle connection.
+    fn idle_elsewhere(&self, me: usize) -> bool {
+        self.oldest.len() > 1
+            && (0..self.oldest.len()).any(|i| i != me && self.oldest[i].load(Ordering::Relaxed) != u64::MAX)
+    }
+
+    /// At the limit: if another loop holds a connection idle longer than any of loop `me`,
+    /// asks it to close that one and says `true`.
+    fn make_room_elsewhere(&self, me: usize) -> bool {
+        if self.oldest.len() < 2 {
+            return false;
+        }
+        let now = self.clock.load(Ordering::Relaxed);
+        let age = |v: u64| (v != u64::MAX).then(|| now.wrapping_sub(v as u32));
+        let mine = age(self.oldest[me].load(Ordering::Relaxed));
+        let other = (0..self.oldest.len())
+            .filter(|&i| i != me)
+            .filter_map(|i| age(self.oldest[i].load(Ordering::Relaxed)).map(|a| (a, i)))
+            .max();
+        match other {
+            Some((a, i)) if mine.is_none_or(|m| a > m) => {
+                // Not asked twice for the same connection: the loop publishes its next one.
+                self.oldest[i].store(u64::MAX, Ordering::Relaxed);
+                if let Some(r) = self.remotes.get().and_then(|r| r.get(i)) {
+                    r.send(Command::EvictIdle);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// No slot (the end of the eviction list).
@@ -60,11 +145,13 @@ impl<D: Dispatch> EventLoop<D> {
         cfg: ReactorConfig,
         listener: Listener,
         dispatch: D,
+        stats: Arc<Stats>,
+        peers: Arc<Peers>,
+        index: usize,
     ) -> io::Result<(Self, Remote, Option<SocketAddr>)> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let stats = Arc::new(Stats::default());
         let remote = Remote {
             inner: Arc::new(RemoteInner { stats: stats.clone(), tx, waker, sleeping: AtomicBool::new(false) }),
         };
@@ -109,12 +196,10 @@ impl<D: Dispatch> EventLoop<D> {
             last_work: Instant::now(),
             lru_head: NONE,
             lru_tail: NONE,
+            peers,
+            index,
         };
         Ok((lp, remote, local))
-    }
-
-    pub(crate) fn stats(&self) -> Arc<Stats> {
-        self.stats.clone()
     }
 
     fn update_date(&mut self) {
@@ -210,7 +295,9 @@ impl<D: Dispatch> EventLoop<D> {
                 self.next_sweep = now + self.sweep_every;
             }
             if self.accept_paused
-                && (self.conns.len() < self.cfg.max_connections || self.lru_head != NONE)
+                && (self.stats.open() < self.cfg.max_connections
+                    || self.lru_head != NONE
+                    || self.peers.idle_elsewhere(self.index))
                 && self.accept_retry.is_none_or(|t| now >= t)
             {
                 self.accept_paused = false;
@@ -281,22 +368,26 @@ impl<D: Dispatch> EventLoop<D> {
     /// Appends slot `index` to the eviction list (it became idle now: the newest).
     fn lru_push(&mut self, index: u32) {
         let tail = self.lru_tail;
+        let since = self.peers.tick();
         let Some((_, c)) = self.conns.at_mut(index) else { return };
-        c.lru = Some((tail, NONE));
+        c.lru = Some((tail, NONE, since));
         match self.conns.at_mut(tail) {
             Some((_, t)) => {
                 if let Some(l) = &mut t.lru {
                     l.1 = index;
                 }
             }
-            None => self.lru_head = index,
+            None => {
+                self.lru_head = index;
+                self.peers.publish(self.index, Some(since));
+            }
         }
         self.lru_tail = index;
     }
 
     /// Takes slot `index` out of the eviction list, if it is in it.
     fn lru_unlink(&mut self, index: u32) {
-        let Some((prev, next)) = self.conns.at_mut(index).and_then(|(_, c)| c.lru.take()) else {
+        let Some((prev, next, _)) = self.conns.at_mut(index).and_then(|(_, c)| c.lru.take()) else {
             return;
         };
         match self.conns.at_mut(prev) {
@@ -305,7 +396,11 @@ impl<D: Dispatch> EventLoop<D> {
                     l.1 = next;
                 }
             }
-            None => self.lru_head = next,
+            None => {
+                self.lru_head = next;
+                let since = self.conns.at_mut(next).and_then(|(_, c)| c.lru).map(|l| l.2);
+                self.peers.publish(self.index, since);
+            }
         }
         match self.conns.at_mut(next) {
             Some((_, n)) => {
@@ -348,6 +443,12 @@ impl<D: Dispatch> EventLoop<D> {
                     self.begin_stop(deadline, now);
                     continue;
                 }
+                Command::EvictIdle => {
+                    // Another loop admitted a connection at the limit, counting on this one's
+                    // longest idle connection to make room.
+                    self.evict_one(now);
+                    continue;
+                }
                 Command::Write { id, .. }
                 | Command::Upgrade { id, .. }
                 | Command::Frame { id, .. }
@@ -374,7 +475,7 @@ impl<D: Dispatch> EventLoop<D> {
                 Command::ResumeBody { .. } => conn.resume_body(),
                 Command::Wake { .. } => ctx.dispatch.on_wake(&conn.handle),
                 Command::Close { how, .. } => conn.on_close_cmd(how),
-                Command::Stop { .. } => {}
+                Command::Stop { .. } | Command::EvictIdle => {}
             }
             if touched.last() != Some(&id) {
                 touched.push(id);
@@ -447,10 +548,13 @@ impl<D: Dispatch> EventLoop<D> {
 
     fn accept(&mut self, now: Instant) {
         loop {
-            // At the limit, a connection is accepted only if an idle one can make room for it.
-            let full = self.conns.len() >= self.cfg.max_connections;
-            if full && self.lru_head == NONE {
+            // At the limit (server-wide: every reactor counts in `stats.open`), a connection is
+            // accepted only if an idle one of this reactor can make room for it.
+            let full = self.stats.open() >= self.cfg.max_connections;
+            if full && self.lru_head == NONE && !self.peers.idle_elsewhere(self.index) {
                 self.accept_paused = true;
+                // Room may be made by another reactor, which does not wake this one: look again.
+                self.accept_retry = Some(now + Duration::from_millis(100));
                 return;
             }
             let Some(listener) = &self.listener else {
@@ -458,12 +562,15 @@ impl<D: Dispatch> EventLoop<D> {
             };
             match listener.accept() {
                 Ok((stream, peer, local)) => {
-                    if full && !self.evict_one(now) {
+                    // The server's longest idle connection makes room: another loop's (which
+                    // closes it when it hears), or this one's.
+                    if full && !self.peers.make_room_elsewhere(self.index) && !self.evict_one(now) {
                         // Every candidate had a request arriving after all: no room. As nginx
                         // does past worker_connections, the newcomer is closed.
                         log::warn!("httpkit reactor: max_connections reached and no idle connection to close");
                         drop(stream);
                         self.accept_paused = true;
+                        self.accept_retry = Some(now + Duration::from_millis(100));
                         return;
                     }
                     let shared = Arc::new(ConnShared::new(peer, local, D::Attachment::default()));

@@ -74,9 +74,36 @@ pub enum Listener {
 /// # Errors
 /// Any error from socket creation, bind or listen.
 pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    bind_one(addr, backlog, false)
+}
+
+/// Binds `n` TCP listeners on one address with `SO_REUSEPORT`, one per event loop: the kernel
+/// spreads new connections across them. Port 0 picks one free port for all of them. (Any
+/// process of the same user may then bind the port too and take a share of its connections.)
+/// With `n == 1`, as [`bind_tcp`].
+///
+/// # Errors
+/// Any error from socket creation, bind or listen.
+pub fn bind_tcp_many(addr: SocketAddr, backlog: i32, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    if n <= 1 {
+        return Ok(vec![bind_tcp(addr, backlog)?]);
+    }
+    let first = bind_one(addr, backlog, true)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(bind_one(addr, backlog, true)?);
+    }
+    Ok(all)
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         let _ = socket.set_only_v6(false);
     }
@@ -352,11 +379,11 @@ impl Stats {
     }
 }
 
-/// The running reactor: stop it, wait for it, read its address and counters.
+/// The running reactor (one event loop, or several that share the port, the counters and the
+/// limits): stop it, wait for it, read its address and counters.
 #[derive(Debug)]
 pub struct Handle {
-    remote: Remote,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    loops: Vec<(Remote, Mutex<Option<JoinHandle<()>>>)>,
     local_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
 }
@@ -367,34 +394,43 @@ impl Handle {
         self.local_addr
     }
 
-    /// The reactor's counters.
+    /// The reactor's counters (of every loop together).
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
     }
 
-    /// Asks the loop to stop: immediately (`None`: every connection closed now) or gracefully
-    /// (stop accepting, close idle connections, answer in-flight requests until `deadline`).
-    pub fn stop(&self, deadline: Option<Instant>) {
-        self.remote.send(Command::Stop { deadline });
+    /// How many event loops run.
+    pub fn loops(&self) -> usize {
+        self.loops.len()
     }
 
-    /// Waits until the loop has exited.
-    pub fn join(&self) {
-        // The lock is held while joining, so every caller returns only once the loop is gone.
-        let mut guard = self.thread.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = guard.take() {
-            let _ = t.join();
+    /// Asks every loop to stop: immediately (`None`: every connection closed now) or gracefully
+    /// (stop accepting, close idle connections, answer in-flight requests until `deadline`).
+    pub fn stop(&self, deadline: Option<Instant>) {
+        for (remote, _) in &self.loops {
+            remote.send(Command::Stop { deadline });
         }
     }
 
-    /// Whether the loop has exited.
+    /// Waits until every loop has exited.
+    pub fn join(&self) {
+        for (_, thread) in &self.loops {
+            // The lock is held while joining, so every caller returns only once the loop is gone.
+            let mut guard = thread.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(t) = guard.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Whether every loop has exited.
     pub fn is_finished(&self) -> bool {
-        match self.thread.try_lock() {
+        self.loops.iter().all(|(_, thread)| match thread.try_lock() {
             Ok(g) => g.as_ref().is_none_or(|t| t.is_finished()),
             // Someone is joining it: it is not finished yet.
             Err(std::sync::TryLockError::WouldBlock) => false,
             Err(std::sync::TryLockError::Poisoned(g)) => g.into_inner().as_ref().is_none_or(|t| t.is_finished()),
-        }
+        })
     }
 }
 
@@ -403,15 +439,62 @@ impl Handle {
 /// # Errors
 /// Creating the poller, registering the listener or spawning the thread failed.
 pub fn spawn<D: Dispatch>(config: ReactorConfig, listener: Listener, dispatch: D) -> io::Result<Handle> {
-    let (lp, remote, local_addr) = event_loop::EventLoop::new(config.clone(), listener, dispatch)?;
-    let stats = lp.stats();
-    let thread = std::thread::Builder::new().name(config.thread_name.clone()).spawn(move || {
-        // A bug here must not vanish silently: say so (the handle then reports the loop as
-        // finished, and stopping returns at once).
-        config::mark_reactor_thread();
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run())).is_err() {
-            log::error!("httpkit reactor: the event loop panicked and stopped");
+    let mut dispatch = Some(dispatch);
+    spawn_many(config, vec![listener], move |_| dispatch.take().ok_or_else(|| io::Error::other("one loop only")))
+}
+
+/// Starts one event loop per listener, each on its own thread with its own dispatcher (`make`
+/// is called with the loop's index). The loops share the counters ([`Handle::stats`]) and so the
+/// server-wide limits: [`ReactorConfig::max_connections`] and
+/// [`ReactorConfig::buffer_budget`] count every loop's connections. (At the connection limit, a
+/// loop makes room by closing the longest-idle connection among its own.) The listeners are
+/// usually the same port: sockets bound with `SO_REUSEPORT` (see [`bind_tcp_many`]), or
+/// duplicates of one listener (`try_clone`), which every loop then accepts from.
+///
+/// # Errors
+/// No listener; creating a poller, registering a listener or spawning a thread failed (the
+/// loops already started are stopped).
+pub fn spawn_many<D: Dispatch>(
+    config: ReactorConfig,
+    listeners: Vec<Listener>,
+    mut make: impl FnMut(usize) -> io::Result<D>,
+) -> io::Result<Handle> {
+    if listeners.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener"));
+    }
+    let stats = Arc::new(Stats::default());
+    let n = listeners.len();
+    let peers = Arc::new(event_loop::Peers::new(n));
+    // Every loop is made before any runs: each may ask any other to evict.
+    let mut loops = Vec::with_capacity(n);
+    let mut local = None;
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let d = make(i)?;
+        let (lp, remote, local_addr) =
+            event_loop::EventLoop::new(config.clone(), listener, d, stats.clone(), peers.clone(), i)?;
+        local = local.or(local_addr);
+        loops.push((lp, remote));
+    }
+    peers.set_remotes(loops.iter().map(|(_, r)| r.clone()).collect());
+    let mut handle = Handle { loops: Vec::with_capacity(n), local_addr: local, stats };
+    for (i, (lp, remote)) in loops.into_iter().enumerate() {
+        let name = if n == 1 { config.thread_name.clone() } else { format!("{}-{i}", config.thread_name) };
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            // A bug here must not vanish silently: say so (the handle then reports the loop as
+            // finished, and stopping returns at once).
+            config::mark_reactor_thread();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run())).is_err() {
+                log::error!("httpkit reactor: the event loop panicked and stopped");
+            }
+        });
+        match spawned {
+            Ok(thread) => handle.loops.push((remote, Mutex::new(Some(thread)))),
+            Err(e) => {
+                handle.stop(None);
+                handle.join();
+                return Err(e);
+            }
         }
-    })?;
-    Ok(Handle { remote, thread: Mutex::new(Some(thread)), local_addr, stats })
+    }
+    Ok(handle)
 }

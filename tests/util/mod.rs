@@ -10,8 +10,15 @@ use httpkit::{run_server, Handler, Options, Server};
 /// Every blocking read in the tests has this timeout: long enough for a slow machine.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Options for a test server on port 0. `HTTPKIT_TEST_REACTORS=n` runs every test's server with
+/// `n` reactors (CI runs the suite with 1 and with 2).
 pub fn opts() -> Options {
-    Options::default().ip("127.0.0.1").port(0)
+    Options::default().ip("127.0.0.1").port(0).reactors(test_reactors())
+}
+
+/// The reactors each test server runs (`HTTPKIT_TEST_REACTORS`, default 1).
+pub fn test_reactors() -> usize {
+    std::env::var("HTTPKIT_TEST_REACTORS").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
 }
 
 pub fn start(h: impl Handler, opts: Options) -> Server {

@@ -114,8 +114,9 @@ pub(crate) struct Conn<A> {
     deadline: Deadline,
     /// What this connection last added to the server-wide count of buffered bytes.
     charged: usize,
-    /// Links in the loop's list of evictable connections (slot indices), while in it.
-    pub(crate) lru: Option<(u32, u32)>,
+    /// Links in the loop's list of evictable connections (slot indices), while in it, and when
+    /// it joined the list (on the loops' shared clock, see `Peers`).
+    pub(crate) lru: Option<(u32, u32, u32)>,
 }
 
 impl<A> Drop for Conn<A> {
