@@ -1,4 +1,5 @@
-//! The hello app on a chosen executor, for benchmarks: `bench_pools PORT default|per-task|inline`.
+//! The hello app on a chosen executor, for benchmarks:
+//! `bench_pools PORT default|per-task|inline [REACTORS]` (default 1 reactor).
 //! SIGINT (Ctrl-C) or SIGTERM stops it gracefully.
 
 mod common;
@@ -15,7 +16,8 @@ fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let port = args.next().and_then(|p| p.parse().ok()).unwrap_or(8080);
     let pool = args.next().unwrap_or_else(|| "default".to_owned());
-    let opts = Options::default().port(port);
+    let reactors = args.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+    let opts = Options::default().port(port).reactors(reactors);
     let opts = match pool.as_str() {
         "per-task" => opts.worker_pool(ThreadPerTask::new()),
         "inline" => opts.worker_pool(Inline),
@@ -23,7 +25,10 @@ fn main() -> std::io::Result<()> {
     };
     let signals = common::Signals::install()?;
     let server = run_server(app, opts)?;
-    println!("bench_pools: listening on http://127.0.0.1:{}/ ({pool})", server.port().unwrap_or(port));
+    println!(
+        "bench_pools: listening on http://127.0.0.1:{}/ ({pool}, {reactors} reactors)",
+        server.port().unwrap_or(port)
+    );
     common::serve_until_signal(&signals, &server, Duration::from_millis(100));
     Ok(())
 }
