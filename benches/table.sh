@@ -11,6 +11,9 @@
 # to the matching floor's (1 reactor ↔ 1 thread, 2 ↔ 2; hyper ↔ floor 2).
 #
 # Usage: benches/table.sh [DURATION]   (default 6s; needs wrk: apt-get install -y wrk)
+#   BEFORE=path/to/bench_pools (built from another commit) adds before-r1-default and
+#   before-r1-inline to the same rounds; ONLY=regex keeps the servers whose names match;
+#   LOADS="paced light" picks loads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-6s}
@@ -41,7 +44,19 @@ declare -A cmd=(
   [hyper-current]="$hyper {port} current"
 )
 names=(httpkit-r1-default httpkit-r1-inline httpkit-r2-default httpkit-r2-inline floor-1 floor-2 hyper-multi hyper-current)
-loads=(unpinned pinned paced light)
+if [ -n "${BEFORE:-}" ]; then
+  cmd[before-r1-default]="$BEFORE {port} default 1"
+  cmd[before-r1-inline]="$BEFORE {port} inline 1"
+  names+=(before-r1-default before-r1-inline)
+fi
+if [ -n "${ONLY:-}" ]; then
+  kept=()
+  for n in "${names[@]}"; do if [[ $n =~ $ONLY ]]; then kept+=("$n"); fi; done
+  names=("${kept[@]}")
+fi
+read -r -a loads <<< "${LOADS:-unpinned pinned paced light}"
+all_names="${names[*]}"
+all_loads="${loads[*]}"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 to_ms() { # wrk latency (e.g. 1.23ms, 850.00us, 1.2s) in ms
@@ -90,7 +105,7 @@ done
 
 echo
 echo "medians of $rounds rounds, $dur each"
-awk '
+awk -v all_names="$all_names" -v all_loads="$all_loads" '
   { key = $1 " " $2; n[key]++; for (i = 3; i <= 7; i++) v[key, i, n[key]] = $i }
   function med(key, i,   k, m, a, j, t) {
     m = n[key]; for (k = 1; k <= m; k++) a[k] = v[key, i, k] + 0
@@ -98,13 +113,13 @@ awk '
     return a[int((m + 1) / 2)]
   }
   END {
-    split("unpinned pinned paced light", loads, " ")
-    split("httpkit-r1-default httpkit-r1-inline httpkit-r2-default httpkit-r2-inline floor-1 floor-2 hyper-multi hyper-current", names, " ")
+    nl = split(all_loads, loads, " ")
+    nn = split(all_names, names, " ")
     printf "| load | server | req/s | req per CPU-s | CPU %% of a core | p50 ms | p99 ms | CPU-s ratio to hyper-multi | to floor |\n"
     printf "|---|---|---|---|---|---|---|---|---|\n"
-    for (li = 1; li <= 4; li++) {
+    for (li = 1; li <= nl; li++) {
       l = loads[li]; hy = med("hyper-multi " l, 4)
-      for (ni = 1; ni <= 8; ni++) {
+      for (ni = 1; ni <= nn; ni++) {
         s = names[ni]; key = s " " l
         if (!(key in n)) continue
         f = (s ~ /r1|floor-1/) ? "floor-1" : "floor-2"

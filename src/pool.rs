@@ -113,6 +113,8 @@ struct PoolShared {
     /// counted before the job is queued so a job between queue and worker is never missed.
     outstanding: AtomicUsize,
     spinners: AtomicUsize,
+    /// How often jobs arrive: the one spinning worker spins only while they come often.
+    spin_gate: httpkit_reactor::SpinGate,
     next_id: AtomicUsize,
     completed: AtomicU64,
     rejected: AtomicU64,
@@ -224,6 +226,7 @@ impl ThreadPoolBuilder {
             busy: AtomicUsize::new(0),
             outstanding: AtomicUsize::new(0),
             spinners: AtomicUsize::new(0),
+            spin_gate: httpkit_reactor::SpinGate::default(),
             next_id: AtomicUsize::new(1),
             completed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -294,8 +297,9 @@ impl ThreadPool {
 }
 
 fn worker_loop(shared: &PoolShared, core: bool) {
+    let mut since_try = 0;
     loop {
-        let job = match next_job(shared, if core { None } else { Some(shared.keep_alive) }) {
+        let job = match next_job(shared, if core { None } else { Some(shared.keep_alive) }, &mut since_try) {
             Some(j) => j,
             None => break,
         };
@@ -314,16 +318,24 @@ fn worker_loop(shared: &PoolShared, core: bool) {
 /// reactor on a small machine.
 const MAX_SPINNERS: usize = 1;
 
-/// Spins briefly (if no other worker is spinning), then parks; `None` when the pool is shut
-/// down (or idle past `idle`).
-fn next_job(shared: &PoolShared, idle: Option<Duration>) -> Option<Job> {
+/// Spins briefly (if no other worker is spinning, and recent waits were short), then parks;
+/// `None` when the pool is shut down (or idle past `idle`).
+fn next_job(shared: &PoolShared, idle: Option<Duration>, since_try: &mut u32) -> Option<Job> {
     let rx = &shared.rx;
     match rx.try_recv() {
         Ok(j) => return Some(j),
         Err(TryRecvError::Disconnected) => return None,
         Err(TryRecvError::Empty) => {}
     }
-    if shared.spinners.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
+    // Counted as a spinner first (so two never spin at once), given back at once if another is.
+    let spin = shared.spin_gate.spin_pays(since_try) && {
+        let first = shared.spinners.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS;
+        if !first {
+            shared.spinners.fetch_sub(1, Ordering::AcqRel);
+        }
+        first
+    };
+    if spin {
         let start = Instant::now();
         let mut i = 0u32;
         let got = loop {
@@ -340,11 +352,10 @@ fn next_job(shared: &PoolShared, idle: Option<Duration>) -> Option<Job> {
             std::thread::yield_now();
         };
         shared.spinners.fetch_sub(1, Ordering::AcqRel);
+        shared.spin_gate.spun(got.is_some());
         if let Some(r) = got {
             return r;
         }
-    } else {
-        shared.spinners.fetch_sub(1, Ordering::AcqRel);
     }
     match idle {
         None => rx.recv().ok(),

@@ -45,6 +45,12 @@ pub(crate) struct EventLoop<D: Dispatch> {
     ready: Vec<ConnId>,
     touched: Vec<ConnId>,
     last_work: Instant,
+    /// Whether spinning pays (see `SpinGate`), whether this idle period may spin, whether the
+    /// last poll was a spin, and idle periods since a spin was tried.
+    spin: crate::SpinGate,
+    spin_ok: bool,
+    spinning: bool,
+    since_try: u32,
     /// Connections that may be evicted at the connection limit, longest idle first: a list
     /// threaded through the connections' `lru` links (slot indices), so that keeping it costs
     /// no allocation and no scan.
@@ -194,6 +200,10 @@ impl<D: Dispatch> EventLoop<D> {
             ready: Vec::new(),
             touched: Vec::new(),
             last_work: Instant::now(),
+            spin: crate::SpinGate::default(),
+            spin_ok: true,
+            spinning: false,
+            since_try: 0,
             lru_head: NONE,
             lru_tail: NONE,
             peers,
@@ -241,7 +251,13 @@ impl<D: Dispatch> EventLoop<D> {
             // Right after work, answers from the workers are usually microseconds away: poll
             // without blocking for a moment (yielding the core) instead of sleeping and being
             // woken, which costs two context switches per wake-up.
-            let spin = now.saturating_duration_since(self.last_work) < REACTOR_SPIN;
+            let spin = self.spin_ok && now.saturating_duration_since(self.last_work) < REACTOR_SPIN;
+            if self.spinning && !spin {
+                // The spin ran out without work.
+                self.spin.spun(false);
+                self.spin_ok = false;
+            }
+            self.spinning = spin;
             if spin {
                 timeout = Some(Duration::ZERO);
                 std::thread::yield_now();
@@ -265,6 +281,11 @@ impl<D: Dispatch> EventLoop<D> {
             self.update_date();
             if events.iter().any(|e| e.token() != WAKER) || !self.rx.is_empty() {
                 self.last_work = now;
+                if self.spinning {
+                    self.spin.spun(true);
+                }
+                // Whether the wait after this work spins.
+                self.spin_ok = self.spin.spin_pays(&mut self.since_try);
             }
 
             for ev in events.iter() {

@@ -41,6 +41,7 @@ mod conn;
 mod event_loop;
 mod handle;
 mod slab;
+mod spin;
 mod stream;
 mod write_queue;
 
@@ -58,6 +59,7 @@ use command::{Command, Remote};
 pub use config::*;
 pub use handle::{ConnHandle, Part, DIRECT_WRITE_MAX};
 pub use slab::ConnId;
+pub use spin::SpinGate;
 
 /// A bound, listening socket for the reactor to accept on.
 #[derive(Debug)]
