@@ -1,34 +1,28 @@
 //! The seed's unified-API example: an HTML page for plain requests; every message a WebSocket
-//! client sends is broadcast to all open channels.
+//! client sends is broadcast to all open channels, through a [`ChannelGroup`] (channels join
+//! on open and leave by themselves on close; a client too slow to keep up misses messages
+//! rather than holding the others back).
 //!
 //! `cargo run --example broadcast [PORT]` (default 8080). SIGINT (Ctrl-C) or SIGTERM stops it
 //! gracefully: open WebSockets get a `1001` close.
 
 mod common;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use httpkit::{as_channel, run_server, Channel, ChannelHandlers, Options, Request, Response};
+use httpkit::{as_channel, run_server, ChannelGroup, ChannelHandlers, Options, Request, Response};
 
 fn main() -> std::io::Result<()> {
     let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
-    let channels: Arc<Mutex<HashSet<Channel>>> = Arc::default();
+    let everyone = ChannelGroup::new();
 
-    let (open, recv, close) = (channels.clone(), channels.clone(), channels.clone());
+    let (open, recv) = (everyone.clone(), everyone.clone());
     let handlers = ChannelHandlers::new()
         .on_open(move |ch| {
-            open.lock().unwrap_or_else(|e| e.into_inner()).insert(ch.clone());
+            open.join(ch);
         })
         .on_receive(move |_ch, message| {
-            let text = format!("broadcasting: {}", message.to_text());
-            for ch in recv.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                ch.send(text.as_str());
-            }
-        })
-        .on_close(move |ch, _status| {
-            close.lock().unwrap_or_else(|e| e.into_inner()).remove(ch);
+            recv.broadcast(format!("broadcasting: {}", message.to_text()));
         });
 
     let app = move |req: Request| {

@@ -131,6 +131,8 @@ pub(crate) struct ChannelInner {
     protocol: Option<String>,
     accept: Option<String>,
     remote_addr: Option<SocketAddr>,
+    /// The groups this channel is in: it leaves them when it closes.
+    groups: crate::group::Groups,
 }
 
 /// A connection seen through the unified API: a WebSocket, or an HTTP request answered later
@@ -225,6 +227,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             serial,
             protocol,
             accept,
+            groups: Default::default(),
         }),
     };
     let weak = Arc::downgrade(&ch.inner);
@@ -511,13 +514,48 @@ impl Channel {
     }
 
     fn fire_close(&self, status: CloseStatus) {
-        if self.inner.close_fired.swap(true, Ordering::AcqRel) {
-            return;
+        {
+            // Marked under the groups' lock: a group joining now either is on the list taken
+            // here, or sees the mark (see `remember_group`).
+            let mut groups = self.inner.groups.lock().unwrap_or_else(|e| e.into_inner());
+            if self.inner.close_fired.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            for g in std::mem::take(&mut *groups) {
+                if let Some(g) = g.upgrade() {
+                    g.remove(self.inner.id);
+                }
+            }
         }
         if let Some(f) = self.inner.handlers.on_close.clone() {
             let ch = self.clone();
             self.inner.serial.push(move || f(&ch, status));
         }
+    }
+
+    /// Notes that `group` holds this channel; `false` if the channel has closed already (the
+    /// group must drop it itself).
+    pub(crate) fn remember_group(&self, group: std::sync::Weak<crate::group::GroupShared>) -> bool {
+        let mut groups = self.inner.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if self.inner.close_fired.load(Ordering::Acquire) {
+            return false;
+        }
+        groups.retain(|g| g.strong_count() > 0);
+        groups.push(group);
+        true
+    }
+
+    /// Whether the connection's write buffer is over its limit (a send would be refused).
+    pub(crate) fn is_full(&self) -> bool {
+        self.inner.ex.conn.queued_bytes() > self.inner.ex.server.write_high_water
+    }
+
+    /// Sends an encoded WebSocket frame (shared by a broadcast); `None` before the handshake.
+    pub(crate) fn send_encoded(&self, head: Bytes, payload: Bytes) -> Option<bool> {
+        if !self.inner.upgraded.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.inner.ex.conn.send_frame(head, payload, None))
     }
 
     /// Called by the server after the `101` is queued or for an HTTP channel body.

@@ -62,6 +62,7 @@ mod date;
 mod dispatch;
 mod exchange;
 mod forwarded;
+mod group;
 mod handler;
 mod logging;
 mod options;
@@ -87,6 +88,7 @@ use bytes::Bytes;
 use httpkit_reactor::{Limits, Listener, ReactorConfig};
 
 pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus};
+pub use group::{Broadcast, ChannelGroup, WhenFull};
 pub use handler::Handler;
 pub use httpkit_codec::ws::CloseCode;
 pub use httpkit_reactor::ProxyProtocol;
