@@ -270,6 +270,10 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         init(&ch);
     }
     if !ws {
+        if let Some((after, status)) = ch.inner.ex.server.long_poll_timeout {
+            let at = std::time::Instant::now() + after;
+            ch.inner.ex.server.long_poll_timer.schedule(at, Arc::downgrade(&ch.inner), status);
+        }
         if let Some(f) = ch.inner.handlers.on_open.clone() {
             let c = ch.clone();
             if let Err(panic) = ch.inner.serial.run_inline(move || f(&c)) {
@@ -533,6 +537,21 @@ impl Channel {
         }
     }
 
+    /// A held HTTP channel's time is up (`Options::long_poll_timeout`): if nothing was sent on
+    /// it yet, it is answered with `status` and closed.
+    pub(crate) fn time_out(&self, status: u16) {
+        if self.inner.ws || !self.is_open() {
+            return;
+        }
+        let ex = &self.inner.ex;
+        if !ex.claim_idle() {
+            // Answered (or streaming) already.
+            return;
+        }
+        ex.write_response(Response::status_code(status));
+        self.closed_by_server();
+    }
+
     /// Notes that `group` holds this channel; `false` if the channel has closed already (the
     /// group must drop it itself).
     pub(crate) fn remember_group(&self, group: std::sync::Weak<crate::group::GroupShared>) -> bool {
@@ -587,7 +606,7 @@ impl Channel {
 }
 
 impl Channel {
-    fn from_inner(inner: Arc<ChannelInner>) -> Self {
+    pub(crate) fn from_inner(inner: Arc<ChannelInner>) -> Self {
         Self { inner }
     }
 

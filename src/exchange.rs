@@ -44,6 +44,9 @@ pub(crate) struct ServerShared {
     pub(crate) expect_continue: Option<ExpectHook>,
     /// The threads that read file bodies (see `pump.rs`).
     pub(crate) io: Arc<crate::pump::IoThreads>,
+    /// `Options::long_poll_timeout`, and its timer.
+    pub(crate) long_poll_timeout: Option<(std::time::Duration, u16)>,
+    pub(crate) long_poll_timer: Arc<crate::timeouts::LongPollTimer>,
     /// Where large request bodies go (see `spool.rs`).
     pub(crate) spool: crate::spool::SpoolConfig,
 }

@@ -78,6 +78,7 @@ mod sse;
 mod status;
 mod takeover;
 pub mod test;
+mod timeouts;
 mod ws;
 
 use std::io;
@@ -276,6 +277,8 @@ fn start_many<S: dispatch::Serve>(
         origins: opts.origins.clone(),
         expect_continue: opts.expect_continue.clone(),
         io: pump::IoThreads::new(format!("{}io-", opts.worker_name_prefix)),
+        long_poll_timeout: opts.long_poll_timeout,
+        long_poll_timer: Arc::default(),
         spool: spool::SpoolConfig {
             dir: opts.spool_dir.clone(),
             budget: opts.spool_budget,

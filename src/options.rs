@@ -26,6 +26,7 @@ pub(crate) const MAX_WS: usize = 4 * 1024 * 1024;
 /// | [`max_header_bytes`](Options::max_header_bytes) | | 64 KiB | `431` |
 /// | [`max_ws`](Options::max_ws) | `:max-ws` | 4 MiB | close 1009 |
 /// | [`ws_heartbeat`](Options::ws_heartbeat) | | off | a silent WebSocket is pinged, then closed (1006) |
+/// | [`long_poll_timeout`](Options::long_poll_timeout) | `with-timeout` | off | a held HTTP channel is answered with your status |
 /// | [`expect_continue`](Options::expect_continue) | | every request continues | your answer instead of `100 Continue`, closed |
 /// | [`server_header`](Options::server_header) | `:server-header` | `httpkit` | |
 /// | [`worker_pool`](Options::worker_pool) | `:worker-pool` | a [`ThreadPool`](crate::ThreadPool) | |
@@ -80,6 +81,7 @@ pub struct Options {
     pub(crate) origins: crate::exchange::OriginPolicy,
     pub(crate) forwarded_header: ForwardedHeader,
     pub(crate) ws_heartbeat: Option<(Duration, Duration)>,
+    pub(crate) long_poll_timeout: Option<(Duration, u16)>,
     pub(crate) expect_continue: Option<crate::exchange::ExpectHook>,
 }
 
@@ -138,6 +140,7 @@ impl Default for Options {
             origins: crate::exchange::OriginPolicy::Any,
             forwarded_header: ForwardedHeader::default(),
             ws_heartbeat: None,
+            long_poll_timeout: None,
             expect_continue: None,
         }
     }
@@ -224,6 +227,23 @@ impl Options {
     /// ```
     pub fn ws_heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.ws_heartbeat = Some((interval, timeout));
+        self
+    }
+
+    /// Held HTTP channels (long-polls, see [`as_channel`](crate::as_channel)) that nothing was
+    /// sent on for `after` are answered with `status` (empty body) and closed, their `on_close`
+    /// reporting a server close: as http-kit's `with-timeout`, so that a long-poll client gets
+    /// an answer (e.g. `204`, then polls again) before a proxy in front gives up on it (nginx's
+    /// `proxy_read_timeout` is 60 s by default). A channel that started streaming is not timed
+    /// out. Off by default (a channel is held until answered or its client leaves).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = httpkit::Options::default().long_poll_timeout(Duration::from_secs(30), 204);
+    /// # drop(opts);
+    /// ```
+    pub fn long_poll_timeout(mut self, after: Duration, status: u16) -> Self {
+        self.long_poll_timeout = Some((after, status));
         self
     }
 
@@ -578,6 +598,11 @@ impl Options {
         }
         if self.write_buffer < 1024 {
             return Err("write_buffer must be at least 1024".into());
+        }
+        if let Some((_, status)) = self.long_poll_timeout {
+            if !(200..600).contains(&status) {
+                return Err("long_poll_timeout's status must be a final status (200..=599)".into());
+            }
         }
         if let Some((interval, timeout)) = self.ws_heartbeat {
             if interval.is_zero() || timeout.is_zero() {
