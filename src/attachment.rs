@@ -15,6 +15,11 @@ pub(crate) trait ConnListener: Send + Sync {
     fn on_frame_written(&self, _token: u64) {}
     /// The write buffer drained after callbacks stopped for it (see `Dispatch::on_drained`).
     fn on_drained(&self) {}
+    /// A frame failed the WebSocket: send the close with `code` behind the callbacks due
+    /// (`true`), or let the reactor close now (`false`, the default).
+    fn on_ws_fail(&self, _code: u16, _reason: &'static str) -> bool {
+        false
+    }
     /// A graceful stop's time is up: end the answer properly now (see `Dispatch::on_stop_deadline`).
     fn on_stop_deadline(&self) {}
 }

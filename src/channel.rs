@@ -639,6 +639,19 @@ impl ConnListener for Channel {
         }
     }
 
+    fn on_ws_fail(&self, code: u16, reason: &'static str) -> bool {
+        // Behind the callbacks of the messages before the bad frame, so their echoes go first;
+        // the close is then reported as the failure it is (by the reactor's close).
+        let ch = self.clone();
+        self.inner.serial.push(move || {
+            if ch.inner.open.swap(false, Ordering::AcqRel) {
+                let (frame, info) = crate::ws::server_close_frame(CloseCode(code), reason);
+                ch.inner.ex.conn.send_frame(frame, Bytes::new(), Some(info));
+            }
+        });
+        true
+    }
+
     fn on_drained(&self) {
         self.inner.serial.kick();
     }

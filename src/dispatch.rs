@@ -265,6 +265,10 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
         }
     }
 
+    fn on_ws_fail(&mut self, conn: &ConnHandle, code: u16, reason: &'static str) -> bool {
+        conn.attachment().ws().is_some_and(|l| l.on_ws_fail(code, reason))
+    }
+
     fn on_frame_written(&mut self, conn: &ConnHandle, token: u64) {
         if let Some(l) = conn.attachment().ws() {
             l.on_frame_written(token);

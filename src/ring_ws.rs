@@ -419,6 +419,18 @@ impl ConnListener for Socket {
         self.inner.serial.kick();
     }
 
+    fn on_ws_fail(&self, code: u16, reason: &'static str) -> bool {
+        // Behind the callbacks of the messages before the bad frame (their sends go first).
+        let s = self.clone();
+        self.inner.serial.push(move || {
+            if s.inner.open.swap(false, Ordering::AcqRel) {
+                let (frame, info) = crate::ws::server_close_frame(CloseCode(code), reason);
+                s.inner.conn.send_frame(frame, Bytes::new(), Some(info));
+            }
+        });
+        true
+    }
+
     fn on_frame_written(&self, token: u64) {
         let cb = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
         if let Some((ok, _)) = cb {

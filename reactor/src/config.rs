@@ -97,6 +97,9 @@ pub const MIN_BODY_RATE: u64 = 256;
 pub const MIN_SEND_RATE: u64 = 256;
 /// Default [`ReactorConfig::ws_pong_timeout`].
 pub const WS_PONG_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a failed WebSocket waits for the dispatcher's close (see
+/// [`Dispatch::on_ws_fail`]) before the reactor sends it.
+pub const WS_FAIL_GRACE: Duration = Duration::from_secs(2);
 
 impl ReactorConfig {
     /// Bytes a body-read window must bring.

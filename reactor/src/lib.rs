@@ -247,6 +247,16 @@ pub trait Dispatch: Send + 'static {
         Ok(None)
     }
 
+    /// A frame failed a WebSocket (a protocol error, invalid UTF-8, a message too big: `code`
+    /// 1002, 1007 or 1009). `false` (the default): the reactor sends the close now. `true`: the
+    /// dispatcher sends it ([`ConnHandle::send_frame`] with a close) once what is due for the
+    /// messages before the bad frame has been sent (their echoes, say); the reactor reads
+    /// nothing more meanwhile, does not wait for the peer's reply to that close, and closes
+    /// with `code` itself if it has not come within [`WS_FAIL_GRACE`].
+    fn on_ws_fail(&mut self, _conn: &ConnHandle<Self::Attachment>, _code: u16, _reason: &'static str) -> bool {
+        false
+    }
+
     /// A WebSocket message or control frame arrived (close frames are reported through
     /// [`Dispatch::on_close`]). Pings have already been answered when auto-pong is on.
     fn on_ws_event(&mut self, _conn: &ConnHandle<Self::Attachment>, _event: httpkit_codec::ws::WsEvent) {}

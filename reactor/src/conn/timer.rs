@@ -151,8 +151,19 @@ impl<A> Conn<A> {
                 self.close(CloseReason::Timeout);
                 return;
             }
+            let fail = ws.fail_at;
             if ws.ping_at.is_some_and(|at| at <= ctx.now) {
                 self.ws_heartbeat(ctx);
+            }
+            if let Some((at, code, reason)) = fail {
+                if at <= ctx.now {
+                    // The dispatcher's close did not come in time: close as the failure asks.
+                    if let Some(ws) = &mut self.ws {
+                        ws.fail_at = None;
+                    }
+                    self.ws_close(code, reason, CloseThen::CloseTcp);
+                    return;
+                }
             }
         }
         // The heartbeat may be what came due: the connection's own timer acts only at its time.

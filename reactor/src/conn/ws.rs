@@ -21,6 +21,10 @@ pub(super) struct WsSession {
     pub(super) ping_due: Option<Instant>,
     /// When the next heartbeat ping goes out (heartbeats on, none out, the peer read).
     pub(super) ping_at: Option<Instant>,
+    /// A frame failed the connection and the dispatcher sends the close once the callbacks
+    /// due before it have run (see [`Dispatch::on_ws_fail`]): the reactor closes with this
+    /// code itself if that close has not come by this instant.
+    pub(super) fail_at: Option<(Instant, CloseCode, &'static str)>,
 }
 
 /// Whether the connection is read for the application (requests or WebSocket frames).
@@ -67,6 +71,7 @@ impl WsSession {
             pong_at: None,
             ping_due: None,
             ping_at: None,
+            fail_at: None,
         }
     }
 
@@ -171,7 +176,12 @@ impl<A> Conn<A> {
             if ws.info.is_none() {
                 ws.info = Some(info);
             }
-            self.deadline.restart(Timer::CloseHandshake, ctx.cfg, ctx.now);
+            if ws.fail_at.take().is_some() {
+                // The close of a failed connection: no reply is awaited (nothing more is read).
+                self.finish_after_flush(Ending::Local);
+            } else {
+                self.deadline.restart(Timer::CloseHandshake, ctx.cfg, ctx.now);
+            }
         }
         if self.wq.len() >= ctx.cfg.write_high_water {
             self.flush(ctx);
@@ -261,7 +271,14 @@ impl<A> Conn<A> {
                 Some(WsAction::HandshakeDone) => self.finish_after_flush(Ending::Local),
                 Some(WsAction::EchoClose(code, reason)) => self.ws_close(code, &reason, CloseThen::CloseTcp),
                 Some(WsAction::Fail(code, reason)) => {
-                    self.ws_close(code, reason, CloseThen::CloseTcp);
+                    // Messages before the bad frame may still be in the application's hands
+                    // (their echoes due): the dispatcher may send the close behind them.
+                    if ctx.dispatch.on_ws_fail(&self.handle, code.as_u16(), reason) {
+                        self.reading = Reading::Stopped;
+                        ws.fail_at = Some((ctx.now + crate::WS_FAIL_GRACE, code, reason));
+                    } else {
+                        self.ws_close(code, reason, CloseThen::CloseTcp);
+                    }
                     break;
                 }
             }
