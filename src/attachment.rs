@@ -136,6 +136,8 @@ pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Arc<dyn ConnListener>) -> bo
     if l.is_websocket() {
         let _ = ls.ws.set(Arc::downgrade(&l));
     }
+    // Most connections have one listener for their whole life (a WebSocket): room for one.
+    g.reserve_exact(1);
     g.push((id, l));
     true
 }

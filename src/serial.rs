@@ -204,6 +204,9 @@ impl Serial {
                         }
                         None => {
                             st.running = false;
+                            // An idle connection (a WebSocket between messages, for hours)
+                            // keeps no queue memory; a burst makes a new one.
+                            st.tasks = VecDeque::new();
                             return;
                         }
                     }

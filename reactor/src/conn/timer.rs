@@ -133,7 +133,9 @@ impl<A> Conn<A> {
     /// Gives back the memory an idle connection no longer needs (called from the timer sweep,
     /// so a busy connection keeps its buffers between requests).
     pub(crate) fn shrink_if_idle(&mut self) {
-        if self.deadline.timer() == Timer::Idle && self.pipeline.is_empty() && self.wq.is_empty() {
+        // A WebSocket between messages too: it may stay open for hours with nothing to send.
+        let idle = self.deadline.timer() == Timer::Idle || self.ws.is_some();
+        if idle && self.pipeline.is_empty() && self.wq.is_empty() {
             self.pipeline.shrink();
             self.wq.release();
             if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
