@@ -1,7 +1,7 @@
 //! Memory per idle keep-alive connection: opens N connections (default 5000), makes one
 //! request on each, then reports the growth of this process's RSS per connection.
 //! The clients live in the same process but hold only a socket each, so the growth is the
-//! server's. Run: `ulimit -n 20000; cargo bench --bench idle_memory -- 5000`.
+//! server's. Run: `ulimit -n 20000; cargo bench --bench idle_memory -- 5000 [REACTORS]`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -29,10 +29,17 @@ fn open(addr: std::net::SocketAddr, buf: &mut [u8]) -> TcpStream {
 }
 
 fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5000);
+    let mut nums = std::env::args().skip(1).filter_map(|a| a.parse::<usize>().ok());
+    let n = nums.next().unwrap_or(5000);
+    let reactors = nums.next().unwrap_or(1);
     let server = run_server(
         |_r: Request| Response::ok("hello HTTP!"),
-        Options::default().ip("127.0.0.1").port(0).idle_timeout(Duration::from_secs(600)).max_connections(n + 100),
+        Options::default()
+            .ip("127.0.0.1")
+            .port(0)
+            .reactors(reactors)
+            .idle_timeout(Duration::from_secs(600))
+            .max_connections(n + 100),
     )
     .expect("server");
     let addr = server.local_addr().expect("addr");
@@ -49,7 +56,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(1));
     let after = rss_kib();
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
-    println!("idle keep-alive connections: {n}; open on server: {}", server.connections_open());
+    println!("idle keep-alive connections: {n} ({reactors} reactors); open on server: {}", server.connections_open());
     println!("RSS before {before} KiB, after {after} KiB: {per:.0} bytes per idle connection");
     drop(conns);
     server.stop();
