@@ -133,6 +133,8 @@ pub(crate) struct ChannelInner {
     remote_addr: Option<SocketAddr>,
     /// The groups this channel is in: it leaves them when it closes.
     groups: crate::group::Groups,
+    /// What the long-poll timer holds of this channel (see `timeouts.rs`).
+    timer_slot: std::sync::OnceLock<Arc<crate::timeouts::TimerSlot>>,
 }
 
 /// A connection seen through the unified API: a WebSocket, or an HTTP request answered later
@@ -228,6 +230,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             protocol,
             accept,
             groups: Default::default(),
+            timer_slot: std::sync::OnceLock::new(),
         }),
     };
     let weak = Arc::downgrade(&ch.inner);
@@ -272,7 +275,9 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     if !ws {
         if let Some((after, status)) = ch.inner.ex.server.long_poll_timeout {
             let at = std::time::Instant::now() + after;
-            ch.inner.ex.server.long_poll_timer.schedule(at, Arc::downgrade(&ch.inner), status);
+            let slot = Arc::new(crate::timeouts::TimerSlot(Arc::downgrade(&ch.inner)));
+            let _ = ch.inner.timer_slot.set(slot.clone());
+            ch.inner.ex.server.long_poll_timer.schedule(at, Arc::downgrade(&slot), status);
         }
         if let Some(f) = ch.inner.handlers.on_open.clone() {
             let c = ch.clone();
@@ -560,7 +565,10 @@ impl Channel {
             return false;
         }
         groups.retain(|g| g.strong_count() > 0);
-        groups.push(group);
+        // Joined, left and joined again: one entry per group.
+        if !groups.iter().any(|g| g.ptr_eq(&group)) {
+            groups.push(group);
+        }
         true
     }
 

@@ -13,9 +13,14 @@ use crate::channel::ChannelInner;
 struct Entry {
     at: Instant,
     seq: u64,
-    channel: Weak<ChannelInner>,
+    /// Through a small slot the channel owns: an entry whose channel is gone holds these few
+    /// bytes until its time, not the channel's memory.
+    channel: Weak<TimerSlot>,
     status: u16,
 }
+
+/// What the timer reaches a channel through (owned by the channel).
+pub(crate) struct TimerSlot(pub(crate) Weak<ChannelInner>);
 
 impl PartialEq for Entry {
     fn eq(&self, o: &Self) -> bool {
@@ -56,7 +61,7 @@ impl std::fmt::Debug for LongPollTimer {
 
 impl LongPollTimer {
     /// Times `channel` out at `at` (unless it is answered or closed first).
-    pub(crate) fn schedule(self: &Arc<Self>, at: Instant, channel: Weak<ChannelInner>, status: u16) {
+    pub(crate) fn schedule(self: &Arc<Self>, at: Instant, channel: Weak<TimerSlot>, status: u16) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.seq += 1;
         let seq = st.seq;
@@ -97,7 +102,7 @@ fn run(timer: &Weak<LongPollTimer>) {
         };
         drop(t);
         if let Some((ch, status)) = due {
-            if let Some(ch) = ch.upgrade() {
+            if let Some(ch) = ch.upgrade().and_then(|slot| slot.0.upgrade()) {
                 crate::channel::Channel::from_inner(ch).time_out(status);
             }
         }

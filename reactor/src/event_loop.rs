@@ -315,15 +315,19 @@ impl<D: Dispatch> EventLoop<D> {
                 self.sweep(now);
                 self.next_sweep = now + self.sweep_every;
             }
-            if self.accept_paused
-                && (self.stats.open() < self.cfg.max_connections
+            if self.accept_paused && self.accept_retry.is_none_or(|t| now >= t) {
+                let room = self.stats.open() < self.cfg.max_connections
                     || self.lru_head != NONE
-                    || self.peers.idle_elsewhere(self.index))
-                && self.accept_retry.is_none_or(|t| now >= t)
-            {
-                self.accept_paused = false;
-                self.accept_retry = None;
-                self.accept(now);
+                    || self.peers.idle_elsewhere(self.index);
+                if room {
+                    self.accept_paused = false;
+                    self.accept_retry = None;
+                    self.accept(now);
+                } else if self.accept_retry.is_some() {
+                    // Still no room: look again later (a retry left in the past would make
+                    // every poll return at once).
+                    self.accept_retry = Some(now + Duration::from_millis(100));
+                }
             }
             if self.stopping {
                 let expired = self.stop_deadline.is_some_and(|d| now >= d);

@@ -124,7 +124,7 @@ impl<A> Conn<A> {
         // unread): the first interval starts with the WebSocket or when reading resumes.
         let paused = self.ws_paused();
         if let (Some(ws), Some(interval)) = (&mut self.ws, cfg.ws_ping_interval) {
-            if !paused && !ws.close_sent && ws.ping_at.is_none() && ws.ping_due.is_none() {
+            if !paused && !ws.close_sent && ws.fail_at.is_none() && ws.ping_at.is_none() && ws.ping_due.is_none() {
                 ws.ping_at = now.checked_add(interval);
             }
         }

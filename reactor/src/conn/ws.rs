@@ -273,9 +273,13 @@ impl<A> Conn<A> {
                 Some(WsAction::Fail(code, reason)) => {
                     // Messages before the bad frame may still be in the application's hands
                     // (their echoes due): the dispatcher may send the close behind them.
-                    if ctx.dispatch.on_ws_fail(&self.handle, code.as_u16(), reason) {
+                    // (After a close of ours, nothing more is due: close now.)
+                    if !ws.close_sent && ctx.dispatch.on_ws_fail(&self.handle, code.as_u16(), reason) {
                         self.reading = Reading::Stopped;
                         ws.fail_at = Some((ctx.now + crate::WS_FAIL_GRACE, code, reason));
+                        // No heartbeat meanwhile: its answer would not be read.
+                        ws.ping_at = None;
+                        ws.ping_due = None;
                     } else {
                         self.ws_close(code, reason, CloseThen::CloseTcp);
                     }
