@@ -39,13 +39,7 @@ fn serve_slowly(path: &std::path::Path, len: u64, inline: bool) {
     let mut c = Client::connect(addr(&s));
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     // Read the head by hand, then the body slowly in pieces, sampling memory.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        c.stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = read_raw_head(&mut c.stream);
     assert!(head.contains(&format!("content-length: {len}")), "{head}");
     // A client that stalls first: the server must not read ahead.
     std::thread::sleep(std::time::Duration::from_millis(500));

@@ -40,13 +40,7 @@ fn pattern_file(name: &str, len: u64) -> PathBuf {
 fn begin_download(addr: std::net::SocketAddr, path: &str) -> (Client, Option<u64>) {
     let mut c = Client::connect(addr);
     c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        c.stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = read_raw_head(&mut c.stream);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let len = head.lines().find_map(|l| l.strip_prefix("content-length: ")).map(|v| v.trim().parse().unwrap());
     (c, len)
@@ -306,13 +300,7 @@ fn pipelined_bodies_each_wait_for_room_and_all_arrive() {
     c.send(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n");
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..3 {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            c.stream.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 200"));
+        assert!(read_raw_head(&mut c.stream).starts_with("HTTP/1.1 200"));
         assert_eq!(read_chunked_pattern(&mut c), 32 * 65536);
     }
 }

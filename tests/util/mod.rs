@@ -186,6 +186,17 @@ pub fn request(addr: SocketAddr, raw: &[u8]) -> Resp {
     c.read_response().expect("response")
 }
 
+/// Reads a response head byte by byte (nothing of the body is consumed), as text.
+pub fn read_raw_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("response head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).expect("a text head")
+}
+
 /// Resident set size of this process in KiB.
 pub fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
