@@ -156,7 +156,9 @@ fn inline_runs_handlers_on_the_reactor_thread() {
     );
     let mut c = Client::connect(addr(&s));
     for _ in 0..20 {
-        assert_eq!(c.get("/").text(), "httpkit-reactor");
+        // `httpkit-reactor`, or `httpkit-reactor-N` with several reactors.
+        let name = c.get("/").text();
+        assert!(name.starts_with("httpkit-reactor"), "{name}");
     }
 }
 
