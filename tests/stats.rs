@@ -118,3 +118,21 @@ fn the_access_log_has_a_line_per_answer_when_on() {
     assert!(!cap.0.lock().unwrap()[before..].iter().any(|l| l.contains("/quiet")));
     let _ = std::io::stderr().flush();
 }
+
+#[test]
+fn the_longest_loop_turn_shows_a_stall_and_starts_over() {
+    // With Inline, a handler that sleeps stalls the reactor loop: the gauge says so.
+    let s = start(
+        |_r: Request| {
+            std::thread::sleep(Duration::from_millis(200));
+            httpkit::Response::ok("slept")
+        },
+        opts().worker_pool(httpkit::Inline),
+    );
+    s.take_longest_loop_turn();
+    assert_eq!(Client::connect(addr(&s)).get("/").text(), "slept");
+    let stall = s.take_longest_loop_turn();
+    assert!(stall >= Duration::from_millis(150), "{stall:?}");
+    // Taken: it starts over (the loop has been idle since).
+    assert!(s.take_longest_loop_turn() < stall);
+}

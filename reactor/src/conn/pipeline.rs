@@ -384,7 +384,7 @@ impl<A> Conn<A> {
         self.settle_direct(Settle::TakeBack);
         let safe = matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
         let (seq, may_run) = self.pipeline.admit(safe);
-        self.handle.shared.front.store(self.pipeline.front_seq(), Ordering::SeqCst);
+        self.publish_front();
         if head.upgrade || !head.keep_alive || self.stopping {
             // After an upgrade request or a request that closes, nothing more is read as HTTP;
             // unless the upgrade happens, the connection closes after the response.
@@ -467,11 +467,20 @@ impl<A> Conn<A> {
         }
     }
 
+    /// Publishes which answer is at the front (see [`ConnHandle::is_front`]): a store only when
+    /// it changed (once per request, as its slot leaves), not on every write.
+    fn publish_front(&self) {
+        let front = self.pipeline.front_seq();
+        if self.handle.shared.front.load(Ordering::Relaxed) != front {
+            self.handle.shared.front.store(front, Ordering::SeqCst);
+        }
+    }
+
     /// Moves the answers at the front to the write queue and acts on what went out: a `101`
     /// switches to WebSocket, an answer that closes ends the connection after it.
     pub(super) fn advance_slots(&mut self) {
         let front = self.pipeline.advance(&mut self.wq);
-        self.handle.shared.front.store(self.pipeline.front_seq(), Ordering::SeqCst);
+        self.publish_front();
         match front {
             Front::Waiting => {}
             Front::Upgrade { .. } if self.input == Input::Ended => {
