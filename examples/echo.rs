@@ -9,6 +9,9 @@
 //!   to 16 MiB (the Autobahn test suite runs against this), on the unified channel API
 //! * `GET /ring` → the same echo on the Ring-style listener API
 //!
+//! Both WebSocket routes accept permessage-deflate when the client offers it (Autobahn's cases
+//! 12 and 13); a client that offers nothing talks uncompressed, as before.
+//!
 //! `cargo run --release --example echo [PORT]` (default 8080; 0 picks a free port, printed).
 //! SIGINT (Ctrl-C) or SIGTERM stops it gracefully: answers in progress finish (up to 5 s).
 
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use httpkit::{
     as_channel, run_server, websocket_response, Body, ChannelHandlers, Method, Options, Request, Response, SendError,
-    WsListener,
+    WsCompression, WsListener,
 };
 
 fn app(mut req: Request) -> Response {
@@ -66,7 +69,10 @@ fn app(mut req: Request) -> Response {
 fn main() -> std::io::Result<()> {
     let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
     let signals = common::Signals::install()?;
-    let server = run_server(app, Options::default().port(port).max_ws(16 * 1024 * 1024))?;
+    let server = run_server(
+        app,
+        Options::default().port(port).max_ws(16 * 1024 * 1024).ws_compression(WsCompression::default()),
+    )?;
     println!("echo: listening on http://127.0.0.1:{}/", server.port().unwrap_or(port));
     common::serve_until_signal(&signals, &server, Duration::from_secs(5));
     Ok(())

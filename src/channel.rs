@@ -37,15 +37,16 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use httpkit_codec::h1::{BodyEncoder, BodyLength};
 use httpkit_codec::ws::{encode_frame, encode_handshake_response, requested_protocols, CloseCode, OpCode};
-use httpkit_reactor::{CloseReason, WsClose, WsEvent};
+use httpkit_reactor::{CloseReason, WsClose, WsEvent, WsUpgrade};
 
 use crate::attachment::{attach, detach, ConnListener};
 pub use crate::close_status::{CloseKind, CloseStatus};
 use crate::date::with_date;
+use crate::deflate::{send_message, FrameCache};
 use crate::exchange::{next_id, Exchange, Orphan, RespState};
 use crate::serial::{close_websocket_on_fault, Fault, FaultHook, Serial};
 use crate::takeover::Takeover;
-use crate::ws::{close_frame, encode_message, read_body_whole, server_close_frame, CloseError, Message, SendError};
+use crate::ws::{close_frame, read_body_whole, server_close_frame, CloseError, Message, SendError};
 use crate::{Request, Response};
 
 type OpenFn = Arc<dyn Fn(&Channel) + Send + Sync>;
@@ -130,6 +131,8 @@ pub(crate) struct ChannelInner {
     serial: Arc<Serial>,
     protocol: Option<String>,
     accept: Option<String>,
+    /// permessage-deflate, when the handshake agreed to it.
+    deflate: Option<Box<crate::deflate::WsDeflate>>,
     remote_addr: Option<SocketAddr>,
     /// The groups this channel is in: it leaves them when it closes.
     groups: crate::group::Groups,
@@ -216,8 +219,13 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         ws.then(|| conn.clone()),
         ex.server.write_high_water,
     );
+    let deflate = match (ex.ws_deflate.as_ref(), ex.server.ws_compression.as_ref()) {
+        (Some(p), Some(c)) if accept.is_some() => Some(Box::new(crate::deflate::WsDeflate::new(p, c))),
+        _ => None,
+    };
     let ch = Channel {
         inner: Arc::new(ChannelInner {
+            deflate,
             id: next_id(),
             remote_addr: req.remote_addr(),
             ex,
@@ -365,8 +373,8 @@ impl Channel {
             return Err(SendError::Closed(msg));
         }
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
-        let (head, payload) = encode_message(&msg);
-        if !self.inner.ex.conn.send_frame(head, payload, None) {
+        let conn = &self.inner.ex.conn;
+        if !send_message(self.inner.deflate.as_deref(), &msg, |head, payload| conn.send_frame(head, payload, None)) {
             return Err(SendError::Closed(msg));
         }
         if close {
@@ -577,12 +585,18 @@ impl Channel {
         self.inner.ex.conn.queued_bytes() > self.inner.ex.server.write_high_water
     }
 
-    /// Sends an encoded WebSocket frame (shared by a broadcast); `None` before the handshake.
-    pub(crate) fn send_encoded(&self, head: Bytes, payload: Bytes) -> Option<bool> {
+    /// Sends a broadcast's message, its frame shared with the other members of the same wire
+    /// form (see [`FrameCache`]); `None` before the handshake.
+    pub(crate) fn send_broadcast(&self, msg: &Message, cache: &mut FrameCache) -> Option<bool> {
         if !self.inner.upgraded.load(Ordering::Acquire) {
             return None;
         }
-        Some(self.inner.ex.conn.send_frame(head, payload, None))
+        let conn = &self.inner.ex.conn;
+        let z = self.inner.deflate.as_deref();
+        Some(match cache.frame(z, msg) {
+            Some((head, payload)) => conn.send_frame(head, payload, None),
+            None => send_message(z, msg, |head, payload| conn.send_frame(head, payload, None)),
+        })
     }
 
     /// Called by the server after the `101` is queued or for an HTTP channel body.
@@ -604,11 +618,26 @@ impl Channel {
             return;
         };
         let mut head = Vec::with_capacity(256);
-        with_date(|d| encode_handshake_response(accept, self.inner.protocol.as_deref(), extra, d, &mut head));
+        let extensions = self.inner.deflate.as_ref().and(ex.ws_deflate).map(|p| p.response_header());
+        with_date(|d| {
+            encode_handshake_response(
+                accept,
+                self.inner.protocol.as_deref(),
+                extensions.as_deref(),
+                extra,
+                d,
+                &mut head,
+            )
+        });
         self.inner.ex.count_status(StatusCode::SWITCHING_PROTOCOLS);
         // on_open was queued by `as_channel`; it runs now that the 101 is on its way.
         self.inner.upgraded.store(true, Ordering::Release);
-        ex.conn.upgrade(ex.seq, Bytes::from(head), ex.server.max_ws, true);
+        let deflate = self.inner.deflate.as_ref().and(ex.ws_deflate);
+        ex.conn.upgrade(
+            ex.seq,
+            Bytes::from(head),
+            WsUpgrade { max_message: ex.server.max_ws, auto_pong: true, deflate },
+        );
         self.inner.serial.kick();
     }
 }

@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use httpkit_codec::ws::check_handshake;
+use httpkit_codec::ws::{check_handshake, negotiate_deflate};
 use httpkit_reactor::{CloseReason, Dispatch, InboundRequest, WsEvent};
 
 use crate::attachment::{Attachment, ConnHandle};
@@ -127,8 +127,13 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
                 Err(Refusal::ORIGIN)
             }
         });
+        let ws_deflate = match (&ws, &self.server.ws_compression) {
+            (Some(Ok(_)), Some(c)) => negotiate_deflate(head.headers(), &c.cfg),
+            _ => None,
+        };
         let ex = Exchange {
             ws,
+            ws_deflate,
             conn: conn.clone(),
             seq,
             method: head.method.clone(),

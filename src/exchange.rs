@@ -39,6 +39,8 @@ pub(crate) struct ServerShared {
     pub(crate) pool: Arc<dyn WorkerPool>,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) origins: OriginPolicy,
+    /// `Options::ws_compression`.
+    pub(crate) ws_compression: Option<crate::WsCompression>,
     pub(crate) forwarded_header: crate::ForwardedHeader,
     /// `Options::expect_continue`.
     pub(crate) expect_continue: Option<ExpectHook>,
@@ -128,6 +130,8 @@ pub(crate) struct Exchange {
     pub(crate) state: Arc<ExShared>,
     /// For a WebSocket request: the handshake check (`Sec-WebSocket-Accept`, or why not).
     pub(crate) ws: Option<Result<String, Refusal>>,
+    /// For a WebSocket request: the permessage-deflate parameters agreed, if any.
+    pub(crate) ws_deflate: Option<httpkit_codec::ws::DeflateParams>,
 }
 
 /// Why a WebSocket handshake is refused: an invalid handshake (the codec's check) or an origin

@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use bytes::Bytes;
 
 use crate::channel::Channel;
-use crate::ws::{encode_message, Message};
+use crate::deflate::FrameCache;
+use crate::ws::Message;
 use crate::Response;
 
 /// What a broadcast does with a member whose write buffer is full (a client that reads slower
@@ -142,7 +143,7 @@ impl ChannelGroup {
     pub fn broadcast(&self, msg: impl Into<Message>) -> Broadcast {
         let msg = msg.into();
         let mut report = Broadcast::default();
-        let mut frame: Option<(Bytes, Bytes)> = None;
+        let mut frames = FrameCache::default();
         // A snapshot: sending may close a member (an answered long-poll, a full one), which
         // then leaves the group, taking its lock.
         let members: Vec<Channel> = self.inner.read().values().cloned().collect();
@@ -162,8 +163,7 @@ impl ChannelGroup {
                 continue;
             }
             let sent = if ch.is_websocket() {
-                let (head, payload) = frame.get_or_insert_with(|| encode_message(&msg));
-                match ch.send_encoded(head.clone(), payload.clone()) {
+                match ch.send_broadcast(&msg, &mut frames) {
                     Some(sent) => sent,
                     None => {
                         report.skipped += 1;

@@ -59,6 +59,7 @@ mod attachment;
 mod channel;
 mod close_status;
 mod date;
+mod deflate;
 mod dispatch;
 mod exchange;
 mod forwarded;
@@ -89,6 +90,7 @@ use bytes::Bytes;
 use httpkit_reactor::{Limits, Listener, ReactorConfig};
 
 pub use channel::{as_channel, Channel, ChannelHandlers, CloseKind, CloseStatus};
+pub use deflate::WsCompression;
 pub use group::{Broadcast, ChannelGroup, WhenFull};
 pub use handler::Handler;
 pub use httpkit_codec::ws::CloseCode;
@@ -275,6 +277,7 @@ fn start_many<S: dispatch::Serve>(
         trusted_proxies: opts.trusted_proxies.clone(),
         forwarded_header: opts.forwarded_header,
         origins: opts.origins.clone(),
+        ws_compression: opts.ws_compression,
         expect_continue: opts.expect_continue.clone(),
         io: pump::IoThreads::new(format!("{}io-", opts.worker_name_prefix)),
         long_poll_timeout: opts.long_poll_timeout,

@@ -81,6 +81,7 @@ pub struct Options {
     pub(crate) origins: crate::exchange::OriginPolicy,
     pub(crate) forwarded_header: ForwardedHeader,
     pub(crate) ws_heartbeat: Option<(Duration, Duration)>,
+    pub(crate) ws_compression: Option<crate::WsCompression>,
     pub(crate) long_poll_timeout: Option<(Duration, u16)>,
     pub(crate) expect_continue: Option<crate::exchange::ExpectHook>,
 }
@@ -140,6 +141,7 @@ impl Default for Options {
             origins: crate::exchange::OriginPolicy::Any,
             forwarded_header: ForwardedHeader::default(),
             ws_heartbeat: None,
+            ws_compression: None,
             long_poll_timeout: None,
             expect_continue: None,
         }
@@ -208,6 +210,26 @@ impl Options {
     /// Largest WebSocket message (all fragments). Default 4 MiB. Larger → close 1009.
     pub fn max_ws(mut self, n: usize) -> Self {
         self.max_ws = n;
+        self
+    }
+
+    /// permessage-deflate (RFC 7692) for WebSockets, both APIs: offered by every browser, it
+    /// often shrinks text (JSON, chat) several-fold. The first acceptable offer a client makes
+    /// is taken (see [`WsCompression`] for the parameters honoured and the memory they cost);
+    /// a client that offers nothing acceptable talks uncompressed. Compressed messages count
+    /// against [`Options::max_ws`] as they inflate (a "zip bomb" is a 1009, not an allocation);
+    /// data that does not inflate is a 1007.
+    ///
+    /// Off by default: compression costs CPU on every message and memory per connection (see
+    /// [`WsCompression`]), and it leaks secrets when a page mixes them with what an attacker
+    /// controls (CRIME/BREACH); turn it on where the traffic is large and compressible.
+    ///
+    /// ```
+    /// let opts = httpkit::Options::default().ws_compression(httpkit::WsCompression::default());
+    /// # drop(opts);
+    /// ```
+    pub fn ws_compression(mut self, c: crate::WsCompression) -> Self {
+        self.ws_compression = Some(c);
         self
     }
 

@@ -39,14 +39,15 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::HeaderMap;
 use httpkit_codec::ws::{encode_frame, encode_handshake_response, CloseCode, OpCode};
-use httpkit_reactor::{CloseReason, WsClose, WsEvent};
+use httpkit_reactor::{CloseReason, WsClose, WsEvent, WsUpgrade};
 
 use crate::attachment::{attach, ConnHandle, ConnListener};
 use crate::date::with_date;
+use crate::deflate::send_message;
 use crate::exchange::{next_id, Exchange};
 use crate::serial::{close_websocket_on_fault, Serial};
 use crate::takeover::Takeover;
-use crate::ws::{close_frame, encode_message, read_body_whole, Message, SendError};
+use crate::ws::{close_frame, read_body_whole, Message, SendError};
 use crate::Response;
 
 /// Receives the events of one WebSocket (Ring's listener protocol). Every method has a default.
@@ -220,6 +221,8 @@ struct SocketInner {
     listener: Arc<dyn WebSocketListener>,
     protocol: Option<String>,
     pending: Mutex<HashMap<u64, Callbacks>>,
+    /// permessage-deflate, when the handshake agreed to it.
+    deflate: Option<Box<crate::deflate::WsDeflate>>,
 }
 
 /// One open WebSocket of the Ring-style API. `Clone + Send + Sync + Eq + Hash`.
@@ -277,8 +280,8 @@ impl Socket {
     pub fn send(&self, msg: impl Into<Message>) -> Result<(), SendError<Message>> {
         let msg = self.check_writable(msg.into())?;
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
-        let (head, payload) = encode_message(&msg);
-        if self.inner.conn.send_frame(head, payload, None) {
+        let conn = &self.inner.conn;
+        if send_message(self.inner.deflate.as_deref(), &msg, |head, payload| conn.send_frame(head, payload, None)) {
             Ok(())
         } else {
             Err(SendError::Closed(msg))
@@ -318,8 +321,10 @@ impl Socket {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(token, (Box::new(on_success), Box::new(on_failure)));
-        let (head, payload) = encode_message(&msg);
-        if !self.inner.conn.send_frame_acked(head, payload, token) {
+        let conn = &self.inner.conn;
+        if !send_message(self.inner.deflate.as_deref(), &msg, |head, payload| {
+            conn.send_frame_acked(head, payload, token)
+        }) {
             self.fail_pending();
         } else if self.inner.conn.is_closed() {
             // Closed while we queued: the reactor will never report it.
@@ -488,6 +493,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     let conn = ex.conn.clone();
     let open = Arc::new(AtomicBool::new(true));
     let on_fault = close_websocket_on_fault(conn.clone(), open.clone());
+    let deflate = ex.ws_deflate;
     let socket = Socket {
         inner: Arc::new(SocketInner {
             id: next_id(),
@@ -505,6 +511,10 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             listener: up.listener.clone(),
             protocol: up.protocol.clone(),
             pending: Mutex::new(HashMap::new()),
+            deflate: deflate
+                .as_ref()
+                .zip(ex.server.ws_compression.as_ref())
+                .map(|(p, c)| Box::new(crate::deflate::WsDeflate::new(p, c))),
         }),
     };
     // on_open is queued before the socket can hear a close, so it always comes first.
@@ -517,10 +527,14 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
         return;
     }
     let mut out = Vec::with_capacity(256);
-    with_date(|d| encode_handshake_response(&accept, up.protocol.as_deref(), extra, d, &mut out));
+    let extensions = deflate.map(|p| p.response_header());
+    with_date(|d| {
+        encode_handshake_response(&accept, up.protocol.as_deref(), extensions.as_deref(), extra, d, &mut out)
+    });
     ex.count_status(http::StatusCode::SWITCHING_PROTOCOLS);
     // The reactor answers pings at once unless the listener pongs itself.
-    conn.upgrade(ex.seq, Bytes::from(out), ex.server.max_ws, !up.listener.pongs_itself());
+    let ws = WsUpgrade { max_message: ex.server.max_ws, auto_pong: !up.listener.pongs_itself(), deflate };
+    conn.upgrade(ex.seq, Bytes::from(out), ws);
     socket.inner.serial.kick();
 }
 

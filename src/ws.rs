@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read};
 
 use bytes::Bytes;
-use httpkit_codec::ws::{encode_close, encode_frame_head, CloseCode, OpCode};
+use httpkit_codec::ws::{encode_close, CloseCode, OpCode};
 use httpkit_reactor::WsClose;
 
 use crate::response::{Body, BodyKind};
@@ -185,13 +185,14 @@ impl<T> From<SendError<T>> for io::Error {
     }
 }
 
-/// What a message becomes on the wire, in both APIs: one frame (head, payload), the payload
-/// not copied. `Text` is a text frame and `Binary` a binary frame. A [`Response`]'s body (read
+/// What a message becomes on the wire, in both APIs: one frame's opcode and payload (a
+/// `Binary`'s bytes not copied; see [`crate::deflate::send_message`] for the frame). `Text` is a
+/// text frame and `Binary` a binary frame. A [`Response`]'s body (read
 /// whole first, see [`Message`]) is a text frame when the response says it is text — a
 /// `Content-Type` of `text/*`, `application/json`, or with `charset=utf-8` — and the body is
 /// valid UTF-8; otherwise a binary frame.
-pub(crate) fn encode_message(msg: &Message) -> (Bytes, Bytes) {
-    let (op, payload) = match msg {
+pub(crate) fn message_payload(msg: &Message) -> (OpCode, Bytes) {
+    match msg {
         Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
         Message::Binary(b) => (OpCode::Binary, b.clone()),
         Message::Response(r) => {
@@ -202,10 +203,7 @@ pub(crate) fn encode_message(msg: &Message) -> (Bytes, Bytes) {
             let text = says_text(r) && std::str::from_utf8(&body).is_ok();
             (if text { OpCode::Text } else { OpCode::Binary }, body)
         }
-    };
-    let mut head = Vec::with_capacity(10);
-    encode_frame_head(op, true, payload.len(), &mut head);
-    (Bytes::from(head), payload)
+    }
 }
 
 fn says_text(r: &Response) -> bool {

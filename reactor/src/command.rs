@@ -18,6 +18,8 @@ pub(crate) enum CloseHow {
     Abort,
 }
 
+use crate::WsUpgrade;
+
 #[derive(Debug)]
 pub(crate) enum Command {
     Write {
@@ -31,8 +33,7 @@ pub(crate) enum Command {
         id: ConnId,
         seq: u64,
         head: Bytes,
-        max_message: usize,
-        auto_pong: bool,
+        ws: WsUpgrade,
     },
     Frame {
         id: ConnId,

@@ -491,9 +491,7 @@ impl<D: Dispatch> EventLoop<D> {
                 Ctx { cfg: &self.cfg, dispatch: &mut self.dispatch, now, date: &self.date, stats: &self.stats };
             match cmd {
                 Command::Write { seq, head, body, part, .. } => conn.on_write(seq, head, body, part, &mut ctx),
-                Command::Upgrade { seq, head, max_message, auto_pong, .. } => {
-                    conn.on_upgrade(seq, head, max_message, auto_pong, &mut ctx)
-                }
+                Command::Upgrade { seq, head, ws, .. } => conn.on_upgrade(seq, head, ws, &mut ctx),
                 Command::Frame { head, payload, close, ack, .. } => conn.on_frame(head, payload, close, ack, &mut ctx),
                 Command::Pong { payload, .. } => conn.queue_pong(&payload, &mut ctx),
                 Command::PauseReading { paused, .. } => conn.set_app_paused(paused),

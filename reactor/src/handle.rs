@@ -12,7 +12,7 @@ use crate::command::{CloseHow, Command, Remote};
 use crate::slab::ConnId;
 use crate::stream::Stream;
 #[allow(unused_imports)] // doc links
-use crate::{Dispatch, ReactorConfig, WsClose};
+use crate::{Dispatch, ReactorConfig, WsClose, WsUpgrade};
 
 /// Which part of a response [`ConnHandle::write`] queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,14 +275,13 @@ impl<A> ConnHandle<A> {
     }
 
     /// Answers request `seq` with `head` (a `101 Switching Protocols`) and switches the
-    /// connection to WebSocket: frames of at most `max_message` bytes per message, pings
-    /// answered automatically if `auto_pong`. Returns `false` if the connection is closed.
-    pub fn upgrade(&self, seq: u64, head: Bytes, max_message: usize, auto_pong: bool) -> bool {
+    /// connection to WebSocket as `ws` says. Returns `false` if the connection is closed.
+    pub fn upgrade(&self, seq: u64, head: Bytes, ws: WsUpgrade) -> bool {
         if self.is_closed() {
             return false;
         }
         self.charge_out(head.len());
-        self.remote.send(Command::Upgrade { id: self.id, seq, head, max_message, auto_pong });
+        self.remote.send(Command::Upgrade { id: self.id, seq, head, ws });
         true
     }
 

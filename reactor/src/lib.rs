@@ -53,7 +53,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 pub use httpkit_codec::h1::{Limits, RequestHead};
-pub use httpkit_codec::ws::WsEvent;
+pub use httpkit_codec::ws::{DeflateParams, WsEvent};
 
 use command::{Command, Remote};
 pub use config::*;
@@ -169,6 +169,17 @@ pub struct SpoolRefusal {
     pub status: u16,
     /// Its reason (the answer's body).
     pub reason: &'static str,
+}
+
+/// How a connection speaks WebSocket once its `101` is out (see [`ConnHandle::upgrade`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsUpgrade {
+    /// The largest message, in bytes (after inflating, when compressed): larger is a 1009.
+    pub max_message: usize,
+    /// Pings are answered by the reactor at once.
+    pub auto_pong: bool,
+    /// permessage-deflate as agreed in the handshake: compressed client messages are inflated.
+    pub deflate: Option<DeflateParams>,
 }
 
 /// How a WebSocket connection ended: the close code and reason that were exchanged.

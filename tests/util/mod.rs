@@ -244,6 +244,12 @@ pub fn client_frame(op: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
 impl Client {
     /// Reads one server frame: (fin, opcode, payload). Server frames must be unmasked.
     pub fn read_frame(&mut self) -> io::Result<(bool, u8, Vec<u8>)> {
+        let (b0, payload) = self.read_frame_bits()?;
+        Ok((b0 & 0x80 != 0, b0 & 0x0f, payload))
+    }
+
+    /// Reads one server frame: its first byte (FIN, RSV1–3, opcode) and payload.
+    pub fn read_frame_bits(&mut self) -> io::Result<(u8, Vec<u8>)> {
         let h = self.read_exact_buf(2)?;
         assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
         let len = match h[1] & 0x7f {
@@ -258,7 +264,7 @@ impl Client {
             l => l as usize,
         };
         let payload = self.read_exact_buf(len)?;
-        Ok((h[0] & 0x80 != 0, h[0] & 0x0f, payload))
+        Ok((h[0], payload))
     }
 
     /// Reads frames until a close frame; returns its code and reason.

@@ -9,6 +9,7 @@
 //! (ping, pong, close) may arrive between the frames of a message and are delivered in place.
 
 use super::close::{is_valid_close_code, CloseFrame};
+use super::deflate::{DeflateParams, Inflater};
 use super::encoder::OpCode;
 use super::mask::apply_mask;
 use super::ProtocolError;
@@ -52,12 +53,24 @@ pub struct FrameDecoder {
     msg: Vec<u8>,
     utf8_checked: usize,
     ctrl: Vec<u8>,
+    /// permessage-deflate, when agreed: RSV1 on a message's first frame means compressed.
+    inflate: Option<Box<Inflater>>,
+    /// The message being assembled is compressed (checked for UTF-8 once inflated).
+    compressed: bool,
 }
 
 impl FrameDecoder {
     /// A decoder rejecting messages larger than `max_message` bytes (1009).
     pub fn new(max_message: usize) -> Self {
+        Self::with_deflate(max_message, None)
+    }
+
+    /// A decoder that also reads messages compressed with the agreed permessage-deflate
+    /// `params`; `max_message` bounds a message once inflated (and on the wire).
+    pub fn with_deflate(max_message: usize, params: Option<&DeflateParams>) -> Self {
         Self {
+            inflate: params.map(|p| Box::new(Inflater::new(p))),
+            compressed: false,
             max_message,
             state: State::Header,
             hdr: [0; 14],
@@ -151,7 +164,7 @@ impl FrameDecoder {
                     self.offset += take;
                     self.remaining -= take as u64;
                     off += take;
-                    if !control && self.msg_op == Some(OpCode::Text) {
+                    if !control && !self.compressed && self.msg_op == Some(OpCode::Text) {
                         self.check_utf8(false)?;
                     }
                     if self.remaining == 0 {
@@ -167,10 +180,12 @@ impl FrameDecoder {
     /// Checks what the first two header bytes alone decide.
     fn check_first_two(&self) -> Result<(), ProtocolError> {
         let (b0, b1) = (self.hdr[0], self.hdr[1]);
-        if b0 & 0x70 != 0 {
+        let op = OpCode::from_bits(b0 & 0x0f).ok_or(ProtocolError::ReservedOpcode)?;
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6.1).
+        let rsv1_ok = self.inflate.is_some() && matches!(op, OpCode::Text | OpCode::Binary);
+        if b0 & 0x30 != 0 || (b0 & 0x40 != 0 && !rsv1_ok) {
             return Err(ProtocolError::ReservedBits);
         }
-        let op = OpCode::from_bits(b0 & 0x0f).ok_or(ProtocolError::ReservedOpcode)?;
         if op.is_control() && (b0 & 0x80 == 0 || (b1 & 0x7f) > 125) {
             return Err(ProtocolError::InvalidControlFrame);
         }
@@ -213,6 +228,7 @@ impl FrameDecoder {
             OpCode::Text | OpCode::Binary => {
                 self.msg_op = Some(self.op);
                 self.utf8_checked = 0;
+                self.compressed = b0 & 0x40 != 0;
             }
             _ => {}
         }
@@ -267,7 +283,12 @@ impl FrameDecoder {
                     return Ok(None);
                 }
                 let op = self.msg_op.take().unwrap_or(OpCode::Binary);
-                let data = std::mem::take(&mut self.msg);
+                let mut data = std::mem::take(&mut self.msg);
+                if std::mem::take(&mut self.compressed) {
+                    if let Some(inflater) = &mut self.inflate {
+                        data = inflater.inflate(&data, self.max_message)?;
+                    }
+                }
                 if op == OpCode::Text {
                     let s = String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?;
                     Ok(Some(WsEvent::Text(s)))

@@ -59,7 +59,17 @@ pub fn encode_frame(op: OpCode, fin: bool, payload: &[u8], dst: &mut Vec<u8>) {
 /// Appends only the header of a server frame whose payload of `len` bytes is sent separately
 /// (so a large payload need not be copied next to its header).
 pub fn encode_frame_head(op: OpCode, fin: bool, len: usize, dst: &mut Vec<u8>) {
-    dst.push(if fin { 0x80 } else { 0 } | op.bits());
+    encode_head(op, fin, false, len, dst);
+}
+
+/// Like [`encode_frame_head`] with RSV1 set: the first frame of a message compressed with
+/// permessage-deflate.
+pub fn encode_frame_head_rsv1(op: OpCode, fin: bool, len: usize, dst: &mut Vec<u8>) {
+    encode_head(op, fin, true, len, dst);
+}
+
+fn encode_head(op: OpCode, fin: bool, rsv1: bool, len: usize, dst: &mut Vec<u8>) {
+    dst.push(if fin { 0x80 } else { 0 } | if rsv1 { 0x40 } else { 0 } | op.bits());
     if len < 126 {
         dst.push(len as u8);
     } else if len <= 0xffff {

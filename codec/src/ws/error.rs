@@ -10,7 +10,7 @@ use std::fmt;
 pub enum ProtocolError {
     /// A client frame without a mask. 1002.
     UnmaskedFrame,
-    /// RSV1–3 set without a negotiated extension. 1002.
+    /// RSV1–3 set without a negotiated extension (or RSV1 where permessage-deflate forbids it). 1002.
     ReservedBits,
     /// A reserved opcode. 1002.
     ReservedOpcode,
@@ -28,15 +28,17 @@ pub enum ProtocolError {
     InvalidCloseCode,
     /// Text (or a close reason) that is not UTF-8. 1007.
     InvalidUtf8,
-    /// A message larger than the configured limit. 1009.
+    /// A message larger than the configured limit (after inflating, when compressed). 1009.
     MessageTooBig,
+    /// A compressed message that does not inflate (permessage-deflate). 1007.
+    BadCompressedData,
 }
 
 impl ProtocolError {
     /// The close code to send before closing.
     pub fn close_code(self) -> u16 {
         match self {
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::BadCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -57,6 +59,7 @@ impl ProtocolError {
             Self::InvalidCloseCode => "invalid close code",
             Self::InvalidUtf8 => "invalid UTF-8",
             Self::MessageTooBig => "message too big",
+            Self::BadCompressedData => "invalid compressed data",
         }
     }
 }

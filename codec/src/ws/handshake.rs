@@ -81,11 +81,14 @@ pub fn requested_protocols(headers: &HeaderMap) -> Vec<&str> {
         .collect()
 }
 
-/// Writes the `101 Switching Protocols` response, with `protocol` as `Sec-WebSocket-Protocol` if
-/// given and `extra` headers (e.g. `Set-Cookie`), into `dst`. Values with CR/LF are skipped.
+/// Writes the `101 Switching Protocols` response, with `protocol` as `Sec-WebSocket-Protocol` and
+/// `extensions` as `Sec-WebSocket-Extensions` if given, and `extra` headers (e.g. `Set-Cookie`),
+/// into `dst`. Values with CR/LF are skipped, and so is an `extra` extensions header (only
+/// what the server negotiated may be claimed).
 pub fn encode_handshake_response(
     accept: &str,
     protocol: Option<&str>,
+    extensions: Option<&str>,
     extra: &HeaderMap,
     date: &[u8],
     dst: &mut Vec<u8>,
@@ -102,8 +105,16 @@ pub fn encode_handshake_response(
             dst.extend_from_slice(b"\r\n");
         }
     }
+    if let Some(e) = extensions {
+        if !e.bytes().any(|b| b == b'\r' || b == b'\n') {
+            dst.extend_from_slice(b"sec-websocket-extensions: ");
+            dst.extend_from_slice(e.as_bytes());
+            dst.extend_from_slice(b"\r\n");
+        }
+    }
     for (name, value) in extra {
         let skip = [
+            header::SEC_WEBSOCKET_EXTENSIONS,
             header::UPGRADE,
             header::CONNECTION,
             header::SEC_WEBSOCKET_ACCEPT,

@@ -221,7 +221,14 @@ fn handshake_rfc_example() {
     assert_eq!(check_handshake(&h).unwrap().accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     assert_eq!(requested_protocols(h.headers()), ["chat", "superchat"]);
     let mut out = Vec::new();
-    encode_handshake_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", Some("chat"), &http::HeaderMap::new(), b"D", &mut out);
+    encode_handshake_response(
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        Some("chat"),
+        None,
+        &http::HeaderMap::new(),
+        b"D",
+        &mut out,
+    );
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
@@ -318,5 +325,99 @@ proptest! {
         let _ = feed(&mut FrameDecoder::new(1000), &[&input]);
         let pieces: Vec<&[u8]> = input.chunks(3).collect();
         let _ = feed(&mut FrameDecoder::new(1000), &pieces);
+    }
+}
+
+fn deflate_params(offer: &str) -> DeflateParams {
+    let mut h = http::HeaderMap::new();
+    h.insert(http::header::SEC_WEBSOCKET_EXTENSIONS, offer.parse().unwrap());
+    negotiate_deflate(&h, &DeflateConfig::default()).unwrap()
+}
+
+/// Client frames of messages compressed as a client would (context kept across them),
+/// the first cut into three fragments with a ping between, RSV1 on its first frame only.
+fn compressed_frames(msgs: &[&[u8]], params: &DeflateParams) -> Vec<u8> {
+    // The server's compressor is a valid client compressor too (same format, context kept).
+    let mut client = *params;
+    client.server_no_context_takeover = params.client_no_context_takeover;
+    let mut d = Deflater::new(&client, 6);
+    let mut input = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let mut wire = Vec::new();
+        d.compress(m, &mut wire);
+        if i == 0 && wire.len() >= 3 {
+            let third = wire.len() / 3;
+            input.extend(client_frame(0x41, false, &wire[..third], KEY));
+            input.extend(client_frame(0x9, true, b"p", KEY));
+            input.extend(client_frame(0x0, false, &wire[third..2 * third], KEY));
+            input.extend(client_frame(0x0, true, &wire[2 * third..], KEY));
+        } else {
+            input.extend(client_frame(0x42, true, &wire, KEY));
+        }
+    }
+    input
+}
+
+#[test]
+fn compressed_messages_inflate_with_context_kept() {
+    let params = deflate_params("permessage-deflate");
+    let a = "héllo wörld, ".repeat(50);
+    let b = "héllo wörld, again ".repeat(30);
+    let input = compressed_frames(&[a.as_bytes(), b.as_bytes()], &params);
+    let got = feed(&mut FrameDecoder::with_deflate(1 << 20, Some(&params)), &[&input]);
+    assert_eq!(got, vec![Ok(WsEvent::Ping(b"p".to_vec())), Ok(WsEvent::Text(a)), Ok(WsEvent::Binary(b.into_bytes()))]);
+}
+
+#[test]
+fn rsv1_is_refused_where_deflate_does_not_allow_it() {
+    let params = deflate_params("permessage-deflate; client_no_context_takeover");
+    let with = |input: &[u8]| feed(&mut FrameDecoder::with_deflate(1 << 20, Some(&params)), &[input]);
+    // RSV1 without the extension.
+    assert_eq!(
+        feed(&mut FrameDecoder::new(1 << 20), &[&client_frame(0x41, true, b"x", KEY)]),
+        vec![Err(ProtocolError::ReservedBits)]
+    );
+    // RSV1 on a control frame, on a continuation; RSV2 and RSV3 stay reserved.
+    assert_eq!(with(&client_frame(0x49, true, b"", KEY)), vec![Err(ProtocolError::ReservedBits)]);
+    let mut cont = client_frame(0x01, false, b"a", KEY);
+    cont.extend(client_frame(0x40, true, b"b", KEY));
+    assert_eq!(with(&cont), vec![Err(ProtocolError::ReservedBits)]);
+    assert_eq!(with(&client_frame(0x21, true, b"x", KEY)), vec![Err(ProtocolError::ReservedBits)]);
+    // Compressed text that inflates to invalid UTF-8; garbage that does not inflate.
+    let mut wire = Vec::new();
+    Deflater::new(&params, 6).compress(&[0xff, 0xfe, 0x80], &mut wire);
+    assert_eq!(with(&client_frame(0x41, true, &wire, KEY)), vec![Err(ProtocolError::InvalidUtf8)]);
+    assert_eq!(with(&client_frame(0x42, true, &[0xff; 20], KEY)), vec![Err(ProtocolError::BadCompressedData)]);
+    // Uncompressed messages still pass beside compressed ones.
+    assert_eq!(with(&client_frame(0x81, true, b"plain", KEY)), vec![Ok(WsEvent::Text("plain".into()))]);
+}
+
+#[test]
+fn inflated_size_counts_against_the_limit() {
+    let params = deflate_params("permessage-deflate; client_no_context_takeover");
+    let mut wire = Vec::new();
+    Deflater::new(&params, 9).compress(&vec![b'a'; 1 << 20], &mut wire);
+    let input = client_frame(0x42, true, &wire, KEY);
+    assert_eq!(
+        feed(&mut FrameDecoder::with_deflate(64 << 10, Some(&params)), &[&input]),
+        vec![Err(ProtocolError::MessageTooBig)]
+    );
+    assert_eq!(ProtocolError::MessageTooBig.close_code(), 1009);
+}
+
+proptest! {
+    #[test]
+    fn compressed_frames_split_anywhere_decode_the_same(
+        texts in proptest::collection::vec("[a-cé ]{0,300}", 1..4),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+        nct in any::<bool>(),
+    ) {
+        let params = deflate_params(if nct { "permessage-deflate; client_no_context_takeover" } else { "permessage-deflate" });
+        let msgs: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+        let input = compressed_frames(&msgs, &params);
+        let whole = feed(&mut FrameDecoder::with_deflate(1 << 20, Some(&params)), &[&input]);
+        prop_assert!(whole.iter().all(Result::is_ok), "{:?}", whole);
+        let pieces = crate::test_util::cut_at(&input, &cuts);
+        prop_assert_eq!(feed(&mut FrameDecoder::with_deflate(1 << 20, Some(&params)), &pieces), whole);
     }
 }

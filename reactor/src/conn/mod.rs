@@ -42,7 +42,7 @@ use crate::command::CloseHow;
 use crate::handle::Direct;
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
-use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, ReactorConfig, WsClose};
+use crate::{CloseReason, ConnHandle, Dispatch, InboundRequest, ProxyProtocol, ReactorConfig, WsClose, WsUpgrade};
 
 mod budget;
 mod grant;

@@ -30,7 +30,7 @@ struct Slot {
     parts: Vec<Bytes>,
     state: SlotState,
     /// Switch to WebSocket once this response is queued: (max message, auto pong).
-    upgrade: Option<(usize, bool)>,
+    upgrade: Option<WsUpgrade>,
     /// The request's method is safe (GET, HEAD, OPTIONS, TRACE): it may run beside other safe
     /// requests of the pipeline.
     safe: bool,
@@ -75,7 +75,7 @@ pub(super) enum Front {
     /// It waits for an answer (or the pipeline is empty).
     Waiting,
     /// A `101` went out: the connection speaks WebSocket from here on.
-    Upgrade { max: usize, auto_pong: bool, early_acks: Vec<u64>, early_close: Option<WsClose> },
+    Upgrade { ws: WsUpgrade, early_acks: Vec<u64>, early_close: Option<WsClose> },
     /// An answer that closes the connection went out; the later answers (these many bytes)
     /// were dropped.
     Close { dropped: usize },
@@ -188,13 +188,13 @@ impl Pipeline {
 
     /// The answer to `seq` is a `101` (`head`): the switch happens when it reaches the front.
     /// `Err` with the length when no slot waits for it.
-    pub(super) fn upgrade(&mut self, seq: u64, head: Bytes, max: usize, auto_pong: bool) -> Result<(), usize> {
+    pub(super) fn upgrade(&mut self, seq: u64, head: Bytes, ws: WsUpgrade) -> Result<(), usize> {
         let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && !s.is_done()) else {
             return Err(head.len());
         };
         slot.parts.push(head);
         slot.state = SlotState::Done;
-        slot.upgrade = Some((max, auto_pong));
+        slot.upgrade = Some(ws);
         Ok(())
     }
 
@@ -231,9 +231,9 @@ impl Pipeline {
             let close = front.state == SlotState::DoneThenClose;
             let upgrade = front.upgrade;
             self.slots.pop_front();
-            if let Some((max, auto_pong)) = upgrade {
+            if let Some(ws) = upgrade {
                 let (early_acks, early_close) = self.early.take().map(|b| *b).unwrap_or_default();
-                return Front::Upgrade { max, auto_pong, early_acks, early_close };
+                return Front::Upgrade { ws, early_acks, early_close };
             }
             if close {
                 return Front::Close { dropped: self.clear() };
@@ -490,10 +490,10 @@ impl<A> Conn<A> {
                 // before it be read; the EOF then closes the WebSocket.)
                 self.finish_after_flush(Ending::PeerClosed);
             }
-            Front::Upgrade { max, auto_pong, early_acks, early_close } => {
+            Front::Upgrade { ws, early_acks, early_close } => {
                 // The 101 is queued: from here on the connection speaks WebSocket.
                 self.wq.forget(self.pipeline.clear(), &self.handle.shared.queued);
-                self.ws = Some(Box::new(WsSession::new(max, auto_pong, early_close)));
+                self.ws = Some(Box::new(WsSession::new(&ws, early_close)));
                 self.handle.remote.inner.stats.websockets.fetch_add(1, Ordering::Relaxed);
                 for token in early_acks {
                     self.wq.mark(token);

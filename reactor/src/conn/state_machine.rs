@@ -159,7 +159,12 @@ impl Run {
         if matches!(r, Req::Upgrade) {
             let head = Bytes::from(format!("<101:{seq}>"));
             self.h.conn.handle.charge_out(head.len());
-            self.h.conn.on_upgrade(seq, head, 1 << 20, true, &mut ctx);
+            self.h.conn.on_upgrade(
+                seq,
+                head,
+                crate::WsUpgrade { max_message: 1 << 20, auto_pong: true, deflate: None },
+                &mut ctx,
+            );
             self.given.insert(seq, 2);
         } else if direct && part == 0 {
             let whole = format!("<{seq}:0><{seq}:1>");

@@ -393,7 +393,7 @@ fn heartbeats_ping_a_silent_websocket_then_close_it() {
     let head = Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
     h.conn.handle.charge_out(head.len());
     let mut ctx = ctx!(h, h.t0);
-    h.conn.on_upgrade(seq, head, 1 << 20, true, &mut ctx);
+    h.conn.on_upgrade(seq, head, crate::WsUpgrade { max_message: 1 << 20, auto_pong: true, deflate: None }, &mut ctx);
     h.conn.update_timer(&h.cfg, h.t0);
     assert!(h.read_peer().starts_with("HTTP/1.1 101"));
     assert_eq!(h.conn.deadline(), Some(h.t0 + s(10)), "the first ping is due after the interval");

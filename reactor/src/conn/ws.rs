@@ -62,10 +62,10 @@ pub(super) enum WsAction {
 }
 
 impl WsSession {
-    pub(super) fn new(max_message: usize, auto_pong: bool, early_close: Option<WsClose>) -> Self {
+    pub(super) fn new(up: &WsUpgrade, early_close: Option<WsClose>) -> Self {
         Self {
-            dec: FrameDecoder::new(max_message),
-            auto_pong,
+            dec: FrameDecoder::with_deflate(up.max_message, up.deflate.as_ref()),
+            auto_pong: up.auto_pong,
             close_sent: early_close.is_some(),
             info: early_close,
             pong_at: None,
@@ -129,11 +129,10 @@ impl<A> Conn<A> {
         &mut self,
         seq: u64,
         head: Bytes,
-        max: usize,
-        auto_pong: bool,
+        ws: WsUpgrade,
         ctx: &mut Ctx<'_, D>,
     ) {
-        if let Err(n) = self.pipeline.upgrade(seq, head, max, auto_pong) {
+        if let Err(n) = self.pipeline.upgrade(seq, head, ws) {
             self.wq.forget(n, &self.handle.shared.queued);
             return;
         }
