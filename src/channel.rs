@@ -58,7 +58,12 @@ type CloseFn = Arc<dyn Fn(&Channel, CloseStatus) + Send + Sync>;
 /// the worker pool; `on_close` runs after every `on_receive` already queued.
 #[must_use = "a builder does nothing until it is used"]
 #[derive(Clone, Default)]
-pub struct ChannelHandlers {
+pub struct ChannelHandlers(Arc<Callbacks>);
+
+/// What [`ChannelHandlers`] holds, shared by every channel made with it (a channel keeps one
+/// pointer, not a copy of each callback).
+#[derive(Clone, Default)]
+struct Callbacks {
     init: Option<OpenFn>,
     on_open: Option<OpenFn>,
     on_receive: Option<ReceiveFn>,
@@ -69,7 +74,7 @@ pub struct ChannelHandlers {
 
 impl fmt::Debug for ChannelHandlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelHandlers").field("protocols", &self.protocols).finish_non_exhaustive()
+        f.debug_struct("ChannelHandlers").field("protocols", &self.0.protocols).finish_non_exhaustive()
     }
 }
 
@@ -81,39 +86,39 @@ impl ChannelHandlers {
 
     /// Runs first, on the handler's thread, before the handshake response is sent.
     pub fn init(mut self, f: impl Fn(&Channel) + Send + Sync + 'static) -> Self {
-        self.init = Some(Arc::new(f));
+        Arc::make_mut(&mut self.0).init = Some(Arc::new(f));
         self
     }
 
     /// The channel is open: after the `101` for a WebSocket; at once (on the handler's thread)
     /// for HTTP.
     pub fn on_open(mut self, f: impl Fn(&Channel) + Send + Sync + 'static) -> Self {
-        self.on_open = Some(Arc::new(f));
+        Arc::make_mut(&mut self.0).on_open = Some(Arc::new(f));
         self
     }
 
     /// A complete WebSocket message arrived.
     pub fn on_receive(mut self, f: impl Fn(&Channel, Message) + Send + Sync + 'static) -> Self {
-        self.on_receive = Some(Arc::new(f));
+        Arc::make_mut(&mut self.0).on_receive = Some(Arc::new(f));
         self
     }
 
     /// A ping arrived (the pong has already been sent).
     pub fn on_ping(mut self, f: impl Fn(&Channel, Vec<u8>) + Send + Sync + 'static) -> Self {
-        self.on_ping = Some(Arc::new(f));
+        Arc::make_mut(&mut self.0).on_ping = Some(Arc::new(f));
         self
     }
 
     /// The channel closed; runs exactly once.
     pub fn on_close(mut self, f: impl Fn(&Channel, CloseStatus) + Send + Sync + 'static) -> Self {
-        self.on_close = Some(Arc::new(f));
+        Arc::make_mut(&mut self.0).on_close = Some(Arc::new(f));
         self
     }
 
     /// WebSocket subprotocols the server speaks, in its order of preference; the first one the
     /// client offers is chosen and sent in `Sec-WebSocket-Protocol`.
     pub fn subprotocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, p: I) -> Self {
-        self.protocols = p.into_iter().map(Into::into).collect();
+        Arc::make_mut(&mut self.0).protocols = p.into_iter().map(Into::into).collect();
         self
     }
 }
@@ -129,11 +134,13 @@ pub(crate) struct ChannelInner {
     /// The 101 was sent (a WebSocket's on_open only runs then).
     upgraded: AtomicBool,
     serial: Arc<Serial>,
-    protocol: Option<String>,
-    accept: Option<String>,
+    /// The subprotocol chosen: its index in the handlers' list.
+    protocol: Option<u16>,
     /// permessage-deflate, when the handshake agreed to it.
     deflate: Option<Box<crate::deflate::WsDeflate>>,
-    remote_addr: Option<SocketAddr>,
+    /// The client's address when it is not the connection's peer (a trusted proxy named it);
+    /// `None`: the connection's peer (one pointer, not an address, per channel).
+    remote_addr: Option<Box<Option<SocketAddr>>>,
     /// The groups this channel is in: it leaves them when it closes.
     groups: crate::group::Groups,
     /// What the long-poll timer holds of this channel (see `timeouts.rs`).
@@ -183,12 +190,17 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         return Response::status_code(500);
     };
     let ws = req.is_websocket();
-    let (accept, protocol) = if ws {
-        match ex.ws.clone().unwrap_or(Err(httpkit_codec::ws::HandshakeError::Upgrade.into())) {
-            Ok(accept) => {
+    let (accepted, protocol) = if ws {
+        match ex
+            .ws
+            .as_ref()
+            .map_or(Err(httpkit_codec::ws::HandshakeError::Upgrade.into()), |r| r.as_ref().map_err(|e| *e))
+        {
+            Ok(_) => {
                 let offered = requested_protocols(req.headers());
-                let protocol = handlers.protocols.iter().find(|p| offered.contains(&p.as_str())).cloned();
-                (Some(accept), protocol)
+                let protocol =
+                    handlers.0.protocols.iter().position(|p| offered.contains(&p.as_str())).map(|i| i as u16);
+                (true, protocol)
             }
             Err(e) => {
                 let r =
@@ -197,7 +209,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             }
         }
     } else {
-        (None, None)
+        (false, None)
     };
     let conn = ex.conn.clone();
     let open = Arc::new(AtomicBool::new(true));
@@ -212,22 +224,16 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             }
         }) as FaultHook
     };
-    let serial = Serial::new(
-        ex.server.pool.clone(),
-        ex.server.loggers.clone(),
-        on_fault,
-        ws.then(|| conn.clone()),
-        ex.server.write_high_water,
-    );
+    let serial = Serial::new(ex.server.clone(), on_fault, ws.then(|| conn.clone()));
     let deflate = match (ex.ws_deflate.as_ref(), ex.server.ws_compression.as_ref()) {
-        (Some(p), Some(c)) if accept.is_some() => Some(Box::new(crate::deflate::WsDeflate::new(p, c))),
+        (Some(p), Some(c)) if accepted => Some(Box::new(crate::deflate::WsDeflate::new(p, c))),
         _ => None,
     };
     let ch = Channel {
         inner: Arc::new(ChannelInner {
             deflate,
             id: next_id(),
-            remote_addr: req.remote_addr(),
+            remote_addr: (req.remote_addr() != conn.peer_addr()).then(|| Box::new(req.remote_addr())),
             ex,
             ws,
             handlers,
@@ -236,7 +242,6 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             upgraded: AtomicBool::new(false),
             serial,
             protocol,
-            accept,
             groups: Default::default(),
             timer_slot: std::sync::OnceLock::new(),
         }),
@@ -247,7 +252,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     if ws {
         // Queued before the channel can hear a close, so on_open always comes first; it runs
         // once the 101 is on its way (see `start`).
-        if let Some(f) = ch.inner.handlers.on_open.clone() {
+        if let Some(f) = ch.inner.handlers.0.on_open.clone() {
             let c = ch.clone();
             // Only if the 101 really went out (not refused in `init`, not beaten by another
             // response, not a panicking handler).
@@ -277,7 +282,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         ch.fire_close(status);
         return Response::taken_over(Box::new(ch));
     }
-    if let Some(init) = &ch.inner.handlers.init {
+    if let Some(init) = &ch.inner.handlers.0.init {
         init(&ch);
     }
     if !ws {
@@ -287,7 +292,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             let _ = ch.inner.timer_slot.set(slot.clone());
             ch.inner.ex.server.long_poll_timer.schedule(at, Arc::downgrade(&slot), status);
         }
-        if let Some(f) = ch.inner.handlers.on_open.clone() {
+        if let Some(f) = ch.inner.handlers.0.on_open.clone() {
             let c = ch.clone();
             if let Err(panic) = ch.inner.serial.run_inline(move || f(&c)) {
                 // on_open runs inside the handler for HTTP: its panic is the handler's (500,
@@ -317,12 +322,15 @@ impl Channel {
 
     /// The client's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.inner.remote_addr
+        match &self.inner.remote_addr {
+            Some(other) => **other,
+            None => self.inner.ex.conn.peer_addr(),
+        }
     }
 
     /// The negotiated WebSocket subprotocol.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.inner.protocol.as_deref()
+        self.inner.protocol.and_then(|i| self.inner.handlers.0.protocols.get(usize::from(i))).map(String::as_str)
     }
 
     /// Sends `msg`; `true` if it was queued, `false` if the channel is closed or its write
@@ -544,7 +552,7 @@ impl Channel {
                 }
             }
         }
-        if let Some(f) = self.inner.handlers.on_close.clone() {
+        if let Some(f) = self.inner.handlers.0.on_close.clone() {
             let ch = self.clone();
             self.inner.serial.push(move || f(&ch, status));
         }
@@ -614,15 +622,19 @@ impl Channel {
             detach(&ex.conn, self.inner.id);
             return;
         }
-        let Some(accept) = &self.inner.accept else {
+        // The handshake's accept key, kept by the exchange (checked valid in `as_channel`).
+        let Some(Ok(accept)) = &ex.ws else {
             return;
         };
         let mut head = Vec::with_capacity(256);
         let extensions = self.inner.deflate.as_ref().and(ex.ws_deflate).map(|p| p.response_header());
         with_date(|d| {
             encode_handshake_response(
-                accept,
-                self.inner.protocol.as_deref(),
+                accept.as_str(),
+                self.inner
+                    .protocol
+                    .and_then(|i| self.inner.handlers.0.protocols.get(usize::from(i)))
+                    .map(String::as_str),
                 extensions.as_deref(),
                 extra,
                 d,
@@ -667,7 +679,7 @@ impl ConnListener for Channel {
             WsEvent::Text(s) => self.deliver(Message::Text(s)),
             WsEvent::Binary(b) => self.deliver(Message::Binary(b.into())),
             WsEvent::Ping(p) => {
-                if let Some(f) = self.inner.handlers.on_ping.clone() {
+                if let Some(f) = self.inner.handlers.0.on_ping.clone() {
                     let ch = self.clone();
                     self.inner.serial.push(move || f(&ch, p));
                 }
@@ -745,7 +757,7 @@ impl ConnListener for Channel {
 
 impl Channel {
     fn deliver(&self, msg: Message) {
-        if let Some(f) = self.inner.handlers.on_receive.clone() {
+        if let Some(f) = self.inner.handlers.0.on_receive.clone() {
             let ch = self.clone();
             let bytes = msg.as_bytes().len();
             self.inner.serial.push_weighted(bytes, move || f(&ch, msg));

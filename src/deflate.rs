@@ -14,7 +14,7 @@ use httpkit_codec::ws::{
     compress_shared, encode_frame_head, encode_frame_head_rsv1, DeflateConfig, DeflateParams, Deflater, OpCode,
 };
 
-use crate::ws::{message_payload, Message};
+use crate::ws::{message_payload, Message, Payload};
 
 /// permessage-deflate settings ([`Options::ws_compression`](crate::Options::ws_compression)).
 ///
@@ -129,18 +129,37 @@ fn shared_frame(form: (u8, u32), op: OpCode, payload: &[u8]) -> (Bytes, Bytes) {
 pub(crate) fn send_message(z: Option<&WsDeflate>, msg: &Message, send: impl FnOnce(Bytes, Bytes) -> bool) -> bool {
     let (op, payload) = message_payload(msg);
     let Some(z) = z.filter(|z| payload.len() >= z.min_size) else {
-        return send(head(op, false, payload.len()), payload);
+        let (h, p) = plain_frame(op, payload);
+        return send(h, p);
     };
     match &z.own {
         None => {
-            let (h, p) = shared_frame(z.form, op, &payload);
+            let (h, p) = shared_frame(z.form, op, payload.as_bytes());
             send(h, p)
         }
         Some(own) => {
             let mut d = own.lock().unwrap_or_else(|e| e.into_inner());
             let mut out = Vec::new();
-            d.compress(&payload, &mut out);
+            d.compress(payload.as_bytes(), &mut out);
             send(head(op, true, out.len()), Bytes::from(out))
+        }
+    }
+}
+
+/// Shared payloads up to this size are copied next to their frame head (one buffer, one
+/// allocation); larger ones are sent as they are, the head apart.
+const INLINE_MAX: usize = 1024;
+
+/// An uncompressed frame: text, and small shared payloads, in one buffer with the head.
+fn plain_frame(op: OpCode, payload: Payload<'_>) -> (Bytes, Bytes) {
+    match payload {
+        Payload::Shared(b) if b.len() > INLINE_MAX => (head(op, false, b.len()), b),
+        p => {
+            let bytes = p.as_bytes();
+            let mut v = Vec::with_capacity(bytes.len() + 10);
+            encode_frame_head(op, true, bytes.len(), &mut v);
+            v.extend_from_slice(bytes);
+            (Bytes::from(v), Bytes::new())
         }
     }
 }
@@ -158,7 +177,13 @@ impl FrameCache {
     /// The frame for a connection whose compression is `z`; `None` when the connection keeps
     /// its own context (send it with [`send_message`]).
     pub(crate) fn frame(&mut self, z: Option<&WsDeflate>, msg: &Message) -> Option<(Bytes, Bytes)> {
-        let (op, payload) = self.payload.get_or_insert_with(|| message_payload(msg)).clone();
+        let (op, payload) = self
+            .payload
+            .get_or_insert_with(|| {
+                let (op, p) = message_payload(msg);
+                (op, p.into_bytes())
+            })
+            .clone();
         match z.filter(|z| payload.len() >= z.min_size) {
             None => Some(self.plain.get_or_insert_with(|| (head(op, false, payload.len()), payload)).clone()),
             Some(z) if z.own.is_some() => None,

@@ -8,7 +8,7 @@ use httpkit_codec::ws::{check_handshake, negotiate_deflate};
 use httpkit_reactor::{CloseReason, Dispatch, InboundRequest, WsEvent};
 
 use crate::attachment::{Attachment, ConnHandle};
-use crate::exchange::{AccessInfo, ExShared, Exchange, Refusal, RespState, ServerShared};
+use crate::exchange::{AcceptKey, AccessInfo, ExShared, Exchange, Refusal, RespState, ServerShared};
 use crate::logging::{events, panic_message};
 use crate::pool::{Job, Task, WorkerPool};
 use crate::response::BodyKind;
@@ -120,6 +120,7 @@ impl<S: Serve> Dispatch for Dispatcher<S> {
         let InboundRequest { seq, head, body, trailers, received, spool } = req;
         let ws = head.is_websocket().then(|| {
             let accept = check_handshake(&head).map(|h| h.accept)?;
+            let accept = AcceptKey::new(&accept).ok_or(httpkit_codec::ws::HandshakeError::Key)?;
             let origin = head.headers().get("origin").and_then(|v| v.to_str().ok());
             if self.server.origins.allows(origin) {
                 Ok(accept)

@@ -129,9 +129,25 @@ pub(crate) struct Exchange {
     pub(crate) server: Arc<ServerShared>,
     pub(crate) state: Arc<ExShared>,
     /// For a WebSocket request: the handshake check (`Sec-WebSocket-Accept`, or why not).
-    pub(crate) ws: Option<Result<String, Refusal>>,
+    pub(crate) ws: Option<Result<AcceptKey, Refusal>>,
     /// For a WebSocket request: the permessage-deflate parameters agreed, if any.
     pub(crate) ws_deflate: Option<httpkit_codec::ws::DeflateParams>,
+}
+
+/// A `Sec-WebSocket-Accept` value: base64 of a SHA-1, always 28 characters, kept inline (no
+/// allocation per handshake, nothing on the heap for the life of the connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AcceptKey([u8; 28]);
+
+impl AcceptKey {
+    pub(crate) fn new(s: &str) -> Option<Self> {
+        s.as_bytes().try_into().ok().map(Self)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Built from a `&str` of ASCII (base64) only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Why a WebSocket handshake is refused: an invalid handshake (the codec's check) or an origin

@@ -488,7 +488,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             ex.write_error(e.status(), e.description());
             return;
         }
-        Some(Ok(accept)) => accept.clone(),
+        Some(Ok(accept)) => *accept,
     };
     let conn = ex.conn.clone();
     let open = Arc::new(AtomicBool::new(true));
@@ -501,13 +501,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
             conn: conn.clone(),
             open,
             close_fired: AtomicBool::new(false),
-            serial: Serial::new(
-                ex.server.pool.clone(),
-                ex.server.loggers.clone(),
-                on_fault,
-                Some(conn.clone()),
-                ex.server.write_high_water,
-            ),
+            serial: Serial::new(ex.server.clone(), on_fault, Some(conn.clone())),
             listener: up.listener.clone(),
             protocol: up.protocol.clone(),
             pending: Mutex::new(HashMap::new()),
@@ -529,7 +523,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     let mut out = Vec::with_capacity(256);
     let extensions = deflate.map(|p| p.response_header());
     with_date(|d| {
-        encode_handshake_response(&accept, up.protocol.as_deref(), extensions.as_deref(), extra, d, &mut out)
+        encode_handshake_response(accept.as_str(), up.protocol.as_deref(), extensions.as_deref(), extra, d, &mut out)
     });
     ex.count_status(http::StatusCode::SWITCHING_PROTOCOLS);
     // The reactor answers pings at once unless the listener pongs itself.

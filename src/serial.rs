@@ -10,7 +10,8 @@ use crate::attachment::ConnHandle;
 use bytes::Bytes;
 use httpkit_codec::ws::CloseCode;
 
-use crate::logging::{events, panic_message, Loggers};
+use crate::exchange::ServerShared;
+use crate::logging::{events, panic_message};
 use crate::pool::{Job, Task, WorkerPool};
 use crate::ws::server_close_frame;
 
@@ -62,33 +63,26 @@ pub(crate) fn close_websocket_on_fault(conn: ConnHandle, open: Arc<AtomicBool>) 
 /// A queue of callbacks for one connection.
 pub(crate) struct Serial {
     state: Mutex<State>,
-    pool: Arc<dyn WorkerPool>,
-    loggers: Loggers,
+    /// The pool, the loggers and the write buffer's limit (one pointer per connection).
+    server: Arc<ServerShared>,
     /// Called when the pool refuses work or a callback panics, e.g. to close a WebSocket.
     on_fault: FaultHook,
     /// The connection whose reading is paused while the queue is full, and whose callbacks
-    /// wait while its write buffer is above `high_water` (see [`Serial::write_blocked`]).
+    /// wait while its write buffer is above its limit (see [`Serial::write_blocked`]).
     conn: Option<ConnHandle>,
-    high_water: usize,
 }
 
 impl Serial {
-    pub(crate) fn new(
-        pool: Arc<dyn WorkerPool>,
-        loggers: Loggers,
-        on_fault: FaultHook,
-        conn: Option<ConnHandle>,
-        high_water: usize,
-    ) -> Arc<Self> {
+    pub(crate) fn new(server: Arc<ServerShared>, on_fault: FaultHook, conn: Option<ConnHandle>) -> Arc<Self> {
         let state = State { tasks: VecDeque::new(), bytes: 0, running: false, paused: false };
-        Arc::new(Self { state: Mutex::new(state), pool, loggers, on_fault, conn, high_water })
+        Arc::new(Self { state: Mutex::new(state), server, on_fault, conn })
     }
 
     /// Whether the connection's write buffer is above the high-water mark: callbacks then wait
     /// (a callback would most likely send, and its send would be refused) until the reactor
     /// says it drained ([`Serial::kick`] from `on_drained`). No worker waits meanwhile.
     fn write_blocked(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| !c.is_closed() && c.queued_bytes() > self.high_water)
+        self.conn.as_ref().is_some_and(|c| !c.is_closed() && c.queued_bytes() > self.server.write_high_water)
     }
 
     /// Runs `f` now on this thread, as part of the queue: tasks queued meanwhile run after it.
@@ -157,12 +151,12 @@ impl Serial {
             st.running = true;
         }
         let job = Job::new(Box::new(Drain(self.clone())));
-        match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {
+        match catch_unwind(AssertUnwindSafe(|| self.server.pool.execute(job))) {
             Ok(Ok(())) => {}
             Ok(Err(job)) => job.reject(),
             Err(p) => {
                 // A user pool panicked (possibly on the reactor thread): treat it as a refusal.
-                self.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
+                self.server.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
                 self.lock().running = false;
                 (self.on_fault)(Fault::Rejected);
             }
@@ -212,15 +206,15 @@ impl Serial {
                     }
                 };
                 if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
-                    self.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
-                    self.loggers.event(events::WS_FRAME_ERROR);
+                    self.server.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
+                    self.server.loggers.event(events::WS_FRAME_ERROR);
                     (self.on_fault)(Fault::Panicked);
                 }
             }
             // More work: give other connections a turn, or go on here if the pool is full (or
             // its `execute` panicked: the queue must not stall with `running` set).
             let again = Job::new(Box::new(Drain(self.clone())));
-            if let Ok(Ok(())) = catch_unwind(AssertUnwindSafe(|| self.pool.execute(again))) {
+            if let Ok(Ok(())) = catch_unwind(AssertUnwindSafe(|| self.server.pool.execute(again))) {
                 return;
             }
         }
@@ -237,8 +231,8 @@ impl Task for Drain {
     fn reject(self: Box<Self>) {
         // The pool is full or shut down. Tell the owner (it closes the connection), and still
         // run what is queued, on a thread of its own, so no callback (on_close above all) is lost.
-        self.0.loggers.warn("worker pool rejected connection callbacks");
-        self.0.loggers.event(events::STATUS_503);
+        self.0.server.loggers.warn("worker pool rejected connection callbacks");
+        self.0.server.loggers.event(events::STATUS_503);
         (self.0.on_fault)(Fault::Rejected);
         let s = self.0.clone();
         let spawned = std::thread::Builder::new().name("httpkit-overflow".into()).spawn(move || s.drain());

@@ -191,17 +191,46 @@ impl<T> From<SendError<T>> for io::Error {
 /// whole first, see [`Message`]) is a text frame when the response says it is text — a
 /// `Content-Type` of `text/*`, `application/json`, or with `charset=utf-8` — and the body is
 /// valid UTF-8; otherwise a binary frame.
-pub(crate) fn message_payload(msg: &Message) -> (OpCode, Bytes) {
+pub(crate) fn message_payload(msg: &Message) -> (OpCode, Payload<'_>) {
     match msg {
-        Message::Text(s) => (OpCode::Text, Bytes::copy_from_slice(s.as_bytes())),
-        Message::Binary(b) => (OpCode::Binary, b.clone()),
+        Message::Text(s) => (OpCode::Text, Payload::Str(s)),
+        Message::Binary(b) => (OpCode::Binary, Payload::Shared(b.clone())),
         Message::Response(r) => {
             let body = match &r.body.kind {
                 BodyKind::Bytes(b) => b.clone(),
                 _ => Bytes::new(),
             };
             let text = says_text(r) && std::str::from_utf8(&body).is_ok();
-            (if text { OpCode::Text } else { OpCode::Binary }, body)
+            (if text { OpCode::Text } else { OpCode::Binary }, Payload::Shared(body))
+        }
+    }
+}
+
+/// A message's payload: borrowed text (copied once, into its frame), or shared bytes (not
+/// copied when large).
+#[derive(Debug)]
+pub(crate) enum Payload<'a> {
+    Str(&'a str),
+    Shared(Bytes),
+}
+
+impl Payload<'_> {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Str(s) => s.as_bytes(),
+            Self::Shared(b) => b,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// As shared bytes (text is copied).
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Str(s) => Bytes::copy_from_slice(s.as_bytes()),
+            Self::Shared(b) => b,
         }
     }
 }

@@ -40,8 +40,11 @@ impl Part {
 /// through the reactor, which writes them as the peer reads).
 pub const DIRECT_WRITE_MAX: usize = 64 * 1024;
 
+/// The "request" a WebSocket's write side is lent for (see [`ConnHandle::send_frame`]).
+pub(crate) const WS_LEND: u64 = u64::MAX;
+
 /// Who may write the answer to the one request a connection waits for (see
-/// [`ConnHandle::try_write_direct`]). Changed under `ConnShared::direct`'s lock, which is never
+/// [`ConnHandle::try_write_direct`]), or a WebSocket's frames ([`WS_LEND`]). Changed under `ConnShared::direct`'s lock, which is never
 /// held across the write itself.
 #[derive(Debug, Default)]
 pub(crate) enum Direct {
@@ -285,28 +288,103 @@ impl<A> ConnHandle<A> {
         true
     }
 
-    /// Queues an encoded WebSocket frame (`head` then `payload`, so a large payload is not
+    /// Sends an encoded WebSocket frame (`head` then `payload`, so a large payload is not
     /// copied). With `close`, this is a close frame: the close handshake starts, later frames
     /// are dropped, and `close` is what the dispatcher hears in `on_close` unless the peer
     /// closed first. Returns `false` if the connection is closed.
+    ///
+    /// While nothing is queued for the WebSocket, the reactor lends its write side out: a data
+    /// frame of at most [`DIRECT_WRITE_MAX`] bytes is then written from this thread, with one
+    /// system call and no wake-up of the reactor; what the socket does not take goes the usual
+    /// way, ahead of any later frame. Otherwise the frame is queued to the reactor.
     pub fn send_frame(&self, head: Bytes, payload: Bytes, close: Option<WsClose>) -> bool {
         if self.is_closed() {
             return false;
         }
-        self.charge_out(head.len() + payload.len());
+        let n = head.len() + payload.len();
+        if let Some(stream) = self.claim_ws_write(n, close.is_none()) {
+            self.write_frame_direct(stream, head, payload);
+            return true;
+        }
         self.remote.send(Command::Frame { id: self.id, head, payload, close, ack: None });
         true
     }
 
     /// Like [`ConnHandle::send_frame`] (without close), and reports
-    /// [`Dispatch::on_frame_written`] with `token` once the frame is written to the socket.
+    /// [`Dispatch::on_frame_written`] with `token` once the frame is written to the socket
+    /// (always through the reactor, which tracks it).
     pub fn send_frame_acked(&self, head: Bytes, payload: Bytes, token: u64) -> bool {
         if self.is_closed() {
             return false;
         }
-        self.charge_out(head.len() + payload.len());
+        let _ = self.claim_ws_write(head.len() + payload.len(), false);
         self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: Some(token) });
         true
+    }
+
+    /// Takes a WebSocket's lent write side for a frame of `n` bytes (`Some`), or else counts
+    /// the frame as queued (`None`: the caller sends it to the reactor). Both under the lock
+    /// the reactor lends under, so it lends only when no frame is on its way to it (the order
+    /// of frames). A frame that may not be written here (a close, a tracked one, a large one)
+    /// ends the loan: the reactor writes from then on, in order.
+    fn claim_ws_write(&self, n: usize, may_write: bool) -> Option<Arc<Stream>> {
+        loop {
+            let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+            match &*d {
+                Direct::Granted(WS_LEND, _) if may_write && n <= DIRECT_WRITE_MAX => {
+                    if let Direct::Granted(_, stream) = std::mem::replace(&mut *d, Direct::Active) {
+                        return Some(stream);
+                    }
+                }
+                Direct::Granted(WS_LEND, _) => *d = Direct::HandedBack,
+                // Another thread writes a frame now (one non-blocking system call): after it.
+                Direct::Active => {
+                    drop(d);
+                    std::thread::yield_now();
+                    continue;
+                }
+                _ => {}
+            }
+            self.charge_out(n);
+            return None;
+        }
+    }
+
+    /// Writes a frame on the lent write side; what the socket does not take goes to the reactor
+    /// before anyone else may send (the loan then ends).
+    fn write_frame_direct(&self, stream: Arc<Stream>, head: Bytes, payload: Bytes) {
+        let total = head.len() + payload.len();
+        let bufs = [io::IoSlice::new(&head), io::IoSlice::new(&payload)];
+        let done = loop {
+            match io::Write::write_vectored(&mut &*stream, &bufs) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) => break n,
+                // The reactor meets the error itself and acts on it.
+                Err(_) => break 0,
+            }
+        };
+        self.remote.inner.stats.count_written(done);
+        if done == total {
+            let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+            // Still lent, unless the reactor let the connection go meanwhile.
+            if matches!(*d, Direct::Active) {
+                *d = Direct::Granted(WS_LEND, stream);
+            }
+            return;
+        }
+        drop(stream);
+        let (head, payload) = if done < head.len() {
+            (head.slice(done..), payload)
+        } else {
+            (Bytes::new(), payload.slice(done - head.len()..))
+        };
+        // Still `Active`: every other sender waits, so the rest is first in line.
+        self.charge_out(total - done);
+        self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: None });
+        let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*d, Direct::Active) {
+            *d = Direct::HandedBack;
+        }
     }
 
     /// Stops (`true`) or resumes (`false`) reading from this connection, e.g. while the

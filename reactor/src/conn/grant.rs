@@ -33,6 +33,25 @@ impl<A> Conn<A> {
         self.grant = Grant::Lent;
     }
 
+    /// Lends a WebSocket's write side to the threads that send on it (see
+    /// [`ConnHandle::send_frame`]) when the reactor has nothing to write: nothing queued, none
+    /// on its way (checked under the lock senders count under), no close begun.
+    pub(super) fn lend_ws(&mut self) {
+        if self.grant != Grant::Kept || !self.writable || self.close != Close::Open || self.stopping {
+            return;
+        }
+        match &self.ws {
+            Some(ws) if !ws.close_sent && ws.fail_at.is_none() && self.wq.is_empty() => {}
+            _ => return,
+        }
+        let mut d = self.handle.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+        if self.handle.shared.queued.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        *d = Direct::Granted(crate::handle::WS_LEND, self.stream.clone());
+        self.grant = Grant::Lent;
+    }
+
     /// Folds in what a worker did with the lent write side: an answer it wrote whole completes
     /// its request (then `true`). With `take_back`, the right is withdrawn too (waiting out a
     /// write in progress: one non-blocking system call of at most 64 KiB), so that the reactor

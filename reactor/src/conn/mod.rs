@@ -187,7 +187,7 @@ impl<A> Conn<A> {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let own = self.deadline.at();
         let Some(ws) = &self.ws else { return own };
-        [own, ws.ping_due, ws.ping_at, ws.fail_at.map(|f| f.0)].into_iter().flatten().min()
+        [own, ws.ping_due, ws.ping_at, ws.fail_at.as_ref().map(|f| f.0)].into_iter().flatten().min()
     }
 
     /// Whether the loop should call [`Conn::on_ready`] again without a new event.
@@ -561,6 +561,9 @@ impl<A> Conn<A> {
                     return;
                 }
             }
+        }
+        if self.ws.is_some() {
+            self.lend_ws();
         }
         if let (true, Close::AfterFlush(ending)) = (self.wq.is_empty(), &self.close) {
             let ending = *ending;

@@ -153,7 +153,7 @@ impl<A> Conn<A> {
                 self.close(CloseReason::Timeout);
                 return;
             }
-            let fail = ws.fail_at;
+            let fail = ws.fail_at.as_deref().copied();
             if ws.ping_at.is_some_and(|at| at <= ctx.now) {
                 self.ws_heartbeat(ctx);
             }

@@ -24,7 +24,8 @@ pub(super) struct WsSession {
     /// A frame failed the connection and the dispatcher sends the close once the callbacks
     /// due before it have run (see [`Dispatch::on_ws_fail`]): the reactor closes with this
     /// code itself if that close has not come by this instant.
-    pub(super) fail_at: Option<(Instant, CloseCode, &'static str)>,
+    /// (Boxed: rare, and every idle WebSocket would carry its room.)
+    pub(super) fail_at: Option<Box<(Instant, CloseCode, &'static str)>>,
 }
 
 /// Whether the connection is read for the application (requests or WebSocket frames).
@@ -200,6 +201,8 @@ impl<A> Conn<A> {
             // The last pong goes out now if the socket takes it.
             self.flush(ctx);
         }
+        // The reactor's frames keep their place among the senders' (see `lend_ws`).
+        self.settle_direct(Settle::TakeBack);
         let mut out = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Pong, true, payload, &mut out);
         let frame = Bytes::from(out);
@@ -222,6 +225,7 @@ impl<A> Conn<A> {
             return;
         }
         ws.ping_due = ctx.now.checked_add(ctx.cfg.ws_pong_timeout);
+        self.settle_direct(Settle::TakeBack);
         let mut out = Vec::with_capacity(2);
         encode_frame(OpCode::Ping, true, &[], &mut out);
         self.wq.push_own(Bytes::from(out), &self.handle.shared.queued);
@@ -231,6 +235,10 @@ impl<A> Conn<A> {
     /// Sends a close frame of the reactor's own (protocol error, server stop, echo). With
     /// `done` the TCP connection closes once it is written (the handshake is complete).
     pub(super) fn ws_close(&mut self, code: CloseCode, reason: &str, then: CloseThen) {
+        if self.ws.is_none() {
+            return;
+        }
+        self.settle_direct(Settle::TakeBack);
         let Some(ws) = &mut self.ws else { return };
         if !ws.close_sent {
             let mut out = Vec::with_capacity(4 + reason.len());
@@ -275,7 +283,7 @@ impl<A> Conn<A> {
                     // (After a close of ours, nothing more is due: close now.)
                     if !ws.close_sent && ctx.dispatch.on_ws_fail(&self.handle, code.as_u16(), reason) {
                         self.reading = Reading::Stopped;
-                        ws.fail_at = Some((ctx.now + crate::WS_FAIL_GRACE, code, reason));
+                        ws.fail_at = Some(Box::new((ctx.now + crate::WS_FAIL_GRACE, code, reason)));
                         // No heartbeat meanwhile: its answer would not be read.
                         ws.ping_at = None;
                         ws.ping_due = None;
