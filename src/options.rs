@@ -215,13 +215,13 @@ impl Options {
 
     /// permessage-deflate (RFC 7692) for WebSockets, both APIs: offered by every browser, it
     /// often shrinks text (JSON, chat) several-fold. The first acceptable offer a client makes
-    /// is taken (see [`WsCompression`] for the parameters honoured and the memory they cost);
+    /// is taken (see [`WsCompression`](crate::WsCompression) for the parameters honoured and the memory they cost);
     /// a client that offers nothing acceptable talks uncompressed. Compressed messages count
     /// against [`Options::max_ws`] as they inflate (a "zip bomb" is a 1009, not an allocation);
     /// data that does not inflate is a 1007.
     ///
     /// Off by default: compression costs CPU on every message and memory per connection (see
-    /// [`WsCompression`]), and it leaks secrets when a page mixes them with what an attacker
+    /// [`WsCompression`](crate::WsCompression)), and it leaks secrets when a page mixes them with what an attacker
     /// controls (CRIME/BREACH); turn it on where the traffic is large and compressible.
     ///
     /// ```
