@@ -92,7 +92,14 @@ impl<A> Conn<A> {
     /// from the periodic sweep: the idle timer starts). `true` when an answer was completed so:
     /// the connection should be driven. The right is taken back only where the reactor itself
     /// orders answers (a new request), writes, or shuts the write side.
+    ///
+    /// A WebSocket's loan has nothing to fold in (no answer completes; what a sender handed
+    /// back arrives as a frame, and the reactor takes the loan back before writing it): it is
+    /// not looked at, which spares the lock its senders take on every frame.
     pub(crate) fn poll_direct(&mut self) -> bool {
+        if self.ws.is_some() {
+            return false;
+        }
         self.settle_direct(Settle::Look)
     }
 }
