@@ -106,8 +106,18 @@ impl WsDeflate {
     }
 }
 
+/// The length of a server frame's head for a payload of `len` bytes. Buffers are made exactly
+/// this size (plus the payload): `Bytes::from` a vector with spare room costs another allocation.
+fn head_len(len: usize) -> usize {
+    match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    }
+}
+
 fn head(op: OpCode, compressed: bool, len: usize) -> Bytes {
-    let mut h = Vec::with_capacity(10);
+    let mut h = Vec::with_capacity(head_len(len));
     if compressed {
         encode_frame_head_rsv1(op, true, len, &mut h);
     } else {
@@ -156,7 +166,7 @@ fn plain_frame(op: OpCode, payload: Payload<'_>) -> (Bytes, Bytes) {
         Payload::Shared(b) if b.len() > INLINE_MAX => (head(op, false, b.len()), b),
         p => {
             let bytes = p.as_bytes();
-            let mut v = Vec::with_capacity(bytes.len() + 10);
+            let mut v = Vec::with_capacity(head_len(bytes.len()) + bytes.len());
             encode_frame_head(op, true, bytes.len(), &mut v);
             v.extend_from_slice(bytes);
             (Bytes::from(v), Bytes::new())
