@@ -442,3 +442,37 @@ fn heartbeats_ping_a_silent_websocket_then_close_it() {
     assert!(h.timeout_if_due(s(27)));
     assert!(matches!(h.conn.is_closing(), Some(CloseReason::Timeout)), "{:?}", h.conn.is_closing());
 }
+
+/// A WebSocket with nothing queued lends its write side: a data frame is written by the sending
+/// thread at once (the loop does not run); a close frame ends the loan, and the frames after it
+/// wait for the reactor, in order.
+#[test]
+fn a_websocket_frame_is_written_by_its_sender_while_nothing_is_queued() {
+    use std::io::Read;
+    let mut h = Harness::new(cfg());
+    h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    h.ready(Duration::ZERO);
+    let seq = h.rec.requests[0].seq;
+    let head = Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    h.conn.handle.charge_out(head.len());
+    let mut ctx = ctx!(h, h.t0);
+    h.conn.on_upgrade(seq, head, crate::WsUpgrade { max_message: 1 << 20, auto_pong: true, deflate: None }, &mut ctx);
+    assert!(h.read_peer().starts_with("HTTP/1.1 101"));
+
+    let frame = |b: &'static [u8]| Bytes::from_static(b);
+    assert!(h.conn.handle.send_frame(frame(&[0x81, 0x02]), frame(b"hi"), None));
+    let mut got = [0u8; 4];
+    h.peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    h.peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, &[0x81, 0x02, b'h', b'i'], "written by the sender, the loop idle");
+    assert_eq!(h.conn.handle.queued_bytes(), 0);
+
+    // A close goes through the reactor and ends the loan: the next frame is queued behind it.
+    let close = WsClose { code: 1000, reason: String::new(), by_peer: false };
+    assert!(h.conn.handle.send_frame(frame(&[0x88, 0x02, 0x03, 0xe8]), Bytes::new(), Some(close)));
+    assert_eq!(h.conn.handle.queued_bytes(), 4);
+    assert!(h.conn.handle.send_frame(frame(&[0x81, 0x01]), frame(b"x"), None));
+    assert_eq!(h.conn.handle.queued_bytes(), 7, "queued, not written past the close");
+    h.peer.set_nonblocking(true).unwrap();
+    assert!(h.peer.read(&mut got).is_err(), "nothing written by the sender after the close");
+}
