@@ -376,7 +376,7 @@ impl Channel {
     }
 
     fn ws_send(&self, msg: Message, close: bool) -> Result<(), SendError<Message>> {
-        if *self.inner.ex.lock() == RespState::Idle {
+        if !self.inner.upgraded.load(Ordering::Acquire) {
             // Before the handshake (e.g. from `init`) there is no WebSocket to send on yet.
             return Err(SendError::Closed(msg));
         }

@@ -125,7 +125,7 @@ impl Serial {
     /// Queues `f`, which holds a message of `bytes` bytes; pauses reading when the queue is
     /// full (see [`PAUSE_TASKS`]).
     pub(crate) fn push_weighted(self: &Arc<Self>, bytes: usize, f: impl FnOnce() + Send + 'static) {
-        {
+        let start = {
             let mut st = self.lock();
             st.tasks.push_back((Box::new(f), bytes));
             st.bytes += bytes;
@@ -137,8 +137,12 @@ impl Serial {
                     c.pause_reading(true);
                 }
             }
+            // A drain starts unless one runs (as `kick`, under the same lock).
+            !std::mem::replace(&mut st.running, true)
+        };
+        if start {
+            self.submit();
         }
-        self.kick();
     }
 
     /// Starts a drain if tasks wait and none is running.
@@ -150,6 +154,11 @@ impl Serial {
             }
             st.running = true;
         }
+        self.submit();
+    }
+
+    /// Hands a drain to the pool (`running` is set).
+    fn submit(self: &Arc<Self>) {
         let job = Job::new(Box::new(Drain(self.clone())));
         match catch_unwind(AssertUnwindSafe(|| self.server.pool.execute(job))) {
             Ok(Ok(())) => {}
