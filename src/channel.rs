@@ -382,7 +382,15 @@ impl Channel {
         }
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
         let conn = &self.inner.ex.conn;
-        if !send_message(self.inner.deflate.as_deref(), &msg, |head, payload| conn.send_frame(head, payload, None)) {
+        let here = self.inner.serial.is_running_here();
+        let sent = send_message(self.inner.deflate.as_deref(), &msg, |head, payload| {
+            if here {
+                conn.send_frame(head, payload, None)
+            } else {
+                conn.queue_frame(head, payload)
+            }
+        });
+        if !sent {
             return Err(SendError::Closed(msg));
         }
         if close {
@@ -601,9 +609,10 @@ impl Channel {
         }
         let conn = &self.inner.ex.conn;
         let z = self.inner.deflate.as_deref();
+        // Queued, not written here: a system call per member would make the broadcast slow.
         Some(match cache.frame(z, msg) {
-            Some((head, payload)) => conn.send_frame(head, payload, None),
-            None => send_message(z, msg, |head, payload| conn.send_frame(head, payload, None)),
+            Some((head, payload)) => conn.queue_frame(head, payload),
+            None => send_message(z, msg, |head, payload| conn.queue_frame(head, payload)),
         })
     }
 

@@ -281,7 +281,15 @@ impl Socket {
         let msg = self.check_writable(msg.into())?;
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
         let conn = &self.inner.conn;
-        if send_message(self.inner.deflate.as_deref(), &msg, |head, payload| conn.send_frame(head, payload, None)) {
+        let here = self.inner.serial.is_running_here();
+        let sent = send_message(self.inner.deflate.as_deref(), &msg, |head, payload| {
+            if here {
+                conn.send_frame(head, payload, None)
+            } else {
+                conn.queue_frame(head, payload)
+            }
+        });
+        if sent {
             Ok(())
         } else {
             Err(SendError::Closed(msg))

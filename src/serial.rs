@@ -214,7 +214,10 @@ impl Serial {
                         }
                     }
                 };
-                if let Err(p) = catch_unwind(AssertUnwindSafe(task)) {
+                let outer = RUNNING.with(|r| r.replace(self.key()));
+                let res = catch_unwind(AssertUnwindSafe(task));
+                RUNNING.with(|r| r.set(outer));
+                if let Err(p) = res {
                     self.server.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
                     self.server.loggers.event(events::WS_FRAME_ERROR);
                     (self.on_fault)(Fault::Panicked);
@@ -227,6 +230,26 @@ impl Serial {
                 return;
             }
         }
+    }
+}
+
+thread_local! {
+    /// The queue whose callback this thread is running (its address; 0: none).
+    static RUNNING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Serial {
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether this thread is running one of this queue's callbacks: a reply to the message
+    /// being handled, which may be written to the socket from here (see
+    /// `ConnHandle::send_frame`). Other senders (another connection's callback, a thread of
+    /// the application looping over many channels) queue to the reactor instead: one system
+    /// call per connection would make their loop slow.
+    pub(crate) fn is_running_here(&self) -> bool {
+        RUNNING.with(|r| r.get() == self.key())
     }
 }
 

@@ -310,6 +310,18 @@ impl<A> ConnHandle<A> {
         true
     }
 
+    /// Like [`ConnHandle::send_frame`] (without close), but always queued to the reactor, never
+    /// written from this thread: for a sender with many connections to serve at once (a
+    /// broadcast), for which a system call per connection would be slow.
+    pub fn queue_frame(&self, head: Bytes, payload: Bytes) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let _ = self.claim_ws_write(head.len() + payload.len(), false);
+        self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: None });
+        true
+    }
+
     /// Like [`ConnHandle::send_frame`] (without close), and reports
     /// [`Dispatch::on_frame_written`] with `token` once the frame is written to the socket
     /// (always through the reactor, which tracks it).
