@@ -146,6 +146,25 @@ impl Peers {
 /// No slot (the end of the eviction list).
 const NONE: u32 = u32::MAX;
 
+/// A loop that ends with connections still open (it panicked) gives back what they hold of the
+/// server-wide counts (`open`, WebSockets, the buffer budget), so that `max_connections` stays
+/// whole for the other loops, and marks them closed for the threads that hold their handles.
+/// (The dispatcher is not called: this may run while a panic unwinds.)
+impl<D: Dispatch> Drop for EventLoop<D> {
+    fn drop(&mut self) {
+        for id in self.conns.ids() {
+            let Some(mut conn) = self.conns.remove(id) else { continue };
+            conn.discard_output();
+            conn.release_budget(&self.stats.buffered);
+            if conn.is_websocket() {
+                self.stats.websockets.fetch_sub(1, Ordering::Relaxed);
+            }
+            conn.handle.shared.closed.store(true, Ordering::Release);
+            self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl<D: Dispatch> EventLoop<D> {
     pub(crate) fn new(
         cfg: ReactorConfig,

@@ -521,3 +521,42 @@ pub fn spawn_many<D: Dispatch>(
     }
     Ok(handle)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod loop_tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Panics on the first request: a bug in a dispatcher, which stops its loop.
+    struct Panicky;
+
+    impl Dispatch for Panicky {
+        type Attachment = ();
+        fn on_request(&mut self, _conn: &ConnHandle<()>, _req: InboundRequest) {
+            panic!("a dispatcher bug");
+        }
+    }
+
+    /// A loop that panics gives back its connections' share of the server-wide counts (or
+    /// `max_connections` would shrink for good), and its clients see their connection close.
+    #[test]
+    fn a_loop_that_panics_gives_back_its_open_connections() {
+        let listener = bind_tcp(SocketAddr::from(([127, 0, 0, 1], 0)), 128).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = spawn(ReactorConfig::default(), Listener::Tcp(listener), Panicky).unwrap();
+        let mut idle = std::net::TcpStream::connect(addr).unwrap();
+        let mut asking = std::net::TcpStream::connect(addr).unwrap();
+        let t = Instant::now();
+        while handle.stats().open() < 2 {
+            assert!(t.elapsed() < std::time::Duration::from_secs(20), "both connections counted");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        asking.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        handle.join();
+        assert!(handle.is_finished());
+        assert_eq!(handle.stats().open(), 0, "the dead loop's connections are not counted");
+        idle.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        assert_eq!(idle.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
+    }
+}
