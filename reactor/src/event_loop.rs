@@ -604,9 +604,13 @@ impl<D: Dispatch> EventLoop<D> {
             };
             match listener.accept() {
                 Ok((stream, peer, local)) => {
-                    // The server's longest idle connection makes room: another loop's (which
-                    // closes it when it hears), or this one's.
-                    if full && !self.peers.make_room_elsewhere(self.index) && !self.evict_one(now) {
+                    // The newcomer's place is taken at once (server-wide, so that two loops
+                    // admitting at the same instant cannot both take the last one); over the
+                    // limit, the server's longest idle connection makes room: another loop's
+                    // (which closes it when it hears), or this one's.
+                    let over = self.stats.open.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_connections;
+                    if over && !self.peers.make_room_elsewhere(self.index) && !self.evict_one(now) {
+                        self.stats.open.fetch_sub(1, Ordering::AcqRel);
                         // Every candidate had a request arriving after all: no room. As nginx
                         // does past worker_connections, the newcomer is closed.
                         log::warn!("httpkit reactor: max_connections reached and no idle connection to close");
@@ -623,6 +627,7 @@ impl<D: Dispatch> EventLoop<D> {
                         Conn::new(stream, handle, cfg, now)
                     });
                     let Some(conn) = self.conns.get_mut(id) else {
+                        self.stats.open.fetch_sub(1, Ordering::AcqRel);
                         continue;
                     };
                     if let Err(e) = self.poll.registry().register(
@@ -632,10 +637,10 @@ impl<D: Dispatch> EventLoop<D> {
                     ) {
                         log::warn!("httpkit reactor: register failed: {e}");
                         self.conns.remove(id);
+                        self.stats.open.fetch_sub(1, Ordering::AcqRel);
                         continue;
                     }
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    self.stats.open.fetch_add(1, Ordering::Relaxed);
                     // Not a byte received yet: evictable until it sends one.
                     self.lru_push(id.index);
                 }
