@@ -376,8 +376,10 @@ impl Channel {
     }
 
     fn ws_send(&self, msg: Message, close: bool) -> Result<(), SendError<Message>> {
-        if !self.inner.upgraded.load(Ordering::Acquire) {
-            // Before the handshake (e.g. from `init`) there is no WebSocket to send on yet.
+        // Before the handshake (e.g. from `init`) there is no WebSocket to send on yet. The
+        // channel's own callbacks run only once the 101 is on its way (a message may even be
+        // delivered before the flag is set, which follows the upgrade's command).
+        if !self.inner.upgraded.load(Ordering::Acquire) && !self.inner.serial.is_running_here() {
             return Err(SendError::Closed(msg));
         }
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
@@ -651,14 +653,16 @@ impl Channel {
             )
         });
         self.inner.ex.count_status(StatusCode::SWITCHING_PROTOCOLS);
-        // on_open was queued by `as_channel`; it runs now that the 101 is on its way.
-        self.inner.upgraded.store(true, Ordering::Release);
         let deflate = self.inner.deflate.as_ref().and(ex.ws_deflate);
         ex.conn.upgrade(
             ex.seq,
             Bytes::from(head),
             WsUpgrade { max_message: ex.server.max_ws, auto_pong: true, deflate },
         );
+        // Only now may frames be sent (a broadcast from another thread among them): they reach
+        // the reactor after the 101's command, so they follow it instead of being dropped.
+        self.inner.upgraded.store(true, Ordering::Release);
+        // on_open was queued by `as_channel`; it runs now that the 101 is on its way.
         self.inner.serial.kick();
     }
 }

@@ -152,6 +152,8 @@ const NONE: u32 = u32::MAX;
 /// (The dispatcher is not called: this may run while a panic unwinds.)
 impl<D: Dispatch> Drop for EventLoop<D> {
     fn drop(&mut self) {
+        // No other loop counts on this one to make room any more.
+        self.peers.publish(self.index, None);
         for id in self.conns.ids() {
             let Some(mut conn) = self.conns.remove(id) else { continue };
             conn.discard_output();

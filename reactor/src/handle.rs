@@ -59,6 +59,11 @@ pub(crate) enum Direct {
     Written(u64),
     /// It wrote part (or nothing, on an error) and sent the rest as a command.
     HandedBack,
+    /// A WebSocket sender wrote part of a frame: the rest (counted as queued already), which
+    /// the reactor queues first when it takes the write side back, before any frame of its
+    /// own or of another sender.
+    /// (Boxed: every connection's state has room for the largest variant.)
+    Rest(Box<(Bytes, Bytes)>),
 }
 
 /// State of one connection shared between the reactor and the threads that answer it.
@@ -390,13 +395,25 @@ impl<A> ConnHandle<A> {
         } else {
             (Bytes::new(), payload.slice(done - head.len()..))
         };
-        // Still `Active`: every other sender waits, so the rest is first in line.
-        self.charge_out(total - done);
-        self.remote.send(Command::Frame { id: self.id, head, payload, close: None, ack: None });
-        let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(*d, Direct::Active) {
-            *d = Direct::HandedBack;
+        // The rest stays with the loan's state, so that whatever the reactor writes next (its
+        // own pong, ping or close; another sender's frame) it takes the rest first; an empty
+        // frame wakes it to do so.
+        {
+            let mut d = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+            if !matches!(*d, Direct::Active) {
+                // The reactor let the connection go meanwhile: nothing more is written.
+                return;
+            }
+            self.charge_out(total - done);
+            *d = Direct::Rest(Box::new((head, payload)));
         }
+        self.remote.send(Command::Frame {
+            id: self.id,
+            head: Bytes::new(),
+            payload: Bytes::new(),
+            close: None,
+            ack: None,
+        });
     }
 
     /// Stops (`true`) or resumes (`false`) reading from this connection, e.g. while the

@@ -72,6 +72,13 @@ impl<A> Conn<A> {
             }
         };
         self.grant = Grant::Kept;
+        if let Direct::Rest(rest) = state {
+            // A WebSocket frame's rest, counted as queued by its sender: first in line.
+            let (head, payload) = *rest;
+            self.wq.push(head);
+            self.wq.push(payload);
+            return false;
+        }
         let Direct::Written(seq) = state else {
             return false;
         };

@@ -476,3 +476,55 @@ fn a_websocket_frame_is_written_by_its_sender_while_nothing_is_queued() {
     h.peer.set_nonblocking(true).unwrap();
     assert!(h.peer.read(&mut got).is_err(), "nothing written by the sender after the close");
 }
+
+/// A sender's frame that the socket took only part of keeps its place: the pong the reactor
+/// queues next (the peer pinged meanwhile) goes out after the frame's rest, never inside it.
+#[test]
+fn a_partly_written_frame_goes_out_whole_before_the_reactors_pong() {
+    use std::io::Read;
+    let mut h = Harness::new(cfg());
+    h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    h.ready(Duration::ZERO);
+    let seq = h.rec.requests[0].seq;
+    let head = Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    h.conn.handle.charge_out(head.len());
+    let mut ctx = ctx!(h, h.t0);
+    h.conn.on_upgrade(seq, head, crate::WsUpgrade { max_message: 1 << 20, auto_pong: true, deflate: None }, &mut ctx);
+    assert!(h.read_peer().starts_with("HTTP/1.1 101"));
+
+    // The peer does not read: frames go out directly until the socket takes only part of one.
+    const LEN: usize = 60 * 1024;
+    let mut sent = 0u8;
+    while h.conn.handle.queued_bytes() == 0 {
+        assert!(sent < 100, "the socket never filled");
+        let head = Bytes::from(vec![0x82, 126, (LEN >> 8) as u8, LEN as u8]);
+        assert!(h.conn.handle.send_frame(head, Bytes::from(vec![sent; LEN]), None));
+        sent += 1;
+    }
+    // Now the peer pings (masked, empty): the reactor queues its pong.
+    h.peer.write_all(&[0x89, 0x80, 1, 2, 3, 4]).unwrap();
+    h.ready(Duration::ZERO);
+
+    // Read everything: `sent` whole frames, then the pong.
+    h.peer.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let want = sent as usize * (LEN + 4) + 2;
+    for _ in 0..10_000 {
+        match h.peer.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => got.extend_from_slice(&buf[..r.unwrap()]),
+        }
+        if got.len() >= want {
+            break;
+        }
+        h.ready(Duration::ZERO);
+    }
+    assert_eq!(got.len(), want, "every byte, nothing more");
+    for i in 0..sent as usize {
+        let f = &got[i * (LEN + 4)..(i + 1) * (LEN + 4)];
+        assert_eq!(&f[..4], &[0x82, 126, (LEN >> 8) as u8, LEN as u8], "frame {i}'s head in place");
+        assert!(f[4..].iter().all(|&b| b == i as u8), "frame {i} whole, nothing inside it");
+    }
+    assert_eq!(&got[want - 2..], &[0x8A, 0x00], "the pong after the frames");
+}

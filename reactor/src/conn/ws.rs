@@ -151,6 +151,8 @@ impl<A> Conn<A> {
         ctx: &mut Ctx<'_, D>,
     ) {
         let n = head.len() + payload.len();
+        // A sender's partial frame may wait with the loan: it goes first (see `Direct::Rest`).
+        self.settle_direct(Settle::TakeBack);
         if self.ws.is_none() {
             // The 101 may still wait behind earlier pipelined responses: the frame follows it.
             if self.pipeline.upgrade_pending() {
