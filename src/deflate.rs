@@ -31,6 +31,10 @@ use crate::ws::{message_payload, Message, Payload};
 /// `context_takeover(true)` 311 KB (zlib's window and hash tables for the compressor, plus the
 /// inflater).
 ///
+/// A compressed message may inflate to [`Options::max_ws`](crate::Options::max_ws) bytes from a
+/// thousand times fewer on the wire (4 KiB of zeros make 4 MiB): with compression on, keep
+/// `max_ws` to what your messages need.
+///
 /// ```
 /// use httpkit::{Options, WsCompression};
 /// let opts = Options::default().ws_compression(WsCompression::default().context_takeover(true));
