@@ -301,7 +301,7 @@ impl Inflater {
 
 fn inflate_message(z: &mut Decompress, input: &[u8], max: usize) -> Result<Vec<u8>, ProtocolError> {
     let mut out: Vec<u8> = Vec::new();
-    for part in [input, &TAIL[..]] {
+    for (is_tail, part) in [(false, input), (true, &TAIL[..])] {
         let mut pos = 0;
         loop {
             if out.len() == out.capacity() {
@@ -321,8 +321,12 @@ fn inflate_message(z: &mut Decompress, input: &[u8], max: usize) -> Result<Vec<u
                 return Err(ProtocolError::MessageTooBig);
             }
             if status == Status::StreamEnd {
-                // A final block: the message ends here; the next starts a new stream.
+                // A final block: the message ends here (bytes of it after the block are not
+                // DEFLATE); the next message starts a new stream.
                 z.reset(false);
+                if !is_tail && pos < part.len() {
+                    return Err(ProtocolError::BadCompressedData);
+                }
                 return Ok(out);
             }
             if pos == part.len() && out.len() < out.capacity() {
@@ -444,5 +448,20 @@ mod tests {
         assert_eq!(Inflater::new(&p).inflate(&wire, 1 << 20), Err(ProtocolError::MessageTooBig));
         assert_eq!(Inflater::new(&p).inflate(&wire, 10 << 20).unwrap().len(), 10 << 20);
         assert_eq!(Inflater::new(&p).inflate(&[0xff; 32], 1 << 20), Err(ProtocolError::BadCompressedData));
+    }
+
+    #[test]
+    fn a_final_block_ends_the_message_and_bytes_after_it_are_refused() {
+        let p = params(false, false, 15);
+        let mut c = Compress::new_with_window_bits(Compression::new(6), false, 15);
+        let mut wire = Vec::with_capacity(256);
+        c.compress_vec(b"hello hello hello", &mut wire, FlushCompress::Finish).unwrap();
+        let mut i = Inflater::new(&p);
+        assert_eq!(i.inflate(&wire, 1 << 10).unwrap(), b"hello hello hello");
+        // The stream was reset: the next message inflates on its own.
+        assert_eq!(i.inflate(&wire, 1 << 10).unwrap(), b"hello hello hello");
+        let mut junk = wire.clone();
+        junk.extend_from_slice(b"junk");
+        assert_eq!(i.inflate(&junk, 1 << 10), Err(ProtocolError::BadCompressedData));
     }
 }
