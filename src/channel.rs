@@ -42,7 +42,7 @@ use httpkit_reactor::{CloseReason, WsClose, WsEvent, WsUpgrade};
 use crate::attachment::{attach, detach, ConnListener};
 pub use crate::close_status::{CloseKind, CloseStatus};
 use crate::date::with_date;
-use crate::deflate::{send_message, FrameCache};
+use crate::deflate::{send_message, send_on, FrameCache};
 use crate::exchange::{next_id, Exchange, Orphan, RespState};
 use crate::serial::{close_websocket_on_fault, Fault, FaultHook, Serial};
 use crate::takeover::Takeover;
@@ -383,16 +383,8 @@ impl Channel {
             return Err(SendError::Closed(msg));
         }
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
-        let conn = &self.inner.ex.conn;
         let here = self.inner.serial.is_running_here();
-        let sent = send_message(self.inner.deflate.as_deref(), &msg, |head, payload| {
-            if here {
-                conn.send_frame(head, payload, None)
-            } else {
-                conn.queue_frame(head, payload)
-            }
-        });
-        if !sent {
+        if !send_on(&self.inner.ex.conn, self.inner.deflate.as_deref(), &msg, here) {
             return Err(SendError::Closed(msg));
         }
         if close {

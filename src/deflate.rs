@@ -160,6 +160,28 @@ pub(crate) fn send_message(z: Option<&WsDeflate>, msg: &Message, send: impl FnOn
     }
 }
 
+/// Sends `msg` on `conn` as [`send_message`] encodes it: written from this thread when `direct`
+/// (the connection's own callback replying, see `Serial::is_running_here`), else queued to the
+/// reactor.
+pub(crate) fn send_on(
+    conn: &crate::attachment::ConnHandle,
+    z: Option<&WsDeflate>,
+    msg: &Message,
+    direct: bool,
+) -> bool {
+    send_message(
+        z,
+        msg,
+        |head, payload| {
+            if direct {
+                conn.send_frame(head, payload, None)
+            } else {
+                conn.queue_frame(head, payload)
+            }
+        },
+    )
+}
+
 /// Shared payloads up to this size are copied next to their frame head (one buffer, one
 /// allocation); larger ones are sent as they are, the head apart.
 const INLINE_MAX: usize = 1024;

@@ -43,7 +43,7 @@ use httpkit_reactor::{CloseReason, WsClose, WsEvent, WsUpgrade};
 
 use crate::attachment::{attach, ConnHandle, ConnListener};
 use crate::date::with_date;
-use crate::deflate::send_message;
+use crate::deflate::{send_message, send_on};
 use crate::exchange::{next_id, Exchange};
 use crate::serial::{close_websocket_on_fault, Serial};
 use crate::takeover::Takeover;
@@ -280,16 +280,8 @@ impl Socket {
     pub fn send(&self, msg: impl Into<Message>) -> Result<(), SendError<Message>> {
         let msg = self.check_writable(msg.into())?;
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
-        let conn = &self.inner.conn;
         let here = self.inner.serial.is_running_here();
-        let sent = send_message(self.inner.deflate.as_deref(), &msg, |head, payload| {
-            if here {
-                conn.send_frame(head, payload, None)
-            } else {
-                conn.queue_frame(head, payload)
-            }
-        });
-        if sent {
+        if send_on(&self.inner.conn, self.inner.deflate.as_deref(), &msg, here) {
             Ok(())
         } else {
             Err(SendError::Closed(msg))

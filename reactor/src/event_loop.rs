@@ -155,16 +155,23 @@ impl<D: Dispatch> Drop for EventLoop<D> {
         // No other loop counts on this one to make room any more.
         self.peers.publish(self.index, None);
         for id in self.conns.ids() {
-            let Some(mut conn) = self.conns.remove(id) else { continue };
-            conn.discard_output();
-            conn.release_budget(&self.stats.buffered);
-            if conn.is_websocket() {
-                self.stats.websockets.fetch_sub(1, Ordering::Relaxed);
+            if let Some(mut conn) = self.conns.remove(id) {
+                release(&mut conn, &self.stats);
             }
-            conn.handle.shared.closed.store(true, Ordering::Release);
-            self.stats.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// What a connection that is going away gives back: its output, its share of the server-wide
+/// counts; and it is marked closed for the threads holding its handle.
+fn release<A>(conn: &mut Conn<A>, stats: &Stats) {
+    conn.discard_output();
+    conn.release_budget(&stats.buffered);
+    if conn.is_websocket() {
+        stats.websockets.fetch_sub(1, Ordering::Relaxed);
+    }
+    conn.handle.shared.closed.store(true, Ordering::Release);
+    stats.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl<D: Dispatch> EventLoop<D> {
@@ -579,13 +586,7 @@ impl<D: Dispatch> EventLoop<D> {
             return;
         };
         let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&conn.stream.raw_fd()));
-        conn.discard_output();
-        conn.release_budget(&self.stats.buffered);
-        if conn.is_websocket() {
-            self.stats.websockets.fetch_sub(1, Ordering::Relaxed);
-        }
-        conn.handle.shared.closed.store(true, Ordering::Release);
-        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        release(&mut conn, &self.stats);
         self.dispatch.on_close(&conn.handle, reason);
         self.ready.retain(|r| *r != id);
     }

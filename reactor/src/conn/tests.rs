@@ -87,6 +87,19 @@ impl Harness {
         self.conn.drive(&mut ctx, &mut self.scratch);
     }
 
+    /// An upgrade request, answered with a `101`: the connection speaks WebSocket.
+    fn upgrade_to_websocket(&mut self) {
+        self.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+        self.ready(Duration::ZERO);
+        let seq = self.rec.requests[0].seq;
+        let head = Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        self.conn.handle.charge_out(head.len());
+        let mut ctx = ctx!(self, self.t0);
+        let ws = crate::WsUpgrade { max_message: 1 << 20, auto_pong: true, deflate: None };
+        self.conn.on_upgrade(seq, head, ws, &mut ctx);
+        assert!(self.read_peer().starts_with("HTTP/1.1 101"));
+    }
+
     fn timeout_if_due(&mut self, at: Duration) -> bool {
         let now = self.t0 + at;
         if self.conn.deadline().is_some_and(|d| d <= now) {
@@ -450,14 +463,7 @@ fn heartbeats_ping_a_silent_websocket_then_close_it() {
 fn a_websocket_frame_is_written_by_its_sender_while_nothing_is_queued() {
     use std::io::Read;
     let mut h = Harness::new(cfg());
-    h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
-    h.ready(Duration::ZERO);
-    let seq = h.rec.requests[0].seq;
-    let head = Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
-    h.conn.handle.charge_out(head.len());
-    let mut ctx = ctx!(h, h.t0);
-    h.conn.on_upgrade(seq, head, crate::WsUpgrade { max_message: 1 << 20, auto_pong: true, deflate: None }, &mut ctx);
-    assert!(h.read_peer().starts_with("HTTP/1.1 101"));
+    h.upgrade_to_websocket();
 
     let frame = |b: &'static [u8]| Bytes::from_static(b);
     assert!(h.conn.handle.send_frame(frame(&[0x81, 0x02]), frame(b"hi"), None));
@@ -483,14 +489,7 @@ fn a_websocket_frame_is_written_by_its_sender_while_nothing_is_queued() {
 fn a_partly_written_frame_goes_out_whole_before_the_reactors_pong() {
     use std::io::Read;
     let mut h = Harness::new(cfg());
-    h.peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
-    h.ready(Duration::ZERO);
-    let seq = h.rec.requests[0].seq;
-    let head = Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
-    h.conn.handle.charge_out(head.len());
-    let mut ctx = ctx!(h, h.t0);
-    h.conn.on_upgrade(seq, head, crate::WsUpgrade { max_message: 1 << 20, auto_pong: true, deflate: None }, &mut ctx);
-    assert!(h.read_peer().starts_with("HTTP/1.1 101"));
+    h.upgrade_to_websocket();
 
     // The peer does not read: frames go out directly until the socket takes only part of one.
     const LEN: usize = 60 * 1024;
