@@ -42,7 +42,7 @@ use httpkit_reactor::{CloseReason, WsClose, WsEvent, WsUpgrade};
 use crate::attachment::{attach, detach, ConnListener};
 pub use crate::close_status::{CloseKind, CloseStatus};
 use crate::date::with_date;
-use crate::deflate::{send_message, send_on, FrameCache};
+use crate::deflate::{send_on, FrameCache};
 use crate::exchange::{next_id, Exchange, Orphan, RespState};
 use crate::serial::{close_websocket_on_fault, Fault, FaultHook, Serial};
 use crate::takeover::Takeover;
@@ -379,11 +379,11 @@ impl Channel {
         // Before the handshake (e.g. from `init`) there is no WebSocket to send on yet. The
         // channel's own callbacks run only once the 101 is on its way (a message may even be
         // delivered before the flag is set, which follows the upgrade's command).
-        if !self.inner.upgraded.load(Ordering::Acquire) && !self.inner.serial.is_running_here() {
+        let here = self.inner.serial.is_running_here();
+        if !self.inner.upgraded.load(Ordering::Acquire) && !here {
             return Err(SendError::Closed(msg));
         }
         let msg = read_body_whole(msg).map_err(SendError::Body)?;
-        let here = self.inner.serial.is_running_here();
         if !send_on(&self.inner.ex.conn, self.inner.deflate.as_deref(), &msg, here) {
             return Err(SendError::Closed(msg));
         }
@@ -606,7 +606,7 @@ impl Channel {
         // Queued, not written here: a system call per member would make the broadcast slow.
         Some(match cache.frame(z, msg) {
             Some((head, payload)) => conn.queue_frame(head, payload),
-            None => send_message(z, msg, |head, payload| conn.queue_frame(head, payload)),
+            None => send_on(conn, z, msg, false),
         })
     }
 
@@ -632,17 +632,7 @@ impl Channel {
         let mut head = Vec::with_capacity(256);
         let extensions = self.inner.deflate.as_ref().and(ex.ws_deflate).map(|p| p.response_header());
         with_date(|d| {
-            encode_handshake_response(
-                accept.as_str(),
-                self.inner
-                    .protocol
-                    .and_then(|i| self.inner.handlers.0.protocols.get(usize::from(i)))
-                    .map(String::as_str),
-                extensions.as_deref(),
-                extra,
-                d,
-                &mut head,
-            )
+            encode_handshake_response(accept.as_str(), self.subprotocol(), extensions.as_deref(), extra, d, &mut head)
         });
         self.inner.ex.count_status(StatusCode::SWITCHING_PROTOCOLS);
         let deflate = self.inner.deflate.as_ref().and(ex.ws_deflate);
