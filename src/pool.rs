@@ -8,8 +8,9 @@
 use std::fmt;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
@@ -106,6 +107,9 @@ struct PoolShared {
     tx: Mutex<Option<Sender<Job>>>,
     prefix: String,
     max: usize,
+    /// [`ThreadPerTask`]: every job gets a thread at once (one is started when none is idle),
+    /// and `max` caps the jobs running at once instead of the threads of a queue.
+    per_task: bool,
     keep_alive: Duration,
     live: AtomicUsize,
     busy: AtomicUsize,
@@ -115,11 +119,203 @@ struct PoolShared {
     spinners: AtomicUsize,
     /// How often jobs arrive: the one spinning worker spins only while they come often.
     spin_gate: httpkit_reactor::SpinGate,
+    /// Idle workers asleep, newest last (the next to be woken: its caches are the warmest).
+    sleepers: Mutex<Vec<Thread>>,
+    /// `sleepers.len()`, readable without the lock.
+    sleeping: AtomicUsize,
+    /// Workers woken for a job that have not looked at the queue yet.
+    waking: AtomicUsize,
     next_id: AtomicUsize,
     completed: AtomicU64,
     rejected: AtomicU64,
     exit_lock: Mutex<()>,
     exited: Condvar,
+}
+
+impl PoolShared {
+    fn new(
+        rx: Receiver<Job>,
+        tx: Sender<Job>,
+        prefix: String,
+        max: usize,
+        per_task: bool,
+        keep_alive: Duration,
+    ) -> Self {
+        Self {
+            rx,
+            tx: Mutex::new(Some(tx)),
+            prefix,
+            max,
+            per_task,
+            keep_alive,
+            live: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
+            spinners: AtomicUsize::new(0),
+            spin_gate: httpkit_reactor::SpinGate::default(),
+            sleepers: Mutex::new(Vec::new()),
+            sleeping: AtomicUsize::new(0),
+            waking: AtomicUsize::new(0),
+            next_id: AtomicUsize::new(1),
+            completed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            exit_lock: Mutex::new(()),
+            exited: Condvar::new(),
+        }
+    }
+
+    fn sleepers(&self) -> std::sync::MutexGuard<'_, Vec<Thread>> {
+        self.sleepers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After a job was queued: wakes a sleeping worker unless the idle workers already awake
+    /// (spinning, starting, or woken and not yet at the queue) are enough for the jobs queued,
+    /// and grows the pool when none is free. Waking one for every job (what a blocking `recv`
+    /// does) costs a wake-up and two context switches even when the spinning worker takes the
+    /// job a microsecond later.
+    fn find_worker(self: &Arc<Self>) {
+        // Pairs with the fence of a worker going to sleep: either it sees the job or this
+        // sees it asleep.
+        fence(Ordering::SeqCst);
+        let outstanding = self.outstanding.load(Ordering::SeqCst);
+        let sleeping = self.sleeping.load(Ordering::SeqCst);
+        let live = self.live.load(Ordering::SeqCst);
+        // A thread per task; or, for a pool, while the jobs accepted outnumber the threads
+        // (growth does not wait for the queue to fill).
+        let grow = self.per_task || (live < self.max && outstanding > live);
+        if sleeping == 0 && !grow {
+            // (A fixed pool at saturation: all busy, nothing to do.)
+            return;
+        }
+        // The queue first, then who is free: a free worker counted here looks at the queue
+        // after this and takes a job there (read the other way round, a worker could take a
+        // job between the reads and still be counted for the one left).
+        let queued = self.rx.len();
+        let awake = self.spinners.load(Ordering::SeqCst) + self.waking.load(Ordering::SeqCst);
+        if queued <= awake || (sleeping > 0 && self.wake_one()) {
+            return;
+        }
+        if grow {
+            let _ = self.spawn_worker(false);
+        }
+    }
+
+    /// A worker counted as free (spinning, or woken) took a job and is no longer counted: a
+    /// job queued while it was counted was left to it, so find that job another worker.
+    fn after_counted_take(self: &Arc<Self>) {
+        if !self.rx.is_empty() {
+            self.find_worker();
+        }
+    }
+
+    fn wake_one(&self) -> bool {
+        let mut sleepers = self.sleepers();
+        let Some(t) = sleepers.pop() else { return false };
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        self.waking.fetch_add(1, Ordering::SeqCst);
+        drop(sleepers);
+        t.unpark();
+        true
+    }
+
+    /// Takes `me` off the sleepers if it is still there (`true`); otherwise it was woken, and
+    /// it is no longer counted as waking.
+    fn leave_sleepers(&self, me: &Thread) -> bool {
+        let mut sleepers = self.sleepers();
+        if let Some(pos) = sleepers.iter().rposition(|t| t.id() == me.id()) {
+            sleepers.swap_remove(pos);
+            self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            true
+        } else {
+            drop(sleepers);
+            self.waking.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// Whether `me` is still among the sleepers (a wake-up without a waker is spurious).
+    fn still_asleep(&self, me: &Thread) -> bool {
+        let sleepers = self.sleepers();
+        if sleepers.iter().any(|t| t.id() == me.id()) {
+            return true;
+        }
+        drop(sleepers);
+        self.waking.fetch_sub(1, Ordering::SeqCst);
+        false
+    }
+
+    fn spawn_worker(self: &Arc<Self>, core: bool) -> io::Result<()> {
+        let shared = self.clone();
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        shared.live.fetch_add(1, Ordering::SeqCst);
+        // A starting worker counts as free and awake until it first looks at the queue.
+        shared.waking.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{}{id}", shared.prefix);
+        let res = std::thread::Builder::new().name(name).spawn(move || worker_loop(&shared, core));
+        if res.is_err() {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            self.waking.fetch_sub(1, Ordering::SeqCst);
+        }
+        res.map(|_| ())
+    }
+
+    fn execute(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(job);
+        };
+        let outstanding = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.per_task {
+            // Every job a thread at once: the cap counts jobs, and with no free thread (asleep,
+            // spinning or starting) for each queued job and this one, a new thread starts
+            // before the job is queued (if it cannot, the job is refused).
+            let queued = self.rx.len();
+            let free = self.sleeping.load(Ordering::SeqCst)
+                + self.spinners.load(Ordering::SeqCst)
+                + self.waking.load(Ordering::SeqCst);
+            let refused = outstanding > self.max || (free <= queued && self.spawn_worker(false).is_err());
+            if refused {
+                self.outstanding.fetch_sub(1, Ordering::SeqCst);
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(job);
+            }
+        }
+        let res = match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
+                self.outstanding.fetch_sub(1, Ordering::SeqCst);
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(j)
+            }
+        };
+        drop(guard);
+        if res.is_ok() {
+            self.find_worker();
+        }
+        res
+    }
+
+    /// Stops taking jobs; sleeping workers wake to finish the queue and leave.
+    fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        while self.wake_one() {}
+    }
+
+    fn wait_exited(&self, timeout: Duration) {
+        let deadline = crate::deadline_after(Instant::now(), timeout);
+        let mut g = self.exit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.live.load(Ordering::SeqCst) > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            g = match self.exited.wait_timeout(g, (deadline - now).min(Duration::from_millis(50))) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
 }
 
 /// The default worker pool: a bounded queue in front of named threads.
@@ -216,26 +412,10 @@ impl ThreadPoolBuilder {
             ));
         }
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
-        let shared = Arc::new(PoolShared {
-            rx,
-            tx: Mutex::new(Some(tx)),
-            prefix: self.prefix,
-            max: self.max,
-            keep_alive: self.keep_alive,
-            live: AtomicUsize::new(0),
-            busy: AtomicUsize::new(0),
-            outstanding: AtomicUsize::new(0),
-            spinners: AtomicUsize::new(0),
-            spin_gate: httpkit_reactor::SpinGate::default(),
-            next_id: AtomicUsize::new(1),
-            completed: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            exit_lock: Mutex::new(()),
-            exited: Condvar::new(),
-        });
+        let shared = Arc::new(PoolShared::new(rx, tx, self.prefix, self.max, false, self.keep_alive));
         let pool = ThreadPool { shared, capacity: self.capacity };
         for _ in 0..self.min.max(1) {
-            pool.spawn_worker(true)?;
+            pool.shared.spawn_worker(true)?;
         }
         Ok(pool)
     }
@@ -282,27 +462,15 @@ impl ThreadPool {
     pub fn rejected(&self) -> u64 {
         self.shared.rejected.load(Ordering::Relaxed)
     }
-
-    fn spawn_worker(&self, core: bool) -> io::Result<()> {
-        let shared = self.shared.clone();
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        shared.live.fetch_add(1, Ordering::SeqCst);
-        let name = format!("{}{id}", shared.prefix);
-        let res = std::thread::Builder::new().name(name).spawn(move || worker_loop(&shared, core));
-        if res.is_err() {
-            self.shared.live.fetch_sub(1, Ordering::SeqCst);
-        }
-        res.map(|_| ())
-    }
 }
 
-fn worker_loop(shared: &PoolShared, core: bool) {
+fn worker_loop(shared: &Arc<PoolShared>, core: bool) {
     let mut since_try = 0;
+    let me = std::thread::current();
+    shared.waking.fetch_sub(1, Ordering::SeqCst);
     loop {
-        let job = match next_job(shared, if core { None } else { Some(shared.keep_alive) }, &mut since_try) {
-            Some(j) => j,
-            None => break,
-        };
+        let idle = if core { None } else { Some(shared.keep_alive) };
+        let Some(job) = next_job(shared, &me, idle, &mut since_try) else { break };
         shared.busy.fetch_add(1, Ordering::SeqCst);
         let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
         shared.busy.fetch_sub(1, Ordering::SeqCst);
@@ -314,80 +482,131 @@ fn worker_loop(shared: &PoolShared, core: bool) {
     shared.exited.notify_all();
 }
 
+/// Looks at the queue before sleeping: six after short busy-waits, then four after yielding.
+const SNOOZE: u32 = 10;
+
 /// Workers that may spin at once; the others park at once, so spinning never crowds out the
 /// reactor on a small machine.
 const MAX_SPINNERS: usize = 1;
 
-/// Spins briefly (if no other worker is spinning, and recent waits were short), then parks;
-/// `None` when the pool is shut down (or idle past `idle`).
-fn next_job(shared: &PoolShared, idle: Option<Duration>, since_try: &mut u32) -> Option<Job> {
+/// The next job: from the queue at once, or after a brief spin (if no other worker is
+/// spinning, and recent spins found work), or after sleeping until a job is queued for this
+/// worker. `None` when the pool is shut down (or, with `idle`, no job came for that long).
+fn next_job(shared: &Arc<PoolShared>, me: &Thread, idle: Option<Duration>, since_try: &mut u32) -> Option<Job> {
     let rx = &shared.rx;
-    match rx.try_recv() {
-        Ok(j) => return Some(j),
-        Err(TryRecvError::Disconnected) => return None,
-        Err(TryRecvError::Empty) => {}
+    let deadline = idle.map(|d| crate::deadline_after(Instant::now(), d));
+    loop {
+        match rx.try_recv() {
+            Ok(j) => return Some(j),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        if let Some(got) = spin(shared, since_try) {
+            return got;
+        }
+        // A few more looks, yielding the core in between (what a blocking channel receive does
+        // before it sleeps): a job that is already on its way is taken without a sleep. (Not
+        // with a thread per task: with hundreds of threads, their yields would crowd the core.)
+        let snooze = if shared.per_task { 0 } else { SNOOZE };
+        for step in 0..snooze {
+            if step < 6 {
+                for _ in 0..1 << step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            match rx.try_recv() {
+                Ok(j) => return Some(j),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        // Asleep: counted first, then one more look at the queue (a job queued before the
+        // count was seen is found here; one queued after it wakes a sleeper).
+        shared.sleepers().push(me.clone());
+        shared.sleeping.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        loop {
+            match rx.try_recv() {
+                Ok(j) => {
+                    if !shared.leave_sleepers(me) {
+                        // Woken (counted as on its way to the queue) and found this job before
+                        // it noticed: a job queued meanwhile was left to it.
+                        shared.after_counted_take();
+                    }
+                    return Some(j);
+                }
+                Err(TryRecvError::Disconnected) => {
+                    shared.leave_sleepers(me);
+                    return None;
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        if shared.leave_sleepers(me) {
+                            // Gone from the sleepers, so no job is queued for this worker; a
+                            // job queued just before is still taken.
+                            return rx.try_recv().ok();
+                        }
+                        break;
+                    }
+                    std::thread::park_timeout(d - now);
+                }
+            }
+            if !shared.still_asleep(me) {
+                break;
+            }
+        }
     }
+}
+
+/// Polls the queue for a moment, when that pays and no other worker does: `Some` with what it
+/// found, `None` when nothing came.
+fn spin(shared: &Arc<PoolShared>, since_try: &mut u32) -> Option<Option<Job>> {
     // Counted as a spinner first (so two never spin at once), given back at once if another is.
     let spin = shared.spin_gate.spin_pays(since_try) && {
-        let first = shared.spinners.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS;
+        let first = shared.spinners.fetch_add(1, Ordering::SeqCst) < MAX_SPINNERS;
         if !first {
-            shared.spinners.fetch_sub(1, Ordering::AcqRel);
+            shared.spinners.fetch_sub(1, Ordering::SeqCst);
         }
         first
     };
-    if spin {
-        let start = Instant::now();
-        let mut i = 0u32;
-        let got = loop {
-            match rx.try_recv() {
-                Ok(j) => break Some(Some(j)),
-                Err(TryRecvError::Disconnected) => break Some(None),
-                Err(TryRecvError::Empty) => {}
-            }
-            i = i.wrapping_add(1);
-            if i % 8 == 0 && start.elapsed() >= SPIN {
-                break None;
-            }
-            // Yield rather than burn: on a shared core the reactor gets to run at once.
-            std::thread::yield_now();
-        };
-        shared.spinners.fetch_sub(1, Ordering::AcqRel);
-        shared.spin_gate.spun(got.is_some());
-        if let Some(r) = got {
-            return r;
+    if !spin {
+        return None;
+    }
+    let start = Instant::now();
+    let mut i = 0u32;
+    let got = loop {
+        match shared.rx.try_recv() {
+            Ok(j) => break Some(Some(j)),
+            Err(TryRecvError::Disconnected) => break Some(None),
+            Err(TryRecvError::Empty) => {}
         }
+        i = i.wrapping_add(1);
+        if i % 8 == 0 && start.elapsed() >= SPIN {
+            break None;
+        }
+        // Yield rather than burn: on a shared core the reactor gets to run at once.
+        std::thread::yield_now();
+    };
+    // (Given back before the sleeper's last look at the queue: a job queued while this one
+    // was counted is seen there.)
+    shared.spinners.fetch_sub(1, Ordering::SeqCst);
+    shared.spin_gate.spun(got.is_some());
+    if let Some(Some(_)) = got {
+        shared.after_counted_take();
     }
-    match idle {
-        None => rx.recv().ok(),
-        Some(d) => rx.recv_timeout(d).ok(),
-    }
+    got
 }
 
 impl WorkerPool for ThreadPool {
     fn execute(&self, job: Job) -> Result<(), Job> {
-        let guard = self.shared.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tx) = guard.as_ref() else {
-            self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(job);
-        };
-        let outstanding = self.shared.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
-        let res = match tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
-                self.shared.outstanding.fetch_sub(1, Ordering::SeqCst);
-                self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-                Err(j)
-            }
-        };
-        drop(guard);
-        if res.is_ok() {
-            // Grow while jobs outnumber threads (each accepted job is counted until it ends).
-            let live = self.shared.live.load(Ordering::SeqCst);
-            if live < self.shared.max && outstanding > live {
-                let _ = self.spawn_worker(false);
-            }
-        }
-        res
+        self.shared.execute(job)
     }
 
     fn queue_len(&self) -> Option<usize> {
@@ -395,28 +614,17 @@ impl WorkerPool for ThreadPool {
     }
 
     fn shutdown(&self, timeout: Duration) {
-        self.shared.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let deadline = crate::deadline_after(Instant::now(), timeout);
-        let mut g = self.shared.exit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.shared.live.load(Ordering::SeqCst) > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            g = match self.shared.exited.wait_timeout(g, (deadline - now).min(Duration::from_millis(50))) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
+        self.shared.close();
+        self.shared.wait_exited(timeout);
     }
 }
 
 /// Runs every job on a thread of its own at once: the stand-in for Java's
 /// virtual-thread-per-task executor.
 ///
-/// No queue: a job never waits behind another. A thread that finished its job stays parked for
-/// a while (10 s) and takes the next job that arrives, so a busy server does not pay for a
-/// thread spawn per request; when none is parked, a new thread starts. With
+/// No queue to wait in: a job never waits behind another. A thread that finished its job stays
+/// (for 10 s) and takes the next job that arrives, so a busy server does not pay for a thread
+/// spawn per request; when no thread is free, a new one starts. With
 /// [`ThreadPerTask::max_threads`] set, a job arriving when that many run at once is rejected
 /// (503). Threads are named `prefix1`, `prefix2`, …
 ///
@@ -424,25 +632,23 @@ impl WorkerPool for ThreadPool {
 /// let pool = httpkit::ThreadPerTask::new().max_threads(10_000);
 /// let opts = httpkit::Options::default().worker_pool(pool);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ThreadPerTask {
-    inner: Arc<PerTaskInner>,
+    shared: Arc<PoolShared>,
+}
+
+impl fmt::Debug for ThreadPerTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPerTask")
+            .field("threads", &self.shared.live.load(Ordering::Relaxed))
+            .field("running", &self.live_threads())
+            .field("max", &self.shared.max)
+            .finish()
+    }
 }
 
 /// How long a thread without a job stays for the next one.
 const PARK_FOR: Duration = Duration::from_secs(10);
-
-#[derive(Debug)]
-struct PerTaskInner {
-    max: Option<usize>,
-    prefix: String,
-    live: AtomicUsize,
-    spawned: AtomicU64,
-    rejected: AtomicU64,
-    /// Threads parked without a job, newest last: each takes its next job (or `None`: leave)
-    /// on its own channel.
-    parked: Mutex<Vec<Sender<Option<Job>>>>,
-}
 
 impl Default for ThreadPerTask {
     fn default() -> Self {
@@ -453,128 +659,49 @@ impl Default for ThreadPerTask {
 impl ThreadPerTask {
     /// No cap on running threads, names `task-1`, `task-2`, …
     pub fn new() -> Self {
-        Self::build(None, "task-".to_owned())
+        Self::build(usize::MAX, "task-".to_owned())
     }
 
-    fn build(max: Option<usize>, prefix: String) -> Self {
-        Self {
-            inner: Arc::new(PerTaskInner {
-                max,
-                prefix,
-                live: AtomicUsize::new(0),
-                spawned: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
-                parked: Mutex::new(Vec::new()),
-            }),
-        }
+    fn build(max: usize, prefix: String) -> Self {
+        // The queue only holds jobs on their way to a thread that is already free or starting.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Self { shared: Arc::new(PoolShared::new(rx, tx, prefix, max, true, PARK_FOR)) }
     }
 
     /// At most `n` jobs running at once; beyond it jobs are rejected (503).
     pub fn max_threads(self, n: usize) -> Self {
-        Self::build(Some(n), self.inner.prefix.clone())
+        Self::build(n, self.shared.prefix.clone())
     }
 
     /// Thread name prefix. Default `task-`.
     pub fn name_prefix(self, p: impl Into<String>) -> Self {
-        Self::build(self.inner.max, p.into())
+        Self::build(self.shared.max, p.into())
     }
 
-    /// Threads running a job now.
+    /// Jobs running (or about to start) now.
     pub fn live_threads(&self) -> usize {
-        self.inner.live.load(Ordering::Relaxed)
+        self.shared.outstanding.load(Ordering::Relaxed)
     }
 
-    /// Threads started since the pool was made (parked threads are reused).
+    /// Threads started since the pool was made (free threads are reused).
     pub fn threads_started(&self) -> u64 {
-        self.inner.spawned.load(Ordering::Relaxed)
+        (self.shared.next_id.load(Ordering::Relaxed) - 1) as u64
     }
 
     /// Jobs refused because of the cap.
     pub fn rejected(&self) -> u64 {
-        self.inner.rejected.load(Ordering::Relaxed)
-    }
-}
-
-impl PerTaskInner {
-    fn parked(&self) -> std::sync::MutexGuard<'_, Vec<Sender<Option<Job>>>> {
-        self.parked.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A thread's life: its first job, then each job handed to it while it is parked.
-    fn work(self: &Arc<Self>, first: Job, tx: &Sender<Option<Job>>, rx: &Receiver<Option<Job>>) {
-        let mut job = Some(first);
-        while let Some(j) = job.take() {
-            let _ = catch_unwind(AssertUnwindSafe(|| j.run()));
-            self.live.fetch_sub(1, Ordering::AcqRel);
-            self.parked().push(tx.clone());
-            job = match rx.recv_timeout(PARK_FOR) {
-                Ok(next) => next,
-                Err(_) => {
-                    // Leave, unless a job was handed to this thread just now.
-                    let mut parked = self.parked();
-                    if let Some(pos) = parked.iter().position(|s| s.same_channel(tx)) {
-                        parked.remove(pos);
-                        return;
-                    }
-                    drop(parked);
-                    rx.recv().ok().flatten()
-                }
-            };
-        }
+        self.shared.rejected.load(Ordering::Relaxed)
     }
 }
 
 impl WorkerPool for ThreadPerTask {
     fn execute(&self, job: Job) -> Result<(), Job> {
-        let live = self.inner.live.fetch_add(1, Ordering::AcqRel);
-        if self.inner.max.is_some_and(|m| live >= m) {
-            self.inner.live.fetch_sub(1, Ordering::AcqRel);
-            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(job);
-        }
-        // A parked thread takes it at once (its channel is empty while it is parked).
-        let parked = self.inner.parked().pop();
-        let mut job = job;
-        if let Some(tx) = parked {
-            match tx.try_send(Some(job)) {
-                Ok(()) => return Ok(()),
-                // (Its channel was not empty after all: a new thread takes the job.)
-                Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => match back {
-                    Some(j) => job = j,
-                    None => return Ok(()),
-                },
-            }
-        }
-        let n = self.inner.spawned.fetch_add(1, Ordering::Relaxed) + 1;
-        let inner = self.inner.clone();
-        let (tx, rx) = crossbeam_channel::bounded::<Option<Job>>(1);
-        // The job moves into the thread only if spawning succeeds; keep it reachable otherwise.
-        let slot = Arc::new(Mutex::new(Some(job)));
-        let s2 = slot.clone();
-        let res = std::thread::Builder::new().name(format!("{}{n}", inner.prefix)).spawn(move || {
-            let job = s2.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(job) = job {
-                inner.work(job, &tx, &rx);
-            }
-        });
-        match res {
-            Ok(_) => Ok(()),
-            Err(_) => {
-                self.inner.live.fetch_sub(1, Ordering::AcqRel);
-                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-                match slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    Some(job) => Err(job),
-                    None => Ok(()),
-                }
-            }
-        }
+        self.shared.execute(job)
     }
 
-    fn shutdown(&self, _timeout: Duration) {
-        // Parked threads leave now instead of after their wait.
-        for tx in self.inner.parked().drain(..) {
-            let _ = tx.try_send(None);
-        }
+    fn shutdown(&self, timeout: Duration) {
+        self.shared.close();
+        self.shared.wait_exited(timeout);
     }
 }
 
@@ -591,5 +718,90 @@ impl WorkerPool for Inline {
     fn execute(&self, job: Job) -> Result<(), Job> {
         let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::mpsc;
+
+    struct Call(Box<dyn FnOnce() + Send>);
+    impl Task for Call {
+        fn run(self: Box<Self>) {
+            (self.0)();
+        }
+        fn reject(self: Box<Self>) {}
+    }
+
+    fn job(f: impl FnOnce() + Send + 'static) -> Job {
+        Job::new(Box::new(Call(Box::new(f))))
+    }
+
+    /// `n` jobs that each wait (up to 10 s) until all `n` run at once, then report whether
+    /// they met: a job queued while a worker sleeps, or behind a running job, never meets.
+    fn meet(pool: &dyn WorkerPool, n: usize) -> bool {
+        let room = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..n {
+            let (room, tx) = (room.clone(), tx.clone());
+            let j = job(move || {
+                let (m, c) = &*room;
+                let mut g = m.lock().unwrap();
+                *g += 1;
+                c.notify_all();
+                let (_g, t) = c.wait_timeout_while(g, Duration::from_secs(10), |g| *g < n).unwrap();
+                let _ = tx.send(!t.timed_out());
+            });
+            assert!(pool.execute(j).is_ok());
+        }
+        (0..n).all(|_| rx.recv_timeout(Duration::from_secs(20)).unwrap_or(false))
+    }
+
+    #[test]
+    fn bursts_find_every_sleeping_worker() {
+        let pool = ThreadPool::builder().threads(3).build().unwrap();
+        for round in 0..300 {
+            if round % 50 == 0 {
+                // Long enough for the spinner to give up and every worker to sleep.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(meet(&pool, 3), "round {round}");
+        }
+        assert_eq!(pool.threads(), 3);
+        pool.shutdown(Duration::from_secs(5));
+        assert_eq!(pool.threads(), 0, "shut down: the sleepers were woken to leave");
+    }
+
+    #[test]
+    fn thread_per_task_never_queues_a_job_behind_another() {
+        let pool = ThreadPerTask::new();
+        for round in 0..300 {
+            if round % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(meet(&pool, 1 + round % 5), "round {round}");
+        }
+        // ~900 jobs; a burst of up to 5 may find the last burst's threads still finishing (not
+        // yet free), and then starts threads of its own: at most 5 + 5 threads, reused.
+        assert!(pool.threads_started() <= 10, "threads are reused: {}", pool.threads_started());
+        pool.shutdown(Duration::from_secs(5));
+        assert_eq!(pool.shared.live.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_pool_above_its_minimum_grows_for_a_burst_and_its_extra_threads_leave() {
+        let pool =
+            ThreadPool::builder().min_threads(1).max_threads(4).keep_alive(Duration::from_millis(20)).build().unwrap();
+        for _ in 0..20 {
+            assert!(meet(&pool, 4));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.threads() > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(pool.threads(), 1);
     }
 }

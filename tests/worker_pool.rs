@@ -148,6 +148,58 @@ fn thread_per_task_reuses_parked_threads_and_never_queues() {
     assert_eq!(pool.threads_started(), started, "threads are reused");
 }
 
+/// Handlers that answer `together` only when `n` of them run at the same time (each waits up to
+/// 10 s for the others): a job left in the queue while a worker sleeps shows as `alone`.
+fn meeting_app(n: usize) -> impl Fn(Request) -> Response + Send + Sync + 'static {
+    let room = Arc::new((Mutex::new((0usize, 0usize)), Condvar::new()));
+    move |_req: Request| {
+        let (m, c) = &*room;
+        let mut g = m.lock().unwrap();
+        let round = g.1;
+        g.0 += 1;
+        if g.0 == n {
+            *g = (0, round + 1);
+            c.notify_all();
+            return Response::ok("together");
+        }
+        let (g, t) = c.wait_timeout_while(g, Duration::from_secs(10), |g| g.1 == round).unwrap();
+        drop(g);
+        Response::ok(if t.timed_out() { "alone" } else { "together" })
+    }
+}
+
+/// Idle workers sleep; a burst of jobs must wake as many as it needs, every time, whether the
+/// pool was idle for long (all asleep) or just now (one spinning).
+fn burst_after_idle_meets(opts_pool: httpkit::Options, n: usize) {
+    let s = start(meeting_app(n), opts_pool);
+    let mut clients: Vec<Client> = (0..n).map(|_| Client::connect(addr(&s))).collect();
+    for round in 0..12 {
+        // Short and long pauses: workers spinning, snoozing, or asleep when the burst comes.
+        thread::sleep(Duration::from_millis([0, 1, 30][round % 3]));
+        for c in &mut clients {
+            c.send(b"GET /meet HTTP/1.1\r\nHost: x\r\n\r\n");
+        }
+        for c in &mut clients {
+            let r = c.read_response().unwrap();
+            assert_eq!(r.text(), "together", "round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_burst_wakes_as_many_sleeping_workers_as_it_needs() {
+    let pool = ThreadPool::builder().threads(4).build().unwrap();
+    burst_after_idle_meets(opts().worker_pool(pool.clone()), 4);
+    assert_eq!(pool.threads(), 4);
+}
+
+#[test]
+fn thread_per_task_gives_every_job_of_a_burst_a_thread_after_idle() {
+    let pool = ThreadPerTask::new();
+    burst_after_idle_meets(opts().worker_pool(pool.clone()), 6);
+    assert!(pool.threads_started() >= 6, "{}", pool.threads_started());
+}
+
 #[test]
 fn inline_runs_handlers_on_the_reactor_thread() {
     let s = start(
