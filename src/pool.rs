@@ -267,14 +267,14 @@ impl PoolShared {
         };
         let outstanding = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
         if self.per_task {
-            // Every job a thread at once: the cap counts jobs, and with no free thread (asleep,
-            // spinning or starting) for each queued job and this one, a new thread starts
-            // before the job is queued (if it cannot, the job is refused).
+            // Every job a thread at once: the cap counts jobs, and unless the free threads
+            // awake (spinning, starting, woken) outnumber the jobs queued, one is claimed for
+            // this job before it is queued: a sleeper woken, or else a new thread started (if
+            // none can start, the job is refused, never left in the queue without a thread).
             let queued = self.rx.len();
-            let free = self.sleeping.load(Ordering::SeqCst)
-                + self.spinners.load(Ordering::SeqCst)
-                + self.waking.load(Ordering::SeqCst);
-            let refused = outstanding > self.max || (free <= queued && self.spawn_worker(false).is_err());
+            let awake = self.spinners.load(Ordering::SeqCst) + self.waking.load(Ordering::SeqCst);
+            let refused =
+                outstanding > self.max || (queued >= awake && !self.wake_one() && self.spawn_worker(false).is_err());
             if refused {
                 self.outstanding.fetch_sub(1, Ordering::SeqCst);
                 self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -468,18 +468,25 @@ fn worker_loop(shared: &Arc<PoolShared>, core: bool) {
     let mut since_try = 0;
     let me = std::thread::current();
     shared.waking.fetch_sub(1, Ordering::SeqCst);
+    // Counted as free until now (starting): the first job taken is checked like a woken one's.
+    let mut counted = true;
     loop {
         let idle = if core { None } else { Some(shared.keep_alive) };
-        let Some(job) = next_job(shared, &me, idle, &mut since_try) else { break };
+        let Some(job) = next_job(shared, &me, idle, &mut since_try, &mut counted) else { return };
         shared.busy.fetch_add(1, Ordering::SeqCst);
         let _ = catch_unwind(AssertUnwindSafe(|| job.run()));
         shared.busy.fetch_sub(1, Ordering::SeqCst);
         shared.outstanding.fetch_sub(1, Ordering::SeqCst);
         shared.completed.fetch_add(1, Ordering::Relaxed);
     }
-    shared.live.fetch_sub(1, Ordering::SeqCst);
-    let _g = shared.exit_lock.lock();
-    shared.exited.notify_all();
+}
+
+impl PoolShared {
+    /// A worker leaves: no longer live (`next_job` gave back its place already).
+    fn exited(&self) {
+        let _g = self.exit_lock.lock();
+        self.exited.notify_all();
+    }
 }
 
 /// Looks at the queue before sleeping: six after short busy-waits, then four after yielding.
@@ -492,17 +499,60 @@ const MAX_SPINNERS: usize = 1;
 /// The next job: from the queue at once, or after a brief spin (if no other worker is
 /// spinning, and recent spins found work), or after sleeping until a job is queued for this
 /// worker. `None` when the pool is shut down (or, with `idle`, no job came for that long).
-fn next_job(shared: &Arc<PoolShared>, me: &Thread, idle: Option<Duration>, since_try: &mut u32) -> Option<Job> {
+fn next_job(
+    shared: &Arc<PoolShared>,
+    me: &Thread,
+    idle: Option<Duration>,
+    since_try: &mut u32,
+    counted: &mut bool,
+) -> Option<Job> {
+    match wait_job(shared, me, idle, since_try, counted) {
+        Wait::Job(j) => {
+            if std::mem::take(counted) {
+                // This worker was counted as free (woken, or starting) until it looked at the
+                // queue: a job queued meanwhile may have been left to it as well.
+                shared.after_counted_take();
+            }
+            Some(j)
+        }
+        Wait::Exit => {
+            shared.live.fetch_sub(1, Ordering::SeqCst);
+            shared.exited();
+            None
+        }
+        Wait::Left => {
+            shared.exited();
+            None
+        }
+    }
+}
+
+enum Wait {
+    Job(Job),
+    /// Shut down.
+    Exit,
+    /// Idle past the keep-alive, and no longer counted as live.
+    Left,
+}
+
+/// [`next_job`] without the bookkeeping: `counted` is set when this worker was woken.
+fn wait_job(
+    shared: &Arc<PoolShared>,
+    me: &Thread,
+    idle: Option<Duration>,
+    since_try: &mut u32,
+    counted: &mut bool,
+) -> Wait {
     let rx = &shared.rx;
     let deadline = idle.map(|d| crate::deadline_after(Instant::now(), d));
     loop {
         match rx.try_recv() {
-            Ok(j) => return Some(j),
-            Err(TryRecvError::Disconnected) => return None,
+            Ok(j) => return Wait::Job(j),
+            Err(TryRecvError::Disconnected) => return Wait::Exit,
             Err(TryRecvError::Empty) => {}
         }
         if let Some(got) = spin(shared, since_try) {
-            return got;
+            return got.map_or(Wait::Exit, Wait::Job);
         }
         // A few more looks, yielding the core in between (what a blocking channel receive does
         // before it sleeps): a job that is already on its way is taken without a sleep. (Not
@@ -517,29 +567,32 @@ fn next_job(shared: &Arc<PoolShared>, me: &Thread, idle: Option<Duration>, since
                 std::thread::yield_now();
             }
             match rx.try_recv() {
-                Ok(j) => return Some(j),
-                Err(TryRecvError::Disconnected) => return None,
+                Ok(j) => return Wait::Job(j),
+                Err(TryRecvError::Disconnected) => return Wait::Exit,
                 Err(TryRecvError::Empty) => {}
             }
         }
         // Asleep: counted first, then one more look at the queue (a job queued before the
         // count was seen is found here; one queued after it wakes a sleeper).
-        shared.sleepers().push(me.clone());
-        shared.sleeping.fetch_add(1, Ordering::SeqCst);
+        {
+            // (Listed and counted under one lock: `wake_one` takes both back together.)
+            let mut sleepers = shared.sleepers();
+            sleepers.push(me.clone());
+            shared.sleeping.fetch_add(1, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
         loop {
             match rx.try_recv() {
                 Ok(j) => {
                     if !shared.leave_sleepers(me) {
-                        // Woken (counted as on its way to the queue) and found this job before
-                        // it noticed: a job queued meanwhile was left to it.
-                        shared.after_counted_take();
+                        // Woken (counted as on its way to the queue) before it took this job.
+                        *counted = true;
                     }
-                    return Some(j);
+                    return Wait::Job(j);
                 }
                 Err(TryRecvError::Disconnected) => {
                     shared.leave_sleepers(me);
-                    return None;
+                    return Wait::Exit;
                 }
                 Err(TryRecvError::Empty) => {}
             }
@@ -549,16 +602,24 @@ fn next_job(shared: &Arc<PoolShared>, me: &Thread, idle: Option<Duration>, since
                     let now = Instant::now();
                     if now >= d {
                         if shared.leave_sleepers(me) {
-                            // Gone from the sleepers, so no job is queued for this worker; a
-                            // job queued just before is still taken.
-                            return rx.try_recv().ok();
+                            // Gone from the sleepers: no longer live either (so a job queued
+                            // now makes the pool grow), then a last look at the queue.
+                            shared.live.fetch_sub(1, Ordering::SeqCst);
+                            fence(Ordering::SeqCst);
+                            if let Ok(j) = rx.try_recv() {
+                                shared.live.fetch_add(1, Ordering::SeqCst);
+                                return Wait::Job(j);
+                            }
+                            return Wait::Left;
                         }
+                        *counted = true;
                         break;
                     }
                     std::thread::park_timeout(d - now);
                 }
             }
             if !shared.still_asleep(me) {
+                *counted = true;
                 break;
             }
         }
