@@ -44,7 +44,7 @@ pub use crate::close_status::{CloseKind, CloseStatus};
 use crate::date::with_date;
 use crate::deflate::{send_on, FrameCache};
 use crate::exchange::{next_id, Exchange, Orphan, RespState};
-use crate::serial::{close_websocket_on_fault, Fault, FaultHook, Serial};
+use crate::serial::{OnFault, Serial};
 use crate::takeover::Takeover;
 use crate::ws::{close_frame, read_body_whole, server_close_frame, CloseError, Message, SendError};
 use crate::{Request, Response};
@@ -128,8 +128,6 @@ pub(crate) struct ChannelInner {
     ex: Exchange,
     ws: bool,
     handlers: ChannelHandlers,
-    /// Shared with the pool-rejection hook, which closes the channel.
-    open: Arc<AtomicBool>,
     close_fired: AtomicBool,
     /// The 101 was sent (a WebSocket's on_open only runs then).
     upgraded: AtomicBool,
@@ -212,18 +210,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
         (false, None)
     };
     let conn = ex.conn.clone();
-    let open = Arc::new(AtomicBool::new(true));
-    let on_fault = if ws {
-        close_websocket_on_fault(conn.clone(), open.clone())
-    } else {
-        let open = open.clone();
-        Box::new(move |fault| {
-            // The pool refused this channel's callbacks: it is closed from here on.
-            if fault == Fault::Rejected {
-                open.store(false, Ordering::Release);
-            }
-        }) as FaultHook
-    };
+    let on_fault = if ws { OnFault::CloseWebSocket } else { OnFault::MarkClosed };
     let serial = Serial::new(ex.server.clone(), on_fault, ws.then(|| conn.clone()));
     let deflate = match (ex.ws_deflate.as_ref(), ex.server.ws_compression.as_ref()) {
         (Some(p), Some(c)) if accepted => Some(Box::new(crate::deflate::WsDeflate::new(p, c))),
@@ -237,7 +224,6 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             ex,
             ws,
             handlers,
-            open,
             close_fired: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             serial,
@@ -273,7 +259,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
     if !attached || gone {
         // The client is already gone: no on_open, just the close.
         ch.inner.serial.clear();
-        ch.inner.open.store(false, Ordering::Release);
+        ch.inner.serial.open().store(false, Ordering::Release);
         let status = if ws {
             CloseStatus::new(CloseKind::Abnormal, Some(1006), "")
         } else {
@@ -312,7 +298,7 @@ impl Channel {
 
     /// Whether the channel is open (sends are possible).
     pub fn is_open(&self) -> bool {
-        self.inner.open.load(Ordering::Acquire) && !self.inner.ex.conn.is_closed()
+        self.inner.serial.open().load(Ordering::Acquire) && !self.inner.ex.conn.is_closed()
     }
 
     /// Whether the client asked for a WebSocket.
@@ -511,7 +497,7 @@ impl Channel {
     }
 
     fn send_close(&self, frame: Bytes, info: WsClose) -> bool {
-        if !self.inner.open.swap(false, Ordering::AcqRel) {
+        if !self.inner.serial.open().swap(false, Ordering::AcqRel) {
             return false;
         }
         let status = CloseStatus::new(CloseKind::ServerClose, Some(info.code), info.reason.clone());
@@ -531,7 +517,7 @@ impl Channel {
     }
 
     fn closed_by_server(&self) -> bool {
-        if !self.inner.open.swap(false, Ordering::AcqRel) {
+        if !self.inner.serial.open().swap(false, Ordering::AcqRel) {
             return false;
         }
         // The exchange is over: a later request on this keep-alive connection is not ours.
@@ -619,7 +605,7 @@ impl Channel {
         if !ex.claim_idle() {
             return;
         }
-        if !self.inner.open.load(Ordering::Acquire) {
+        if !self.inner.serial.open().load(Ordering::Acquire) {
             // Closed before the handshake (e.g. refused in `init`): no WebSocket.
             ex.write_error(403, "Forbidden");
             detach(&ex.conn, self.inner.id);
@@ -688,7 +674,7 @@ impl ConnListener for Channel {
         // the close is then reported as the failure it is (by the reactor's close).
         let ch = self.clone();
         self.inner.serial.push(move || {
-            if ch.inner.open.swap(false, Ordering::AcqRel) {
+            if ch.inner.serial.open().swap(false, Ordering::AcqRel) {
                 let (frame, info) = crate::ws::server_close_frame(CloseCode(code), reason);
                 ch.inner.ex.conn.send_frame(frame, Bytes::new(), Some(info));
             }
@@ -705,7 +691,7 @@ impl ConnListener for Channel {
             // This exchange is already answered; the EOF concerns a later one.
             return;
         }
-        if !self.inner.ws && self.inner.open.swap(false, Ordering::AcqRel) {
+        if !self.inner.ws && self.inner.serial.open().swap(false, Ordering::AcqRel) {
             // The long-poll client is gone: end the exchange and the connection.
             *self.inner.ex.lock() = RespState::Done;
             self.inner.ex.conn.abort();
@@ -730,12 +716,12 @@ impl ConnListener for Channel {
                 ex.finish(enc, true);
             }
         }
-        self.inner.open.store(false, Ordering::Release);
+        self.inner.serial.open().store(false, Ordering::Release);
         self.fire_close(CloseStatus::new(CloseKind::ServerStop, None, "server stopping"));
     }
 
     fn on_closed(&self, reason: CloseReason) {
-        self.inner.open.store(false, Ordering::Release);
+        self.inner.serial.open().store(false, Ordering::Release);
         let status = if self.inner.ws {
             CloseStatus::from_ws(&reason)
         } else if reason == CloseReason::ServerStop {

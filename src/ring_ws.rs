@@ -45,7 +45,7 @@ use crate::attachment::{attach, ConnHandle, ConnListener};
 use crate::date::with_date;
 use crate::deflate::{send_message, send_on};
 use crate::exchange::{next_id, Exchange};
-use crate::serial::{close_websocket_on_fault, Serial};
+use crate::serial::{OnFault, Serial};
 use crate::takeover::Takeover;
 use crate::ws::{close_frame, read_body_whole, Message, SendError};
 use crate::Response;
@@ -215,7 +215,6 @@ struct SocketInner {
     id: u64,
     high_water: usize,
     conn: ConnHandle,
-    open: Arc<AtomicBool>,
     close_fired: AtomicBool,
     serial: Arc<Serial>,
     listener: Arc<dyn WebSocketListener>,
@@ -255,7 +254,7 @@ fn closed_error() -> io::Error {
 impl Socket {
     /// Whether the socket is open.
     pub fn is_open(&self) -> bool {
-        self.inner.open.load(Ordering::Acquire) && !self.inner.conn.is_closed()
+        self.inner.serial.open().load(Ordering::Acquire) && !self.inner.conn.is_closed()
     }
 
     /// The negotiated subprotocol.
@@ -378,7 +377,7 @@ impl Socket {
     /// `InvalidInput` for a code that may not be sent; `NotConnected` when already closed.
     pub fn close(&self, code: u16, reason: &str) -> io::Result<()> {
         let (frame, info) = close_frame(code, reason)?;
-        if !self.inner.open.swap(false, Ordering::AcqRel) {
+        if !self.inner.serial.open().swap(false, Ordering::AcqRel) {
             return Err(closed_error());
         }
         self.inner.conn.send_frame(frame, Bytes::new(), Some(info));
@@ -428,7 +427,7 @@ impl ConnListener for Socket {
         // Behind the callbacks of the messages before the bad frame (their sends go first).
         let s = self.clone();
         self.inner.serial.push(move || {
-            if s.inner.open.swap(false, Ordering::AcqRel) {
+            if s.inner.serial.open().swap(false, Ordering::AcqRel) {
                 let (frame, info) = crate::ws::server_close_frame(CloseCode(code), reason);
                 s.inner.conn.send_frame(frame, Bytes::new(), Some(info));
             }
@@ -444,7 +443,7 @@ impl ConnListener for Socket {
     }
 
     fn on_closed(&self, reason: CloseReason) {
-        self.inner.open.store(false, Ordering::Release);
+        self.inner.serial.open().store(false, Ordering::Release);
         self.fail_pending();
         if self.inner.close_fired.swap(true, Ordering::AcqRel) {
             return;
@@ -491,17 +490,14 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
         Some(Ok(accept)) => *accept,
     };
     let conn = ex.conn.clone();
-    let open = Arc::new(AtomicBool::new(true));
-    let on_fault = close_websocket_on_fault(conn.clone(), open.clone());
     let deflate = ex.ws_deflate;
     let socket = Socket {
         inner: Arc::new(SocketInner {
             id: next_id(),
             high_water: ex.server.write_high_water,
             conn: conn.clone(),
-            open,
             close_fired: AtomicBool::new(false),
-            serial: Serial::new(ex.server.clone(), on_fault, Some(conn.clone())),
+            serial: Serial::new(ex.server.clone(), OnFault::CloseWebSocket, Some(conn.clone())),
             listener: up.listener.clone(),
             protocol: up.protocol.clone(),
             pending: Mutex::new(HashMap::new()),

@@ -41,23 +41,14 @@ pub(crate) enum Fault {
     Panicked,
 }
 
-/// What a [`Serial`] calls on a fault (once per fault).
-pub(crate) type FaultHook = Box<dyn Fn(Fault) + Send + Sync>;
-
-/// The hook of a WebSocket: the first fault marks it closed for senders and closes it, 1013 when
-/// the pool refused its callbacks, 1011 when one panicked.
-pub(crate) fn close_websocket_on_fault(conn: ConnHandle, open: Arc<AtomicBool>) -> FaultHook {
-    Box::new(move |fault| {
-        if !open.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        let (code, reason) = match fault {
-            Fault::Rejected => (CloseCode::TRY_AGAIN_LATER, "Server overloaded"),
-            Fault::Panicked => (CloseCode::INTERNAL_ERROR, "internal error"),
-        };
-        let (frame, info) = server_close_frame(code, reason);
-        conn.send_frame(frame, Bytes::new(), Some(info));
-    })
+/// What a fault does to the connection's channel or socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnFault {
+    /// A WebSocket: the first fault marks it closed for senders and closes it, 1013 when the
+    /// pool refused its callbacks, 1011 when one panicked.
+    CloseWebSocket,
+    /// An HTTP channel: the pool's refusal marks it closed (a panic was answered already).
+    MarkClosed,
 }
 
 /// A queue of callbacks for one connection.
@@ -65,17 +56,48 @@ pub(crate) struct Serial {
     state: Mutex<State>,
     /// The pool, the loggers and the write buffer's limit (one pointer per connection).
     server: Arc<ServerShared>,
-    /// Called when the pool refuses work or a callback panics, e.g. to close a WebSocket.
-    on_fault: FaultHook,
+    /// What the pool's refusal or a callback's panic does.
+    on_fault: OnFault,
+    /// Whether the channel or socket is open (senders look here; a fault clears it).
+    open: AtomicBool,
     /// The connection whose reading is paused while the queue is full, and whose callbacks
     /// wait while its write buffer is above its limit (see [`Serial::write_blocked`]).
     conn: Option<ConnHandle>,
 }
 
 impl Serial {
-    pub(crate) fn new(server: Arc<ServerShared>, on_fault: FaultHook, conn: Option<ConnHandle>) -> Arc<Self> {
+    pub(crate) fn new(server: Arc<ServerShared>, on_fault: OnFault, conn: Option<ConnHandle>) -> Arc<Self> {
         let state = State { tasks: VecDeque::new(), bytes: 0, running: false, paused: false };
-        Arc::new(Self { state: Mutex::new(state), server, on_fault, conn })
+        Arc::new(Self { state: Mutex::new(state), server, on_fault, open: AtomicBool::new(true), conn })
+    }
+
+    /// The owner's open flag (kept here: one allocation per connection, not two).
+    pub(crate) fn open(&self) -> &AtomicBool {
+        &self.open
+    }
+
+    /// Called once per fault.
+    fn fault(&self, fault: Fault) {
+        match self.on_fault {
+            OnFault::MarkClosed => {
+                if fault == Fault::Rejected {
+                    self.open.store(false, Ordering::Release);
+                }
+            }
+            OnFault::CloseWebSocket => {
+                if !self.open.swap(false, Ordering::AcqRel) {
+                    return;
+                }
+                let (code, reason) = match fault {
+                    Fault::Rejected => (CloseCode::TRY_AGAIN_LATER, "Server overloaded"),
+                    Fault::Panicked => (CloseCode::INTERNAL_ERROR, "internal error"),
+                };
+                let (frame, info) = server_close_frame(code, reason);
+                if let Some(conn) = &self.conn {
+                    conn.send_frame(frame, Bytes::new(), Some(info));
+                }
+            }
+        }
     }
 
     /// Whether the connection's write buffer is above the high-water mark: callbacks then wait
@@ -167,7 +189,7 @@ impl Serial {
                 // A user pool panicked (possibly on the reactor thread): treat it as a refusal.
                 self.server.loggers.error(&format!("worker pool panicked in execute: {}", panic_message(&*p)));
                 self.lock().running = false;
-                (self.on_fault)(Fault::Rejected);
+                self.fault(Fault::Rejected);
             }
         }
     }
@@ -220,7 +242,7 @@ impl Serial {
                 if let Err(p) = res {
                     self.server.loggers.error(&format!("callback panicked: {}", panic_message(&*p)));
                     self.server.loggers.event(events::WS_FRAME_ERROR);
-                    (self.on_fault)(Fault::Panicked);
+                    self.fault(Fault::Panicked);
                 }
             }
             // More work: give other connections a turn, or go on here if the pool is full (or
@@ -265,7 +287,7 @@ impl Task for Drain {
         // run what is queued, on a thread of its own, so no callback (on_close above all) is lost.
         self.0.server.loggers.warn("worker pool rejected connection callbacks");
         self.0.server.loggers.event(events::STATUS_503);
-        (self.0.on_fault)(Fault::Rejected);
+        self.0.fault(Fault::Rejected);
         let s = self.0.clone();
         let spawned = std::thread::Builder::new().name("httpkit-overflow".into()).spawn(move || s.drain());
         if spawned.is_err() {
