@@ -2,7 +2,7 @@
 //! listeners of its exchanges, and its WebSocket listener reached without a lock per message.
 
 use std::sync::atomic::{fence, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
 
 use httpkit_reactor::{CloseReason, WsEvent};
 
@@ -24,6 +24,51 @@ pub(crate) trait ConnListener: Send + Sync {
     fn on_stop_deadline(&self) {}
 }
 
+/// A connection's listener: a channel or a Ring-style socket, each one pointer (no box around
+/// it, and no second pointer to follow for every message).
+#[derive(Clone)]
+pub(crate) enum Listener {
+    Channel(crate::Channel),
+    Socket(crate::ring_ws::Socket),
+}
+
+impl std::ops::Deref for Listener {
+    type Target = dyn ConnListener;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Listener::Channel(c) => c,
+            Listener::Socket(s) => s,
+        }
+    }
+}
+
+impl Listener {
+    fn downgrade(&self) -> WeakListener {
+        match self {
+            Listener::Channel(c) => WeakListener::Channel(c.downgrade()),
+            Listener::Socket(s) => WeakListener::Socket(s.downgrade()),
+        }
+    }
+}
+
+/// A [`Listener`] that does not keep it alive.
+enum WeakListener {
+    Channel(Weak<crate::channel::ChannelInner>),
+    Socket(Weak<crate::ring_ws::SocketInner>),
+}
+
+impl WeakListener {
+    fn upgrade(&self) -> Option<Listener> {
+        match self {
+            WeakListener::Channel(w) => w.upgrade().map(|inner| Listener::Channel(crate::Channel::from_inner(inner))),
+            WeakListener::Socket(w) => {
+                w.upgrade().map(|inner| Listener::Socket(crate::ring_ws::Socket::from_inner(inner)))
+            }
+        }
+    }
+}
+
 /// What the server keeps for each connection (the reactor's `Dispatch::Attachment`): every
 /// listener of the connection's exchanges (several HTTP channels can wait on one pipelined
 /// connection), and its WebSocket listener reached without a lock for every message.
@@ -35,8 +80,8 @@ pub(crate) struct Attachment(OnceLock<Box<Listeners>>);
 struct Listeners {
     /// The WebSocket listener, once there is one (weak: the strong reference is in `by_id`,
     /// which the close empties, so a listener holding the connection is no cycle).
-    ws: OnceLock<Weak<dyn ConnListener>>,
-    by_id: Mutex<Vec<(u64, Arc<dyn ConnListener>)>>,
+    ws: OnceLock<WeakListener>,
+    by_id: Mutex<Vec<(u64, Listener)>>,
     /// The rest of response bodies waiting for the connection to drain (see `pump.rs`):
     /// several when pipelined requests are answered at once.
     #[allow(clippy::vec_box)] // a pump moves between threads boxed; parking keeps the box
@@ -47,27 +92,27 @@ struct Listeners {
 }
 
 impl Listeners {
-    fn lock(&self) -> MutexGuard<'_, Vec<(u64, Arc<dyn ConnListener>)>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(u64, Listener)>> {
         self.by_id.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Attachment {
     /// Every listener now (rare events: a peer's EOF, a stop's deadline).
-    pub(crate) fn all(&self) -> Vec<Arc<dyn ConnListener>> {
+    pub(crate) fn all(&self) -> Vec<Listener> {
         // Pairs with the fence in `attach` (see there).
         fence(Ordering::SeqCst);
         self.0.get().map(|l| l.lock().iter().map(|(_, l)| l.clone()).collect()).unwrap_or_default()
     }
 
     /// The WebSocket listener, without a lock (every message).
-    pub(crate) fn ws(&self) -> Option<Arc<dyn ConnListener>> {
+    pub(crate) fn ws(&self) -> Option<Listener> {
         self.0.get()?.ws.get()?.upgrade()
     }
 
     /// The connection closed: every listener, taken out (nothing attaches any more, see
     /// [`attach`]).
-    pub(crate) fn take_all(&self) -> Vec<(u64, Arc<dyn ConnListener>)> {
+    pub(crate) fn take_all(&self) -> Vec<(u64, Listener)> {
         // Pairs with the fence in `attach` (see there).
         fence(Ordering::SeqCst);
         self.0.get().map(|l| std::mem::take(&mut *l.lock())).unwrap_or_default()
@@ -120,7 +165,7 @@ impl Attachment {
 pub(crate) type ConnHandle = httpkit_reactor::ConnHandle<Attachment>;
 
 /// Adds a listener; `false` when the connection is already closed (nothing will be reported).
-pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Arc<dyn ConnListener>) -> bool {
+pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Listener) -> bool {
     let ls = conn.attachment().0.get_or_init(Default::default);
     // The reactor marks the connection closed (or its peer gone), then looks for listeners;
     // this makes the list, then looks at those marks. With a SeqCst fence on each side, at
@@ -134,7 +179,7 @@ pub(crate) fn attach(conn: &ConnHandle, id: u64, l: Arc<dyn ConnListener>) -> bo
         return false;
     }
     if l.is_websocket() {
-        let _ = ls.ws.set(Arc::downgrade(&l));
+        let _ = ls.ws.set(l.downgrade());
     }
     // Most connections have one listener for their whole life (a WebSocket): room for one.
     g.reserve_exact(1);

@@ -39,7 +39,7 @@ use httpkit_codec::h1::{BodyEncoder, BodyLength};
 use httpkit_codec::ws::{encode_frame, encode_handshake_response, requested_protocols, CloseCode, OpCode};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent, WsUpgrade};
 
-use crate::attachment::{attach, detach, ConnListener};
+use crate::attachment::{attach, detach, ConnListener, Listener};
 pub use crate::close_status::{CloseKind, CloseStatus};
 use crate::date::with_date;
 use crate::deflate::{send_on, FrameCache};
@@ -155,6 +155,12 @@ pub struct Channel {
     inner: Arc<ChannelInner>,
 }
 
+impl Channel {
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<ChannelInner> {
+        Arc::downgrade(&self.inner)
+    }
+}
+
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
@@ -249,7 +255,7 @@ pub fn as_channel(req: &Request, handlers: ChannelHandlers) -> Response {
             });
         }
     }
-    let attached = attach(&conn, ch.inner.id, Arc::new(ch.clone()) as Arc<dyn ConnListener>);
+    let attached = attach(&conn, ch.inner.id, Listener::Channel(ch.clone()));
     // An HTTP client that already hung up will never read this channel's answer.
     let gone = !ws && conn.peer_closed();
     if gone {

@@ -41,7 +41,7 @@ use http::HeaderMap;
 use httpkit_codec::ws::{encode_frame, encode_handshake_response, CloseCode, OpCode};
 use httpkit_reactor::{CloseReason, WsClose, WsEvent, WsUpgrade};
 
-use crate::attachment::{attach, ConnHandle, ConnListener};
+use crate::attachment::{attach, ConnHandle, ConnListener, Listener};
 use crate::date::with_date;
 use crate::deflate::{send_message, send_on};
 use crate::exchange::{next_id, Exchange};
@@ -211,7 +211,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 type Callbacks = (Box<dyn FnOnce() + Send>, Box<dyn FnOnce(io::Error) + Send>);
 
-struct SocketInner {
+pub(crate) struct SocketInner {
     id: u64,
     high_water: usize,
     conn: ConnHandle,
@@ -228,6 +228,16 @@ struct SocketInner {
 #[derive(Clone)]
 pub struct Socket {
     inner: Arc<SocketInner>,
+}
+
+impl Socket {
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<SocketInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn from_inner(inner: Arc<SocketInner>) -> Self {
+        Self { inner }
+    }
 }
 
 impl fmt::Debug for Socket {
@@ -510,7 +520,7 @@ pub(crate) fn start(ex: &Exchange, up: &Upgrade, extra: &HeaderMap) {
     // on_open is queued before the socket can hear a close, so it always comes first.
     let s = socket.clone();
     socket.inner.serial.push_quiet(move || s.inner.listener.on_open(&s));
-    if !attach(&conn, socket.inner.id, Arc::new(socket.clone()) as Arc<dyn ConnListener>) {
+    if !attach(&conn, socket.inner.id, Listener::Socket(socket.clone())) {
         // The client left before the handshake: no on_open, just the close (1006).
         socket.inner.serial.clear();
         socket.on_closed(CloseReason::PeerClosed);
