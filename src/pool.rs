@@ -218,25 +218,16 @@ impl PoolShared {
         true
     }
 
-    /// Takes `me` off the sleepers if it is still there (`true`); otherwise it was woken, and
-    /// it is no longer counted as waking.
-    fn leave_sleepers(&self, me: &Thread) -> bool {
+    /// Whether `me` is still among the sleepers (then taken off them when `leave`); if not, a
+    /// waker took it off, and it is no longer counted as waking. (A wake-up while still listed
+    /// is spurious.)
+    fn still_asleep(&self, me: &Thread, leave: bool) -> bool {
         let mut sleepers = self.sleepers();
         if let Some(pos) = sleepers.iter().rposition(|t| t.id() == me.id()) {
-            sleepers.swap_remove(pos);
-            self.sleeping.fetch_sub(1, Ordering::SeqCst);
-            true
-        } else {
-            drop(sleepers);
-            self.waking.fetch_sub(1, Ordering::SeqCst);
-            false
-        }
-    }
-
-    /// Whether `me` is still among the sleepers (a wake-up without a waker is spurious).
-    fn still_asleep(&self, me: &Thread) -> bool {
-        let sleepers = self.sleepers();
-        if sleepers.iter().any(|t| t.id() == me.id()) {
+            if leave {
+                sleepers.swap_remove(pos);
+                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            }
             return true;
         }
         drop(sleepers);
@@ -296,13 +287,11 @@ impl PoolShared {
         res
     }
 
-    /// Stops taking jobs; sleeping workers wake to finish the queue and leave.
-    fn close(&self) {
+    /// Stops taking jobs (sleeping workers wake to finish the queue and leave), and waits up
+    /// to `timeout` for every worker to leave.
+    fn shutdown(&self, timeout: Duration) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         while self.wake_one() {}
-    }
-
-    fn wait_exited(&self, timeout: Duration) {
         let deadline = crate::deadline_after(Instant::now(), timeout);
         let mut g = self.exit_lock.lock().unwrap_or_else(|e| e.into_inner());
         while self.live.load(Ordering::SeqCst) > 0 {
@@ -584,14 +573,14 @@ fn wait_job(
         loop {
             match rx.try_recv() {
                 Ok(j) => {
-                    if !shared.leave_sleepers(me) {
+                    if !shared.still_asleep(me, true) {
                         // Woken (counted as on its way to the queue) before it took this job.
                         *counted = true;
                     }
                     return Wait::Job(j);
                 }
                 Err(TryRecvError::Disconnected) => {
-                    shared.leave_sleepers(me);
+                    shared.still_asleep(me, true);
                     return Wait::Exit;
                 }
                 Err(TryRecvError::Empty) => {}
@@ -601,7 +590,7 @@ fn wait_job(
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        if shared.leave_sleepers(me) {
+                        if shared.still_asleep(me, true) {
                             // Gone from the sleepers: no longer live either (so a job queued
                             // now makes the pool grow), then a last look at the queue.
                             shared.live.fetch_sub(1, Ordering::SeqCst);
@@ -618,7 +607,7 @@ fn wait_job(
                     std::thread::park_timeout(d - now);
                 }
             }
-            if !shared.still_asleep(me) {
+            if !shared.still_asleep(me, false) {
                 *counted = true;
                 break;
             }
@@ -675,8 +664,7 @@ impl WorkerPool for ThreadPool {
     }
 
     fn shutdown(&self, timeout: Duration) {
-        self.shared.close();
-        self.shared.wait_exited(timeout);
+        self.shared.shutdown(timeout);
     }
 }
 
@@ -761,8 +749,7 @@ impl WorkerPool for ThreadPerTask {
     }
 
     fn shutdown(&self, timeout: Duration) {
-        self.shared.close();
-        self.shared.wait_exited(timeout);
+        self.shared.shutdown(timeout);
     }
 }
 
