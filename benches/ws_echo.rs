@@ -112,6 +112,7 @@ fn echo(addr: SocketAddr, path: &str, n: usize, size: usize, secs: u64, pid: u32
     let end = warm + Duration::from_secs(secs);
     let mut lat: Vec<u32> = Vec::with_capacity(1 << 20);
     let mut count = 0u64;
+    let mut total = 0u64; // with the warm-up: what a server-side counter saw
     let mut t0 = None;
     let mut buf = vec![0u8; 1 << 16];
     // Every connection starts with a message to send.
@@ -158,6 +159,7 @@ fn echo(addr: SocketAddr, path: &str, n: usize, size: usize, secs: u64, pid: u32
                 }
                 assert_eq!(len - (len - size), size, "echo of another size");
                 c.inbuf.drain(..len);
+                total += 1;
                 if t0.is_some() {
                     count += 1;
                     lat.push(c.sent.elapsed().as_micros() as u32);
@@ -174,7 +176,7 @@ fn echo(addr: SocketAddr, path: &str, n: usize, size: usize, secs: u64, pid: u32
     lat.sort_unstable();
     let p = |q: f64| lat.get(((lat.len() as f64) * q) as usize).copied().unwrap_or(0);
     println!(
-        "{path} {n} x {size} B: {:.0} msgs/s  {:.0} msgs per server CPU-s  server CPU {:.0}%  p50 {} us  p99 {} us",
+        "{path} {n} x {size} B: {:.0} msgs/s  {:.0} msgs per server CPU-s  server CPU {:.0}%  p50 {} us  p99 {} us  ({total} echoes in all)",
         count as f64 / secs,
         if cpu > 0.0 { count as f64 / cpu } else { 0.0 },
         100.0 * cpu / secs,
