@@ -25,17 +25,18 @@ struct RequestTask<H> {
 
 impl<H: Handler> Task for RequestTask<H> {
     fn run(self: Box<Self>) {
-        let RequestTask { handler, req } = *self;
-        let Some(ex) = req.exchange.clone() else {
+        let Some(ex) = self.req.exchange.clone() else {
             return;
         };
         // The target, for a panic message, kept without an allocation (first 96 bytes).
         let mut what = [0u8; 96];
-        let uri = req.uri().as_bytes();
+        let uri = self.req.uri().as_bytes();
         let what_len = uri.len().min(what.len());
         what[..what_len].copy_from_slice(&uri[..what_len]);
         let target = &what[..what_len];
-        match catch_unwind(AssertUnwindSafe(move || handler.call(req))) {
+        // (The request goes from the box straight to the handler: the closure holds the box
+        // only, so the request is not copied on its way.)
+        match catch_unwind(AssertUnwindSafe(move || self.handler.call(self.req))) {
             Ok(resp) => {
                 // Body streams and readers are user code too.
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| ex.send_response(resp))) {

@@ -24,8 +24,8 @@ pub struct Request {
     head: RequestHead,
     body: Option<Vec<u8>>,
     /// A body spooled to disk (larger than `Options::body_buffer_size`).
-    spooled: Option<Spooled>,
-    trailers: Option<HeaderMap>,
+    spooled: Option<Box<Spooled>>,
+    trailers: Option<Box<HeaderMap>>,
     remote_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
     received: Instant,
@@ -37,7 +37,7 @@ impl Request {
     pub(crate) fn new(
         head: RequestHead,
         body: Vec<u8>,
-        trailers: Option<HeaderMap>,
+        trailers: Option<Box<HeaderMap>>,
         conn: &ConnHandle,
         received: Instant,
         exchange: crate::exchange::Exchange,
@@ -222,7 +222,7 @@ impl Request {
 
     /// The trailer fields of a chunked request body.
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
+        self.trailers.as_deref()
     }
 
     /// The body; `None` when the request had none.
@@ -262,7 +262,7 @@ impl Request {
     /// [`Request::body`]).
     pub fn take_body(&mut self) -> Option<Vec<u8>> {
         if let Some(s) = self.spooled.take() {
-            return s.into_whole();
+            return (*s).into_whole();
         }
         self.body.take()
     }
@@ -293,7 +293,7 @@ impl Request {
     /// The body went to disk: it is read from `spool` from here on.
     pub(crate) fn set_spooled(&mut self, spool: std::sync::Arc<crate::spool::Spool>) {
         self.body = None;
-        self.spooled = Some(Spooled { spool, whole: std::sync::OnceLock::new() });
+        self.spooled = Some(Box::new(Spooled { spool, whole: std::sync::OnceLock::new() }));
     }
 
     /// The `Content-Type` header.

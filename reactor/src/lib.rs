@@ -125,7 +125,7 @@ pub struct InboundRequest {
     /// The whole body (empty when there is none).
     pub body: Vec<u8>,
     /// Trailer fields of a chunked body.
-    pub trailers: Option<http::HeaderMap>,
+    pub trailers: Option<Box<http::HeaderMap>>,
     /// When the request finished arriving.
     pub received: Instant,
     /// Where the body went instead of `body`, when it was larger than

@@ -189,8 +189,8 @@ impl RequestDecoder {
     }
 
     /// The trailer fields of the last chunked request, if it had any.
-    pub fn take_trailers(&mut self) -> Option<HeaderMap> {
-        self.trailers.take().map(|b| *b)
+    pub fn take_trailers(&mut self) -> Option<Box<HeaderMap>> {
+        self.trailers.take()
     }
 
     fn reset(&mut self) {
@@ -481,7 +481,7 @@ fn sub(raw: &Bytes, src: &[u8], part: &[u8]) -> Bytes {
 /// uri-host is a reg-name (unreserved, pct-encoded, sub-delims) or a bracketed IP literal, and
 /// the port is digits (possibly none) up to 65535.
 fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
+    let (host_ok, port) = if v.first() == Some(&b'[') {
         let Some(close) = v.iter().position(|&b| b == b']') else {
             return false;
         };
@@ -490,24 +490,24 @@ fn valid_host(v: &[u8]) -> bool {
             return false;
         }
         match &v[close + 1..] {
-            [] => (&v[..=close], None),
-            [b':', port @ ..] => (&v[..=close], Some(port)),
+            [] => (true, None),
+            [b':', port @ ..] => (true, Some(port)),
             _ => return false,
         }
     } else {
-        match v.iter().position(|&b| b == b':') {
-            Some(i) => (&v[..i], Some(&v[i + 1..])),
-            None => (v, None),
+        // One pass: reg-name bytes by table, up to the `:` before the port.
+        let mut i = 0;
+        loop {
+            match v.get(i) {
+                None => break (i > 0, None),
+                Some(&b) if REG_NAME[usize::from(b)] => i += 1,
+                // pct-encoded: '%' and two hex digits.
+                Some(b'%') if v.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => i += 3,
+                Some(b':') => break (i > 0, Some(&v[i + 1..])),
+                Some(_) => return false,
+            }
         }
     };
-    let reg_name_ok = host.first() == Some(&b'[')
-        || host.iter().enumerate().all(|(i, &b)| {
-            b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')')
-                || matches!(b, b'*' | b'+' | b',' | b';' | b'=')
-                // pct-encoded: '%' and two hex digits (which the check passes on their own).
-                || (b == b'%' && host.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
-        });
     let port_ok = match port {
         None => true,
         Some(p) => {
@@ -516,8 +516,22 @@ fn valid_host(v: &[u8]) -> bool {
                 && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
         }
     };
-    !host.is_empty() && reg_name_ok && port_ok
+    host_ok && port_ok
 }
+
+/// The bytes of a reg-name (RFC 3986 §3.2.2) other than `%`: unreserved and sub-delims.
+static REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')')
+            || matches!(c, b'*' | b'+' | b',' | b';' | b'=');
+        b += 1;
+    }
+    t
+};
 
 /// Splits a request-target into the path range; the query starts after `path_end`.
 fn split_target(t: &str) -> Result<(usize, usize), ParseError> {

@@ -138,12 +138,16 @@ pub fn encode_head(
         }
     };
 
-    dst.extend_from_slice(b"HTTP/1.1 ");
-    let digits = [b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8];
-    dst.extend_from_slice(&digits);
-    dst.push(b' ');
-    dst.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
-    dst.extend_from_slice(b"\r\n");
+    dst.reserve(128);
+    if code == 200 {
+        dst.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        let reason = status.canonical_reason().unwrap_or("Unknown").as_bytes();
+        let line = [b"HTTP/1.1 ".as_slice(), &status_digits(code), b" ", reason, b"\r\n"];
+        for part in line {
+            dst.extend_from_slice(part);
+        }
+    }
 
     let mut has_server = false;
     let mut has_date = false;
@@ -178,9 +182,12 @@ pub fn encode_head(
                 // HEAD may announce the length a GET would have (RFC 9110 §8.6): an empty HEAD
                 // body keeps the handler's own valid Content-Length.
                 let n = if is_head && n == 0 { declared_length(headers).unwrap_or(0) } else { n };
-                dst.extend_from_slice(b"content-length: ");
-                write_dec(dst, n);
-                dst.extend_from_slice(b"\r\n");
+                // One copy for the whole line.
+                let mut line = *b"content-length: 00000000000000000000\r\n";
+                let digits = dec_digits(n, &mut line[16..36]);
+                let from = 36 - digits;
+                line.copy_within(0..16, from - 16);
+                dst.extend_from_slice(&line[from - 16..]);
             }
             (BodyLength::Streamed, false) => {
                 if body == BodyEncoder::Chunked || (is_head && ctx.version == Version::HTTP_11) {
@@ -213,8 +220,8 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-fn write_dec(dst: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
+/// Writes `n` in decimal at the end of `buf` (20 bytes: any `u64`), returning how many digits.
+fn dec_digits(mut n: u64, buf: &mut [u8]) -> usize {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -224,7 +231,11 @@ fn write_dec(dst: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    dst.extend_from_slice(&buf[i..]);
+    buf.len() - i
+}
+
+fn status_digits(code: u16) -> [u8; 3] {
+    [b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8]
 }
 
 fn write_hex(dst: &mut Vec<u8>, mut n: usize) {

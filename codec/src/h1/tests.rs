@@ -389,6 +389,26 @@ fn encode_known_length() {
 }
 
 #[test]
+fn encode_status_lines_and_lengths() {
+    let get = Method::GET;
+    for (code, len, line, cl) in [
+        (200, 0, "HTTP/1.1 200 OK", "0"),
+        (404, 9, "HTTP/1.1 404 Not Found", "9"),
+        (599, 12345, "HTTP/1.1 599 Unknown", "12345"),
+        (200, u64::MAX, "HTTP/1.1 200 OK", "18446744073709551615"),
+    ] {
+        let mut out = b"before".to_vec();
+        let status = StatusCode::from_u16(code).unwrap();
+        encode_head(status, &HeaderMap::new(), BodyLength::Known(len), &ctx(&get, Version::HTTP_11, true), &mut out)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("before{line}\r\ncontent-length: {cl}\r\nserver: httpkit\r\n{DATE}\r\n")
+        );
+    }
+}
+
+#[test]
 fn encode_streamed_and_close() {
     let mut out = Vec::new();
     let f = encode_head(
