@@ -17,7 +17,14 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 /// A unit of work from the server. Run it with [`Job::run`] on any thread, exactly once.
 pub struct Job {
-    task: Box<dyn Task>,
+    task: JobKind,
+}
+
+enum JobKind {
+    Task(Box<dyn Task>),
+    /// A connection's callbacks (one per WebSocket message in flight): without a box of its
+    /// own, as it is the most frequent job of a WebSocket server.
+    Drain(crate::serial::Drain),
 }
 
 pub(crate) trait Task: Send {
@@ -28,16 +35,26 @@ pub(crate) trait Task: Send {
 
 impl Job {
     pub(crate) fn new(task: Box<dyn Task>) -> Self {
-        Self { task }
+        Self { task: JobKind::Task(task) }
+    }
+
+    pub(crate) fn drain(serial: Arc<crate::serial::Serial>) -> Self {
+        Self { task: JobKind::Drain(crate::serial::Drain(serial)) }
     }
 
     /// Runs the job. Panics inside are caught by the server's own code (the client gets a 500).
     pub fn run(self) {
-        self.task.run();
+        match self.task {
+            JobKind::Task(t) => t.run(),
+            JobKind::Drain(d) => d.run(),
+        }
     }
 
     pub(crate) fn reject(self) {
-        self.task.reject();
+        match self.task {
+            JobKind::Task(t) => t.reject(),
+            JobKind::Drain(d) => d.reject(),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use httpkit_codec::ws::CloseCode;
 
 use crate::exchange::ServerShared;
 use crate::logging::{events, panic_message};
-use crate::pool::{Job, Task, WorkerPool};
+use crate::pool::{Job, WorkerPool};
 use crate::ws::server_close_frame;
 
 type Callback = Box<dyn FnOnce() + Send>;
@@ -26,7 +26,7 @@ const PAUSE_TASKS: usize = 64;
 const PAUSE_BYTES: usize = 1 << 20;
 
 struct State {
-    tasks: VecDeque<(Callback, usize)>,
+    tasks: Tasks,
     bytes: usize,
     running: bool,
     paused: bool,
@@ -67,7 +67,7 @@ pub(crate) struct Serial {
 
 impl Serial {
     pub(crate) fn new(server: Arc<ServerShared>, on_fault: OnFault, conn: Option<ConnHandle>) -> Arc<Self> {
-        let state = State { tasks: VecDeque::new(), bytes: 0, running: false, paused: false };
+        let state = State { tasks: Tasks::default(), bytes: 0, running: false, paused: false };
         Arc::new(Self { state: Mutex::new(state), server, on_fault, open: AtomicBool::new(true), conn })
     }
 
@@ -181,7 +181,7 @@ impl Serial {
 
     /// Hands a drain to the pool (`running` is set).
     fn submit(self: &Arc<Self>) {
-        let job = Job::new(Box::new(Drain(self.clone())));
+        let job = Job::drain(self.clone());
         match catch_unwind(AssertUnwindSafe(|| self.server.pool.execute(job))) {
             Ok(Ok(())) => {}
             Ok(Err(job)) => job.reject(),
@@ -231,7 +231,7 @@ impl Serial {
                             st.running = false;
                             // An idle connection (a WebSocket between messages, for hours)
                             // keeps no queue memory; a burst makes a new one.
-                            st.tasks = VecDeque::new();
+                            st.tasks.more = VecDeque::new();
                             return;
                         }
                     }
@@ -247,7 +247,7 @@ impl Serial {
             }
             // More work: give other connections a turn, or go on here if the pool is full (or
             // its `execute` panicked: the queue must not stall with `running` set).
-            let again = Job::new(Box::new(Drain(self.clone())));
+            let again = Job::drain(self.clone());
             if let Ok(Ok(())) = catch_unwind(AssertUnwindSafe(|| self.server.pool.execute(again))) {
                 return;
             }
@@ -275,14 +275,51 @@ impl Serial {
     }
 }
 
-struct Drain(Arc<Serial>);
+/// A queue of callbacks that holds the first one in place: a connection with one callback at a
+/// time (a WebSocket echo, a request at a time) queues without an allocation.
+#[derive(Default)]
+struct Tasks {
+    /// The oldest callback, when `more` is empty or all of `more` came after it.
+    first: Option<(Callback, usize)>,
+    more: VecDeque<(Callback, usize)>,
+}
 
-impl Task for Drain {
-    fn run(self: Box<Self>) {
+impl Tasks {
+    fn push_back(&mut self, task: (Callback, usize)) {
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(task);
+        } else {
+            self.more.push_back(task);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<(Callback, usize)> {
+        self.first.take().or_else(|| self.more.pop_front())
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.more.clear();
+    }
+}
+
+/// Runs a connection's queued callbacks: a pool job (see [`Job::drain`]).
+pub(crate) struct Drain(pub(crate) Arc<Serial>);
+
+impl Drain {
+    pub(crate) fn run(self) {
         self.0.drain();
     }
 
-    fn reject(self: Box<Self>) {
+    pub(crate) fn reject(self) {
         // The pool is full or shut down. Tell the owner (it closes the connection), and still
         // run what is queued, on a thread of its own, so no callback (on_close above all) is lost.
         self.0.server.loggers.warn("worker pool rejected connection callbacks");
@@ -293,5 +330,46 @@ impl Task for Drain {
         if spawned.is_err() {
             self.0.drain();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_queue_keeps_its_order_whatever_slot_a_callback_lands_in() {
+        use std::sync::Mutex as M;
+        let seen = Arc::new(M::new(Vec::new()));
+        let mut q = Tasks::default();
+        let mut next = 0usize;
+        let mut expect = 0usize;
+        // Pushes and pops interleaved in every pattern up to 4 deep.
+        for pattern in 0u32..256 {
+            for step in 0..8 {
+                if pattern >> step & 1 == 1 {
+                    let (s, n) = (seen.clone(), next);
+                    q.push_back((Box::new(move || s.lock().unwrap().push(n)), n));
+                    next += 1;
+                } else if let Some((f, n)) = q.pop_front() {
+                    assert_eq!(n, expect);
+                    f();
+                    expect += 1;
+                }
+                assert_eq!(q.len(), next - expect);
+                assert_eq!(q.is_empty(), next == expect);
+            }
+        }
+        while let Some((f, _)) = q.pop_front() {
+            f();
+            expect += 1;
+        }
+        assert_eq!(expect, next);
+        assert_eq!(*seen.lock().unwrap(), (0..next).collect::<Vec<_>>());
+        q.push_back((Box::new(|| {}), 0));
+        q.push_back((Box::new(|| {}), 0));
+        q.clear();
+        assert!(q.is_empty());
     }
 }
