@@ -428,6 +428,10 @@ impl<A> Conn<A> {
             }
         }
         while self.can_decode(ctx.cfg) {
+            if off == input.len() && self.decoder.is_idle() {
+                // Between requests with nothing left: nothing to decode (the common end).
+                break;
+            }
             match self.decoder.decode(&input[off..]) {
                 Ok((0, None)) => break,
                 Ok((n, ev)) => {
