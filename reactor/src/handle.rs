@@ -238,9 +238,8 @@ impl<A> ConnHandle<A> {
         // One write, so the reactor never waits long for the right back: whatever the socket
         // does not take at once (or an error, which the reactor meets and acts on) goes the
         // usual way.
-        let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
         let done = loop {
-            match io::Write::write_vectored(&mut &*stream, &bufs) {
+            match crate::stream::write_pair(&stream, head, body) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(n) => break n,
                 Err(_) => break 0,
@@ -371,9 +370,8 @@ impl<A> ConnHandle<A> {
     /// before anyone else may send (the loan then ends).
     fn write_frame_direct(&self, stream: Arc<Stream>, head: Bytes, payload: Bytes) {
         let total = head.len() + payload.len();
-        let bufs = [io::IoSlice::new(&head), io::IoSlice::new(&payload)];
         let done = loop {
-            match io::Write::write_vectored(&mut &*stream, &bufs) {
+            match crate::stream::write_pair(&stream, &head, &payload) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(n) => break n,
                 // The reactor meets the error itself and acts on it.

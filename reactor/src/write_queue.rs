@@ -138,7 +138,9 @@ impl WriteQueue {
         while !self.segs.is_empty() {
             let mut slices = [IoSlice::new(&[]); 32];
             let n = self.segs.iter().take(32).zip(slices.iter_mut()).map(|(s, d)| *d = IoSlice::new(s)).count();
-            let written = match w.write_vectored(&slices[..n]) {
+            // (One piece: `write`, the kernel's cheaper single-buffer path.)
+            let res = if n == 1 { w.write(&slices[0]) } else { w.write_vectored(&slices[..n]) };
+            let written = match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
