@@ -345,7 +345,7 @@ mod tests {
         let mut q = Tasks::default();
         let mut next = 0usize;
         let mut expect = 0usize;
-        // Pushes and pops interleaved in every pattern up to 4 deep.
+        // Pushes and pops interleaved in every pattern of 8 steps.
         for pattern in 0u32..256 {
             for step in 0..8 {
                 if pattern >> step & 1 == 1 {
