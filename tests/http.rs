@@ -768,3 +768,26 @@ fn query_form_and_cookies_are_parsed_and_a_cookie_is_set() {
     );
     assert_eq!(r.text(), "q[] form[] theme=x visits=9");
 }
+
+/// Answers of every size around the point where head and body stop being joined for one write
+/// (2 KiB) arrive whole and in order on one keep-alive connection.
+#[test]
+fn answers_around_the_joined_write_size_arrive_whole() {
+    let sizes = [0usize, 1, 500, 1900, 1950, 1990, 2048, 2100, 5000, 70_000];
+    let body_of = |n: usize| (0..n).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>();
+    let s = start(
+        move |req: Request| {
+            let n: usize = req.path().trim_start_matches('/').parse().unwrap_or(0);
+            Response::ok(body_of(n))
+        },
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    for round in 0..3 {
+        for n in sizes {
+            let r = c.get(&format!("/{n}"));
+            assert_eq!(r.status, 200, "size {n}, round {round}");
+            assert_eq!(r.body, body_of(n), "size {n}, round {round}");
+        }
+    }
+}
