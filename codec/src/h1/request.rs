@@ -495,8 +495,9 @@ fn valid_host(v: &[u8]) -> bool {
             _ => return false,
         }
     } else {
-        // One pass: reg-name bytes by table, up to the `:` before the port.
-        let mut i = 0;
+        // One pass: reg-name bytes by table, up to the `:` before the port (the usual name,
+        // without `%`, in a tight loop first).
+        let mut i = v.iter().position(|&b| !REG_NAME[usize::from(b)]).unwrap_or(v.len());
         loop {
             match v.get(i) {
                 None => break (i > 0, None),
@@ -512,8 +513,9 @@ fn valid_host(v: &[u8]) -> bool {
         None => true,
         Some(p) => {
             p.len() <= 5
-                && p.iter().all(u8::is_ascii_digit)
-                && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+                && p.iter()
+                    .try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+                    .is_some_and(|n| n <= 65535)
         }
     };
     host_ok && port_ok

@@ -119,12 +119,8 @@ pub fn encode_head(
     let reset_content = code == 205;
     let is_head = *ctx.method == Method::HEAD;
 
+    // (A handler's `Connection: close` is seen in the loop over the headers below.)
     let mut keep_alive = ctx.keep_alive;
-    if let Some(v) = headers.get(header::CONNECTION) {
-        if has_token(v.as_bytes(), b"close") {
-            keep_alive = false;
-        }
-    }
     let body = if no_body_status || is_head || reset_content {
         BodyEncoder::None
     } else {
@@ -152,6 +148,9 @@ pub fn encode_head(
     let mut has_server = false;
     let mut has_date = false;
     for (name, value) in headers {
+        if name == header::CONNECTION && has_token(value.as_bytes(), b"close") {
+            keep_alive = false;
+        }
         if !upgrade
             && (name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::CONNECTION)
         {

@@ -242,7 +242,9 @@ fn host_values() {
         "a-b.c_d~e",
         "x:65535",
         "a%2Eb",
+        "a%2Eb:8080",
         "x.",
+        "x:0",
     ] {
         let evs = run(&req(ok));
         assert!(matches!(evs.first(), Some(Ev::Head(_))), "{ok:?} should be accepted: {evs:?}");
@@ -265,6 +267,8 @@ fn host_values() {
         "%zz",
         "a%",
         "a%4",
+        ":80",
+        "x:123456",
     ] {
         assert_eq!(err(&req(bad)), ParseError::Host, "{bad:?} should be refused");
     }
@@ -463,6 +467,16 @@ fn encode_http10_keep_alive_and_handler_close() {
         .unwrap();
     assert!(!f.keep_alive);
     assert_eq!(String::from_utf8_lossy(&out).matches("connection").count(), 1);
+    // Any of several `Connection` headers may say close (the server writes its own, once).
+    let mut h = HeaderMap::new();
+    h.append("connection", "keep-alive".parse().unwrap());
+    h.append("connection", "foo, Close".parse().unwrap());
+    out.clear();
+    let f = encode_head(StatusCode::OK, &h, BodyLength::Known(0), &ctx(&Method::GET, Version::HTTP_11, true), &mut out)
+        .unwrap();
+    assert!(!f.keep_alive);
+    assert_eq!(String::from_utf8_lossy(&out).matches("connection").count(), 1);
+    assert!(String::from_utf8_lossy(&out).contains("connection: close\r\n"));
 }
 
 #[test]
