@@ -28,38 +28,10 @@ impl<H: Handler> Task for RequestTask<H> {
         let Some(ex) = self.req.exchange.clone() else {
             return;
         };
-        // The target, for a panic message, kept without an allocation (first 96 bytes).
-        let mut what = [0u8; 96];
-        let uri = self.req.uri().as_bytes();
-        let what_len = uri.len().min(what.len());
-        what[..what_len].copy_from_slice(&uri[..what_len]);
-        let target = &what[..what_len];
+        let target = Target::of(&self.req);
         // (The request goes from the box straight to the handler: the closure holds the box
         // only, so the request is not copied on its way.)
-        match catch_unwind(AssertUnwindSafe(move || self.handler.call(self.req))) {
-            Ok(resp) => {
-                // Body streams and readers are user code too.
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| ex.send_response(resp))) {
-                    ex.server.loggers.error(&format!(
-                        "response body panicked on {} {}: {}",
-                        ex.method,
-                        String::from_utf8_lossy(target),
-                        panic_message(&*panic)
-                    ));
-                    ex.fail(true);
-                }
-            }
-            Err(panic) => {
-                let msg = panic_message(&*panic);
-                ex.server.loggers.error(&format!(
-                    "handler panicked on {} {}: {msg}",
-                    ex.method,
-                    String::from_utf8_lossy(target)
-                ));
-                ex.server.loggers.event(events::STATUS_500);
-                ex.fail(false);
-            }
-        }
+        answer(&ex, &target, move || self.handler.call(self.req));
     }
 
     fn reject(self: Box<Self>) {
@@ -68,6 +40,55 @@ impl<H: Handler> Task for RequestTask<H> {
             ex.server.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             ex.server.loggers.event(events::STATUS_503);
             ex.send_error(503, "Server unavailable, please try again");
+        }
+    }
+}
+
+/// A request's target, for a panic message, kept without an allocation (first 96 bytes).
+struct Target {
+    buf: [u8; 96],
+    len: usize,
+}
+
+impl Target {
+    fn of(req: &Request) -> Self {
+        let mut buf = [0u8; 96];
+        let uri = req.uri().as_bytes();
+        let len = uri.len().min(buf.len());
+        buf[..len].copy_from_slice(&uri[..len]);
+        Self { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Runs the handler (`call`) and writes its response; a panic answers `500`.
+fn answer(ex: &Exchange, target: &Target, call: impl FnOnce() -> Response) {
+    let target = target.as_bytes();
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(resp) => {
+            // Body streams and readers are user code too.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| ex.send_response(resp))) {
+                ex.server.loggers.error(&format!(
+                    "response body panicked on {} {}: {}",
+                    ex.method,
+                    String::from_utf8_lossy(target),
+                    panic_message(&*panic)
+                ));
+                ex.fail(true);
+            }
+        }
+        Err(panic) => {
+            let msg = panic_message(&*panic);
+            ex.server.loggers.error(&format!(
+                "handler panicked on {} {}: {msg}",
+                ex.method,
+                String::from_utf8_lossy(target)
+            ));
+            ex.server.loggers.event(events::STATUS_500);
+            ex.fail(false);
         }
     }
 }
@@ -84,10 +105,21 @@ pub(crate) struct OnPool<H> {
     pub(crate) handler: Arc<H>,
     pub(crate) pool: Arc<dyn WorkerPool>,
     pub(crate) server: Arc<ServerShared>,
+    /// The pool is [`Inline`](crate::Inline): the handler runs here at once, without a job
+    /// (no box, no hand-off; what `Inline::execute` would do with one).
+    pub(crate) inline: bool,
 }
 
 impl<H: Handler> Serve for OnPool<H> {
     fn serve(&self, request: Request, conn: &ConnHandle) {
+        if self.inline {
+            if let Some(ex) = request.exchange.clone() {
+                let target = Target::of(&request);
+                // (A panicking logger is user code too: it must not take the loop down.)
+                let _ = catch_unwind(AssertUnwindSafe(|| answer(&ex, &target, || self.handler.call(request))));
+            }
+            return;
+        }
         let job = Job::new(Box::new(RequestTask { handler: self.handler.clone(), req: request }));
         // A user pool runs here, on the reactor thread: its panic must not take the loop down.
         match catch_unwind(AssertUnwindSafe(|| self.pool.execute(job))) {

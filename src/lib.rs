@@ -128,7 +128,8 @@ use status::AtomicStatus;
 /// address cannot be bound; any error starting threads.
 pub fn run_server(handler: impl Handler, opts: Options) -> io::Result<Server> {
     let handler = Arc::new(handler);
-    bind_and_start(move |pool, server| dispatch::OnPool { handler, pool, server }, opts)
+    let inline = opts.inline_pool;
+    bind_and_start(move |pool, server| dispatch::OnPool { handler, pool, server, inline }, opts)
 }
 
 /// Binds what `opts` name (a Unix socket, or `ip:port`) and starts a server on it.
@@ -220,7 +221,8 @@ fn bind_unix(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListe
 
 fn start(handler: impl Handler, opts: Options, listener: Listener) -> io::Result<Server> {
     let handler = Arc::new(handler);
-    start_with(move |pool, server| dispatch::OnPool { handler, pool, server }, opts, listener)
+    let inline = opts.inline_pool;
+    start_with(move |pool, server| dispatch::OnPool { handler, pool, server, inline }, opts, listener)
 }
 
 /// Starts a server whose requests go to what `serve` makes from the worker pool and the

@@ -74,6 +74,8 @@ pub struct Options {
     pub(crate) access_log: bool,
     pub(crate) max_in_flight: usize,
     pub(crate) worker_pool: Option<Arc<dyn WorkerPool>>,
+    /// The pool given is [`Inline`](crate::Inline): requests are served without a job.
+    pub(crate) inline_pool: bool,
     pub(crate) loggers: Loggers,
     pub(crate) unix_socket: Option<std::path::PathBuf>,
     pub(crate) proxy_protocol: crate::ProxyProtocol,
@@ -134,6 +136,7 @@ impl Default for Options {
             access_log: false,
             max_in_flight: 10_000,
             worker_pool: None,
+            inline_pool: false,
             loggers: Loggers::default(),
             unix_socket: None,
             proxy_protocol: crate::ProxyProtocol::Off,
@@ -449,7 +452,8 @@ impl Options {
     /// Runs handlers on `pool` instead of the default [`ThreadPool`](crate::ThreadPool); then
     /// `thread`, `worker_name_prefix` and `queue_size` are unused. The server does not shut a
     /// pool it was given down: it stays the caller's.
-    pub fn worker_pool(mut self, pool: impl WorkerPool) -> Self {
+    pub fn worker_pool<P: WorkerPool>(mut self, pool: P) -> Self {
+        self.inline_pool = std::any::TypeId::of::<P>() == std::any::TypeId::of::<crate::Inline>();
         self.worker_pool = Some(Arc::new(pool));
         self
     }

@@ -314,25 +314,29 @@ fn server_owns_framing_and_refuses_header_injection() {
 
 #[test]
 fn handler_panic_answers_500_and_server_keeps_serving() {
-    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let e2 = errors.clone();
-    let s = start(
-        |req: Request| {
-            if req.path() == "/boom" {
-                panic!("secret internals");
-            }
-            Response::ok("fine")
-        },
-        opts().thread(1).error_logger(move |m| e2.lock().unwrap().push(m.to_owned())),
-    );
-    let mut c = Client::connect(addr(&s));
-    let r = c.get("/boom");
-    assert_eq!(r.status, 500);
-    assert!(!r.text().contains("secret"));
-    let r = c.get("/");
-    assert_eq!((r.status, r.text().as_str()), (200, "fine"));
-    let errs = errors.lock().unwrap().clone();
-    assert!(errs.iter().any(|m| m.contains("secret internals") && m.contains("/boom")), "{errs:?}");
+    // On a worker, and with `Inline` on the reactor thread (served there without a job).
+    for inline in [false, true] {
+        let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+        let e2 = errors.clone();
+        let o = if inline { opts().worker_pool(httpkit::Inline) } else { opts().thread(1) };
+        let s = start(
+            |req: Request| {
+                if req.path() == "/boom" {
+                    panic!("secret internals");
+                }
+                Response::ok("fine")
+            },
+            o.error_logger(move |m| e2.lock().unwrap().push(m.to_owned())),
+        );
+        let mut c = Client::connect(addr(&s));
+        let r = c.get("/boom");
+        assert_eq!(r.status, 500);
+        assert!(!r.text().contains("secret"));
+        let r = c.get("/");
+        assert_eq!((r.status, r.text().as_str()), (200, "fine"));
+        let errs = errors.lock().unwrap().clone();
+        assert!(errs.iter().any(|m| m.contains("secret internals") && m.contains("/boom")), "{errs:?}");
+    }
 }
 
 #[test]
