@@ -65,6 +65,7 @@ impl Exchange {
             BodyKind::Reader(r) => self.start_pumped(status, &headers, Source::Reader(r)),
             BodyKind::Stream(iter) => self.start_pumped(status, &headers, Source::Stream(iter)),
         }
+        crate::response::recycle_headers(headers);
     }
 
     /// A body of unknown length (chunked), produced as the client reads (see `pump.rs`).

@@ -46,8 +46,40 @@ impl fmt::Debug for Response {
 
 impl Default for Response {
     fn default() -> Self {
-        Self { status: StatusCode::OK, headers: HeaderMap::new(), body: Body::empty(), invalid: None, takeover: None }
+        Self { status: StatusCode::OK, headers: spare_headers(), body: Body::empty(), invalid: None, takeover: None }
     }
+}
+
+thread_local! {
+    /// Header maps of answers written on this thread, emptied for the next answer made here: a
+    /// map's first header allocates its table (two allocations, freed with the map), which a
+    /// used map already has.
+    static SPARE_HEADERS: std::cell::RefCell<Vec<HeaderMap>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare maps kept per thread (a thread makes and writes one answer at a time).
+const SPARE_MAX: usize = 2;
+/// Largest map kept (in headers): a rare large answer's table is not held on to.
+const SPARE_CAPACITY: usize = 24;
+
+/// An empty header map: a spare one of this thread's, or a new one.
+fn spare_headers() -> HeaderMap {
+    SPARE_HEADERS.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop())).ok().flatten().unwrap_or_default()
+}
+
+/// Keeps `headers` (of an answer written) for the next answer made on this thread.
+pub(crate) fn recycle_headers(mut headers: HeaderMap) {
+    if headers.capacity() == 0 || headers.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    headers.clear();
+    let _ = SPARE_HEADERS.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if s.len() < SPARE_MAX {
+                s.push(headers);
+            }
+        }
+    });
 }
 
 impl Response {
@@ -277,5 +309,36 @@ impl From<&'static [u8]> for Body {
 impl From<()> for Body {
     fn from(_: ()) -> Self {
         Self::empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn written_answers_lend_their_emptied_header_maps_to_the_next_ones() {
+        // (Tests run on threads of their own: this thread's spares are this test's.)
+        let r = Response::ok("a").header("x-secret", "1").header("content-type", "text/plain");
+        let cap = r.headers.capacity();
+        recycle_headers(r.headers);
+        let next = Response::ok("b");
+        assert!(next.headers.is_empty(), "a spare map comes back empty: {:?}", next.headers);
+        assert_eq!(next.headers.capacity(), cap, "the spare one (its table already made)");
+        // At most SPARE_MAX kept; none that never held a header or grew large.
+        let made: Vec<_> = (0..5).map(|_| Response::ok("c").header("a", "1")).collect();
+        for r in made {
+            recycle_headers(r.headers);
+        }
+        recycle_headers(HeaderMap::new());
+        let mut big = HeaderMap::new();
+        for i in 0..100 {
+            big.insert(HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(), HeaderValue::from_static("v"));
+        }
+        recycle_headers(big);
+        let kept = SPARE_HEADERS.with(|s| s.borrow().iter().map(HeaderMap::capacity).collect::<Vec<_>>());
+        assert_eq!(kept.len(), SPARE_MAX, "{kept:?}");
+        assert!(kept.iter().all(|&c| c > 0 && c <= SPARE_CAPACITY), "{kept:?}");
     }
 }

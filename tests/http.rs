@@ -795,3 +795,27 @@ fn answers_around_the_joined_write_size_arrive_whole() {
         }
     }
 }
+
+/// Header maps are reused by the next answer made on the same thread: never with the last
+/// answer's headers in them.
+#[test]
+fn an_answers_headers_never_reach_the_next_answer() {
+    for inline in [false, true] {
+        let o = if inline { opts().worker_pool(httpkit::Inline) } else { opts().thread(1) };
+        let s = start(
+            |req: Request| match req.path() {
+                "/a" => Response::ok("a").header("x-private", "for a only").header("cache-control", "no-store"),
+                _ => Response::ok("b"),
+            },
+            o,
+        );
+        let mut c = Client::connect(addr(&s));
+        for _ in 0..3 {
+            let a = c.get("/a");
+            assert_eq!(a.header("x-private"), Some("for a only"));
+            let b = c.get("/b");
+            assert_eq!(b.text(), "b");
+            assert_eq!((b.header("x-private"), b.header("cache-control")), (None, None), "inline: {inline}");
+        }
+    }
+}
