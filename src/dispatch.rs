@@ -95,8 +95,8 @@ fn answer(ex: &Exchange, target: &Target, call: impl FnOnce() -> Response) {
 
 /// Where a request's handler runs: the worker pool (a [`Handler`]), or an async runtime.
 pub(crate) trait Serve: Send + Sync + 'static {
-    /// Runs the handler for `req` somewhere (never here: this is the reactor thread) and has
-    /// its answer written.
+    /// Runs the handler for `req` somewhere and has its answer written. Called on the reactor
+    /// thread: only the `Inline` pool's handlers run here.
     fn serve(&self, req: Request, conn: &ConnHandle);
 }
 

@@ -773,7 +773,8 @@ impl WorkerPool for ThreadPerTask {
 /// Runs every job at once on the thread that submits it: the reactor thread.
 ///
 /// The fastest choice for handlers that never block and answer with in-memory bodies (no
-/// hand-off, no context switch). **Danger:** while a handler runs, no other connection is
+/// hand-off, no context switch; given to [`Options::worker_pool`](crate::Options::worker_pool),
+/// a request goes from the parser to the handler without even a job). **Danger:** while a handler runs, no other connection is
 /// served; a handler that sleeps, waits on I/O or locks stalls the whole server, and large
 /// file or stream bodies are queued whole in memory (the reactor cannot drain while it waits).
 #[derive(Debug, Clone, Copy, Default)]
