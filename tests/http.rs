@@ -819,3 +819,17 @@ fn an_answers_headers_never_reach_the_next_answer() {
         }
     }
 }
+
+/// A handler's `close` counts in any of its `Connection` headers, not only the first.
+#[test]
+fn a_close_in_a_second_connection_header_closes_the_connection() {
+    let s = start(
+        |_req: Request| Response::ok("bye").header("connection", "keep-alive").header("connection", "foo, Close"),
+        opts(),
+    );
+    let mut c = Client::connect(addr(&s));
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response().unwrap();
+    assert_eq!((r.text().as_str(), r.header("connection")), ("bye", Some("close")));
+    assert!(c.is_closed_within(Duration::from_secs(10)));
+}
